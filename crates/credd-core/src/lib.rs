@@ -1,0 +1,15 @@
+//! credd-core: domain types and pure policy for credd.
+//!
+//! Invariant: nothing in this crate performs I/O, reads a clock or spawns a task;
+//! every input (time, randomness, profile text) is passed in, so all of it is
+//! testable without sleeping or touching the file system.
+
+pub mod credentials;
+pub mod duration;
+pub mod profile;
+pub mod schedule;
+pub mod token;
+pub mod upstream;
+
+pub use credentials::{format_expiration, LongTermKeys, SecretString, TemporaryCredentials};
+pub use upstream::{Upstream, UpstreamError, UpstreamErrorKind};

@@ -1,0 +1,146 @@
+//! Client tokens for the container endpoint.
+//!
+//! A token is `credd_<id>_<secret>`: a public 16-hex-digit id used to find
+//! the record, and 256 random bits (64 hex digits). Only the SHA-256 of the
+//! secret is stored; presented secrets are hashed and compared in constant
+//! time (`subtle`), so neither length nor prefix leaks through timing.
+
+use crate::credentials::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+pub const PREFIX: &str = "credd_";
+
+/// A stored token: never the secret, only its digest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    /// Hex SHA-256 of the secret part.
+    pub sha256: String,
+    pub profiles: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub label: String,
+}
+
+/// Makes a token from 40 random bytes (8 for the id, 32 for the secret).
+pub fn mint(
+    random: [u8; 40],
+    profiles: Vec<String>,
+    created: OffsetDateTime,
+    expires: Option<OffsetDateTime>,
+    label: String,
+) -> (SecretString, TokenRecord) {
+    let id = hex::encode(&random[..8]);
+    let secret = hex::encode(&random[8..]);
+    let digest = hex::encode(Sha256::digest(secret.as_bytes()));
+    let token = SecretString::new(format!("{PREFIX}{id}_{secret}"));
+    (
+        token,
+        TokenRecord {
+            id,
+            sha256: digest,
+            profiles,
+            created,
+            expires,
+            label,
+        },
+    )
+}
+
+/// A presented token split into its id and the digest of its secret.
+#[derive(Debug)]
+pub struct Presented {
+    pub id: String,
+    digest: [u8; 32],
+}
+
+/// Splits a presented `Authorization` value; `None` if it is not shaped like
+/// a credd token (the caller answers 401 either way).
+pub fn parse(presented: &str) -> Option<Presented> {
+    let rest = presented.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(Presented {
+        id: id.to_string(),
+        digest: Sha256::digest(secret.as_bytes()).into(),
+    })
+}
+
+impl TokenRecord {
+    /// Constant-time check of a presented secret's digest against this record.
+    pub fn matches(&self, p: &Presented) -> bool {
+        let mut stored = [0u8; 32];
+        if hex::decode_to_slice(&self.sha256, &mut stored).is_err() {
+            return false;
+        }
+        p.id == self.id && bool::from(stored.ct_eq(&p.digest))
+    }
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+    pub fn allows(&self, profile: &str) -> bool {
+        self.profiles.iter().any(|p| p == profile || p == "*")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn minted() -> (SecretString, TokenRecord) {
+        let mut r = [0u8; 40];
+        for (i, b) in r.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(7);
+        }
+        mint(
+            r,
+            vec!["dev".into()],
+            datetime!(2026-11-23 09:00 UTC),
+            Some(datetime!(2026-11-23 10:00 UTC)),
+            "test".into(),
+        )
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let (tok, rec) = minted();
+        assert_eq!(tok.expose().len(), PREFIX.len() + 16 + 1 + 64);
+        assert!(rec.matches(&parse(tok.expose()).unwrap()));
+        assert!(
+            !rec.sha256.contains(&tok.expose()[23..]),
+            "only the digest is stored"
+        );
+        // Wrong secret, prefix of it, empty secret, wrong id, junk: all refused.
+        let t = tok.expose();
+        let wrong_last = format!(
+            "{}{}",
+            &t[..t.len() - 1],
+            if t.ends_with('0') { '1' } else { '0' }
+        );
+        assert!(!rec.matches(&parse(&wrong_last).unwrap()));
+        assert!(!rec.matches(&parse(&t[..t.len() - 10]).unwrap()));
+        assert!(!rec.matches(&parse(&t[..23]).unwrap()));
+        assert!(parse("").is_none());
+        assert!(parse("Bearer x").is_none());
+        assert!(parse("credd_zz_abc").is_none());
+        let other_id = format!("credd_{}{}", "0".repeat(16), &t[22..]);
+        assert!(!rec.matches(&parse(&other_id).unwrap()));
+    }
+
+    #[test]
+    fn scope_and_expiry() {
+        let (_, rec) = minted();
+        assert!(rec.allows("dev") && !rec.allows("prod"));
+        assert!(!rec.expired(datetime!(2026-11-23 09:59 UTC)));
+        assert!(rec.expired(datetime!(2026-11-23 10:00 UTC)));
+    }
+}
