@@ -1,1 +1,21 @@
-//! placeholder
+//! credd-aws: everything that talks to AWS or reads `~/.aws` lives here; it is
+//! the only crate that imports `aws-*`.
+//!
+//! - [`profiles`] reads `~/.aws/config` and `~/.aws/credentials` with the AWS
+//!   SDK's own parser and hands credd-core plain key/value sections.
+//! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
+//!   sources (`credential_process`, `mfa_process`, the environment).
+//!
+//! Secrets never reach an error message or a log line: upstream failures are
+//! described by AWS's error code and message, and local commands by their exit
+//! status and the first line of their stderr, never their stdout.
+
+mod classify;
+mod local;
+pub mod profiles;
+pub mod sts;
+#[cfg(test)]
+mod sts_tests;
+
+pub use profiles::{load_profiles, LoadedProfiles, ProfileEnv, ProfileLoadError};
+pub use sts::AwsUpstream;
