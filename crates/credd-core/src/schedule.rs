@@ -50,8 +50,9 @@ impl Policy {
         if lifetime >= self.window * 2 {
             expires - self.window - self.jitter * jitter
         } else {
-            // Short-lived: half-life, less up to a tenth of the lifetime.
-            issued + lifetime / 2 - (lifetime / 10) * jitter
+            // Short-lived: half-life, less up to a tenth of the lifetime
+            // (never more than the configured jitter).
+            issued + lifetime / 2 - std::cmp::min(lifetime / 10, self.jitter) * jitter
         }
     }
 

@@ -1,1 +1,221 @@
-//! placeholder
+//! credd-daemon: the broker (cache, refresher tasks, single flight), the
+//! HTTP endpoints (container credentials, IMDSv2 emulation) and the control
+//! socket.
+//!
+//! Invariant: this is the only crate that imports hyper; it talks to AWS and
+//! reads `~/.aws` only through the [`credd_core::Upstream`] and
+//! [`ProfileLoader`] traits it is handed, so every part of it runs against
+//! fakes in tests.
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod container;
+pub mod control;
+pub mod fsutil;
+pub mod imds;
+pub mod server;
+pub mod sessions;
+pub mod tokens;
+
+use credd_core::profile::{ConfigError as ProfileError, Plan};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+pub type Plans = BTreeMap<String, Result<Plan, ProfileError>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Reads the AWS config and credentials files into plans.
+pub trait ProfileLoader: Send + Sync + 'static {
+    /// `Err` is a message naming the file and what to fix.
+    fn load(&self) -> BoxFuture<'_, Result<Plans, String>>;
+}
+
+/// What the daemon is given from outside: the AWS side and time.
+pub struct Services {
+    pub upstream: Arc<dyn credd_core::Upstream>,
+    pub profiles: Arc<dyn ProfileLoader>,
+    pub clock: Arc<dyn clock::Clock>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+/// Listeners bound before the daemon starts (from flags, or handed in by
+/// the service manager).
+#[derive(Debug)]
+pub struct Listeners {
+    pub container: TcpListener,
+    pub imds: Option<TcpListener>,
+}
+
+/// Where the daemon answers, once it is ready.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub container: SocketAddr,
+    pub imds: Option<SocketAddr>,
+    pub control_socket: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Fs(#[from] fsutil::FsError),
+    #[error("cannot bind the control socket {path}: {source}")]
+    Control {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read a listener's address: {0}")]
+    Listener(std::io::Error),
+}
+
+pub fn control_socket_path(runtime_dir: &std::path::Path) -> PathBuf {
+    runtime_dir.join("control.sock")
+}
+
+/// Makes this process undumpable and disables core files, so a crash or a
+/// same-user debugger attach does not spill credentials (threat-model row 11).
+pub fn harden_process() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    }
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
+}
+
+/// Runs the daemon until `shutdown` is cancelled, then stops every task
+/// (grace period 5 s).
+pub async fn run(
+    config: config::DaemonConfig,
+    services: Services,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), DaemonError> {
+    fsutil::private_dir(&config.runtime_dir)?;
+    fsutil::private_dir(&config.state_dir)?;
+    let tasks = TaskTracker::new();
+    let now = services.clock.now();
+    let tokens = Arc::new(tokens::TokenStore::open(
+        config.state_dir.join("tokens.json"),
+        now,
+    ));
+    let broker = broker::Broker::new(
+        services.upstream.clone(),
+        services.clock.clone(),
+        config.policy,
+        sessions::SessionStore::new(config.state_dir.join("sessions")),
+        tasks.clone(),
+        shutdown.child_token(),
+    );
+    let container_addr = listeners
+        .container
+        .local_addr()
+        .map_err(DaemonError::Listener)?;
+    let imds_addr = match &listeners.imds {
+        Some(l) => Some(l.local_addr().map_err(DaemonError::Listener)?),
+        None => None,
+    };
+    let control_path = control_socket_path(&config.runtime_dir);
+    let control_listener =
+        control::bind(&control_path)
+            .await
+            .map_err(|source| DaemonError::Control {
+                path: control_path.clone(),
+                source,
+            })?;
+
+    let control_state = Arc::new(control::ControlState {
+        broker: broker.clone(),
+        tokens: tokens.clone(),
+        endpoints: control::Endpoints {
+            container_url: format!("http://{container_addr}{}", container::CREDENTIALS_PATH),
+            imds_url: imds_addr.map(|a| format!("http://{a}")),
+        },
+        loader: services.profiles.clone(),
+        default_token_ttl: config.default_token_ttl,
+        config_error: Default::default(),
+        started: credd_core::format_expiration(now),
+    });
+    control_state.reload().await;
+
+    let container = Arc::new(container::ContainerEndpoint {
+        broker: broker.clone(),
+        tokens: tokens.clone(),
+        hosts: server::HostAllowList::for_addr(container_addr),
+    });
+    tasks.spawn(
+        server::serve(
+            listeners.container,
+            container,
+            config.limits,
+            shutdown.child_token(),
+            tasks.clone(),
+        )
+        .instrument(tracing::info_span!("container", addr = %container_addr)),
+    );
+    if let (Some(l), Some(addr), Some(imds)) = (listeners.imds, imds_addr, &config.imds) {
+        let ep = Arc::new(imds::ImdsEndpoint::new(
+            broker.clone(),
+            imds.profile.clone(),
+            imds.allow_imdsv1,
+            server::HostAllowList::for_addr(addr),
+        ));
+        tasks.spawn(
+            server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
+                .instrument(tracing::info_span!("imds", %addr)),
+        );
+    }
+    tasks.spawn(
+        control::serve(
+            control_listener,
+            control_state.clone(),
+            shutdown.child_token(),
+            tasks.clone(),
+        )
+        .instrument(tracing::info_span!("control-socket")),
+    );
+    on_ready(&Ready {
+        container: container_addr,
+        imds: imds_addr,
+        control_socket: control_path.clone(),
+    });
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    tasks.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within 5 s");
+    }
+    let _ = std::fs::remove_file(&control_path);
+    Ok(())
+}
+
+#[cfg(test)]
+mod broker_tests;
+#[cfg(test)]
+mod endpoint_tests;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,342 @@
+//! The daemon's settings: defaults < `credd.toml` < environment < flags.
+//! This module holds the resolved form and the file form; the binary owns
+//! the flags and merges them last. Every setting, with its default, is in
+//! `docs/configuration.md` and `docs/credd.example.toml` (a test keeps the
+//! example in sync with [`FileConfig::default`]).
+
+use credd_core::{duration, schedule::Policy};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9911";
+
+/// `credd.toml` as written by a user. Durations are strings (`35m`, `12h`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address of the container-credentials endpoint (loopback only unless
+    /// `allow_non_loopback` is set).
+    pub listen: String,
+    /// Allow a listener on an address that is not loopback or link-local.
+    pub allow_non_loopback: bool,
+    pub imds: ImdsFile,
+    pub refresh: RefreshFile,
+    pub limits: LimitsFile,
+    pub tokens: TokensFile,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImdsFile {
+    /// Address of the IMDSv2 emulation; empty = off.
+    pub listen: String,
+    /// The one profile it serves.
+    pub profile: String,
+    /// Answer GETs without an IMDSv2 session token (IMDSv1). Off: only
+    /// clients that do the PUT first get anything.
+    pub allow_imdsv1: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefreshFile {
+    /// Renew long-lived credentials this long before they expire.
+    pub window: String,
+    /// Spread renewals by up to this much more.
+    pub jitter: String,
+    /// Never serve a credential with less than this left.
+    pub min_serve_life: String,
+    /// First retry delay after a failure; doubles up to `backoff_cap`.
+    pub backoff_base: String,
+    pub backoff_cap: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    /// Open connections per listener; at the cap, the longest-idle
+    /// connection is closed to make room.
+    pub max_connections: usize,
+    /// Close a connection that has not sent a full request head in this time.
+    pub header_read_timeout: String,
+    /// Largest request head in bytes (hyper's minimum is 8192).
+    pub max_header_bytes: usize,
+    /// Most header lines in a request.
+    pub max_headers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensFile {
+    /// Lifetime of `credd token issue` tokens when `--ttl` is not given.
+    pub default_ttl: String,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.into(),
+            allow_non_loopback: false,
+            imds: ImdsFile::default(),
+            refresh: RefreshFile::default(),
+            limits: LimitsFile::default(),
+            tokens: TokensFile::default(),
+        }
+    }
+}
+impl Default for RefreshFile {
+    fn default() -> Self {
+        Self {
+            window: "35m".into(),
+            jitter: "5m".into(),
+            min_serve_life: "1m".into(),
+            backoff_base: "5s".into(),
+            backoff_cap: "5m".into(),
+        }
+    }
+}
+impl Default for LimitsFile {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: "5s".into(),
+            max_header_bytes: 16 * 1024,
+            max_headers: 32,
+        }
+    }
+}
+impl Default for TokensFile {
+    fn default() -> Self {
+        Self {
+            default_ttl: "12h".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Value { key: String, message: String },
+}
+
+/// The resolved settings the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub listen: SocketAddr,
+    pub imds: Option<ImdsConfig>,
+    pub policy: Policy,
+    pub limits: Limits,
+    pub default_token_ttl: Duration,
+    pub runtime_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImdsConfig {
+    pub listen: SocketAddr,
+    pub profile: String,
+    pub allow_imdsv1: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        FileConfig::default()
+            .limits()
+            .expect("the defaults are valid")
+    }
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing file gives the defaults only when
+    /// `missing_ok` (the default location), an error otherwise.
+    pub fn load(path: &Path, missing_ok: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+            Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        let r = &self.refresh;
+        Ok(Policy {
+            window: dur("refresh.window", &r.window)?,
+            jitter: dur("refresh.jitter", &r.jitter)?,
+            min_serve_life: dur("refresh.min_serve_life", &r.min_serve_life)?,
+            backoff_base: dur("refresh.backoff_base", &r.backoff_base)?,
+            backoff_cap: dur("refresh.backoff_cap", &r.backoff_cap)?,
+        })
+    }
+
+    pub fn limits(&self) -> Result<Limits, ConfigError> {
+        let l = &self.limits;
+        if l.max_header_bytes < 8192 {
+            return Err(ConfigError::Value {
+                key: "limits.max_header_bytes".into(),
+                message: "must be at least 8192".into(),
+            });
+        }
+        if l.max_connections == 0 || l.max_headers == 0 {
+            return Err(ConfigError::Value {
+                key: "limits".into(),
+                message: "max_connections and max_headers must be above 0".into(),
+            });
+        }
+        Ok(Limits {
+            max_connections: l.max_connections,
+            header_read_timeout: dur("limits.header_read_timeout", &l.header_read_timeout)?
+                .unsigned_abs(),
+            max_header_bytes: l.max_header_bytes,
+            max_headers: l.max_headers,
+        })
+    }
+}
+
+fn dur(key: &str, v: &str) -> Result<time::Duration, ConfigError> {
+    let d = duration::parse(v).map_err(|e| ConfigError::Value {
+        key: key.into(),
+        message: e.to_string(),
+    })?;
+    Ok(time::Duration::seconds(d.as_secs() as i64))
+}
+
+/// Parses a listen address, refusing anything but loopback and the ECS
+/// link-local addresses unless explicitly allowed (threat-model row 7).
+pub fn listen_addr(
+    key: &str,
+    v: &str,
+    allow_non_loopback: bool,
+) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = v.parse().map_err(|_| ConfigError::Value {
+        key: key.into(),
+        message: format!("'{v}' is not an IP:PORT address (e.g. 127.0.0.1:9911)"),
+    })?;
+    if !allow_non_loopback && !is_local(&addr) {
+        return Err(ConfigError::Value {
+            key: key.into(),
+            message: format!(
+                "{addr} is reachable from other machines; credd listens on loopback (127.0.0.1, ::1) or the ECS link-local addresses (169.254.170.2, 169.254.170.23) only"
+            ),
+        });
+    }
+    Ok(addr)
+}
+
+/// Loopback, or one of the link-local addresses SDKs accept over plain http.
+pub fn is_local(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            ip.is_loopback()
+                || ip.octets() == [169, 254, 170, 2]
+                || ip.octets() == [169, 254, 170, 23]
+        }
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23]
+        }
+    }
+}
+
+/// Where the control socket and token files live: `CREDD_RUNTIME_DIR`, else
+/// `$XDG_RUNTIME_DIR/credd`, else a per-user directory under the temp dir.
+pub fn runtime_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(d) = env("CREDD_RUNTIME_DIR").filter(|s| !s.is_empty()) {
+        return d.into();
+    }
+    if let Some(d) = env("XDG_RUNTIME_DIR").filter(|s| !s.is_empty()) {
+        return Path::new(&d).join("credd");
+    }
+    if cfg!(target_os = "macos") {
+        if let Some(h) = env("HOME") {
+            return Path::new(&h).join("Library/Caches/credd/run");
+        }
+    }
+    std::env::temp_dir().join(format!("credd-{}", crate::fsutil::my_uid()))
+}
+
+/// Where MFA sessions and token records persist: `CREDD_STATE_DIR`, else
+/// `$XDG_STATE_HOME/credd`, else `~/.local/state/credd`.
+pub fn state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(d) = env("CREDD_STATE_DIR").filter(|s| !s.is_empty()) {
+        return d.into();
+    }
+    if let Some(d) = env("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return Path::new(&d).join("credd");
+    }
+    let home = env("HOME").unwrap_or_else(|| ".".into());
+    if cfg!(target_os = "macos") {
+        return Path::new(&home).join("Library/Application Support/credd");
+    }
+    Path::new(&home).join(".local/state/credd")
+}
+
+/// `CREDD_CONFIG`, else `~/.config/credd/credd.toml` (or `$XDG_CONFIG_HOME`).
+pub fn config_path(env: &dyn Fn(&str) -> Option<String>) -> (PathBuf, bool) {
+    if let Some(p) = env("CREDD_CONFIG").filter(|s| !s.is_empty()) {
+        return (p.into(), false);
+    }
+    let base = env("XDG_CONFIG_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&env("HOME").unwrap_or_else(|| ".".into())).join(".config"));
+    (base.join("credd/credd.toml"), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/credd.example.toml");
+        let text = std::fs::read_to_string(&path).expect("docs/credd.example.toml exists");
+        let parsed: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            FileConfig::default(),
+            "docs/credd.example.toml drifted from the defaults; regenerate it with:\n{}",
+            toml::to_string_pretty(&FileConfig::default()).unwrap()
+        );
+        // Every key of the defaults appears in the example (commented or not).
+        let defaults = toml::to_string_pretty(&FileConfig::default()).unwrap();
+        for line in defaults.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap();
+            assert!(text.contains(key), "{key} missing from the example");
+        }
+        assert!(FileConfig::default().policy().is_ok());
+    }
+
+    #[test]
+    fn refuses_non_local_listeners_and_typos() {
+        assert!(listen_addr("listen", "0.0.0.0:9911", false).is_err());
+        assert!(listen_addr("listen", "192.168.1.2:9911", false).is_err());
+        assert!(listen_addr("listen", "127.0.0.1:9911", false).is_ok());
+        assert!(listen_addr("listen", "169.254.170.2:80", false).is_ok());
+        assert!(listen_addr("listen", "[::1]:9911", false).is_ok());
+        assert!(listen_addr("listen", "0.0.0.0:9911", true).is_ok());
+        let e = toml::from_str::<FileConfig>("lisen = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("lisen"));
+    }
+}

@@ -1,0 +1,235 @@
+//! The client-token store: records (digests, scopes, expiry) in memory and in
+//! `STATE_DIR/tokens.json` (0600). Secrets exist only in the caller's hands.
+
+use crate::fsutil;
+use credd_core::token::{self, TokenRecord};
+use credd_core::SecretString;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    Missing,
+    /// Not a credd token, unknown, wrong secret, or revoked.
+    Invalid,
+    Expired,
+    /// A good token that is not scoped to this profile.
+    Forbidden,
+}
+
+#[derive(Debug)]
+pub struct TokenStore {
+    path: Option<PathBuf>,
+    records: RwLock<HashMap<String, TokenRecord>>,
+    failures: AtomicU64,
+}
+
+const CAP: u64 = 4 * 1024 * 1024;
+
+impl TokenStore {
+    /// Loads `STATE_DIR/tokens.json`; a corrupt file is set aside and the
+    /// store starts empty (tokens are cheap to issue again).
+    pub fn open(path: PathBuf, now: OffsetDateTime) -> Self {
+        let records = match fsutil::read_private(&path, CAP) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Vec<TokenRecord>>(&bytes) {
+                Ok(v) => v
+                    .into_iter()
+                    .filter(|r| !r.expired(now))
+                    .map(|r| (r.id.clone(), r))
+                    .collect(),
+                Err(e) => {
+                    let aside = fsutil::set_aside(&path, now.unix_timestamp());
+                    tracing::warn!(path = %path.display(), error = %e, aside = ?aside, "token store is corrupt; set it aside and started empty");
+                    HashMap::new()
+                }
+            },
+            Ok(None) => HashMap::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the token store; starting empty");
+                HashMap::new()
+            }
+        };
+        Self {
+            path: Some(path),
+            records: RwLock::new(records),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// A store that is not persisted (tests).
+    pub fn in_memory() -> Self {
+        Self {
+            path: None,
+            records: RwLock::new(HashMap::new()),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn issue(
+        &self,
+        profiles: Vec<String>,
+        now: OffsetDateTime,
+        ttl: Option<time::Duration>,
+        label: String,
+    ) -> Result<(SecretString, TokenRecord), fsutil::FsError> {
+        let mut random = [0u8; 40];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
+        let (secret, rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);
+        self.records
+            .write()
+            .unwrap()
+            .insert(rec.id.clone(), rec.clone());
+        self.save(now)?;
+        Ok((secret, rec))
+    }
+
+    pub fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, fsutil::FsError> {
+        let removed = self.records.write().unwrap().remove(id).is_some();
+        if removed {
+            self.save(now)?;
+        }
+        Ok(removed)
+    }
+
+    pub fn list(&self, now: OffsetDateTime) -> Vec<TokenRecord> {
+        let mut v: Vec<TokenRecord> = self
+            .records
+            .read()
+            .unwrap()
+            .values()
+            .filter(|r| !r.expired(now))
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.created);
+        v
+    }
+
+    /// Checks an `Authorization` value for `profile`. Failures are counted.
+    pub fn authorize(
+        &self,
+        header: Option<&[u8]>,
+        profile: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<TokenRecord, AuthError> {
+        let r = self.check(header, profile, now);
+        if r.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn check(
+        &self,
+        header: Option<&[u8]>,
+        profile: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<TokenRecord, AuthError> {
+        let raw = header.ok_or(AuthError::Missing)?;
+        let text = std::str::from_utf8(raw).map_err(|_| AuthError::Invalid)?;
+        let presented = token::parse(text.trim()).ok_or(AuthError::Invalid)?;
+        let records = self.records.read().unwrap();
+        let rec = records.get(&presented.id).ok_or(AuthError::Invalid)?;
+        if !rec.matches(&presented) {
+            return Err(AuthError::Invalid);
+        }
+        if rec.expired(now) {
+            return Err(AuthError::Expired);
+        }
+        if let Some(p) = profile {
+            if !rec.allows(p) {
+                return Err(AuthError::Forbidden);
+            }
+        }
+        Ok(rec.clone())
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn save(&self, now: OffsetDateTime) -> Result<(), fsutil::FsError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let list = self.list(now);
+        let bytes = serde_json::to_vec_pretty(&list).expect("records serialize");
+        fsutil::write_private(path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 09:00 UTC);
+
+    #[test]
+    fn scoped_expiring_revocable_and_persisted_as_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let store = TokenStore::open(path.clone(), NOW);
+        let (tok, rec) = store
+            .issue(
+                vec!["a".into()],
+                NOW,
+                Some(time::Duration::hours(1)),
+                "t".into(),
+            )
+            .unwrap();
+        let t = tok.expose().as_bytes();
+        assert!(store.authorize(Some(t), Some("a"), NOW).is_ok());
+        assert_eq!(
+            store.authorize(Some(t), Some("b"), NOW),
+            Err(AuthError::Forbidden)
+        );
+        assert_eq!(
+            store.authorize(None, Some("a"), NOW),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            store.authorize(Some(b""), Some("a"), NOW),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            store.authorize(Some(&t[..t.len() - 1]), Some("a"), NOW),
+            Err(AuthError::Invalid)
+        );
+        let later = NOW + time::Duration::hours(2);
+        assert_eq!(
+            store.authorize(Some(t), Some("a"), later),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(store.failures(), 5);
+
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !on_disk.contains(&tok.expose()[23..]),
+            "secret never stored"
+        );
+        let reopened = TokenStore::open(path.clone(), NOW);
+        assert!(reopened.authorize(Some(t), Some("a"), NOW).is_ok());
+        assert!(reopened.revoke(&rec.id, NOW).unwrap());
+        assert_eq!(
+            reopened.authorize(Some(t), Some("a"), NOW),
+            Err(AuthError::Invalid)
+        );
+        assert!(TokenStore::open(path, NOW).list(NOW).is_empty());
+    }
+
+    #[test]
+    fn corrupt_store_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        fsutil::write_private(&path, b"{not json").unwrap();
+        let store = TokenStore::open(path.clone(), NOW);
+        assert!(store.list(NOW).is_empty());
+        assert!(!path.exists());
+        let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(kept.len(), 1, "the bad file is kept aside");
+    }
+}

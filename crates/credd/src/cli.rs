@@ -1,0 +1,190 @@
+//! The command line, as clap types. Raw flags only: `main` resolves them
+//! against the config file and environment.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "credd",
+    version,
+    about = "Holds your AWS sessions and vends short-lived credentials to SDKs, shells, containers and IDEs.",
+    long_about = "credd is a per-user daemon that reads your ~/.aws/config, holds the sessions behind each \
+profile (MFA sessions, role chains, web identity, credential_process), renews them before they expire and \
+serves them over a localhost endpoint that every AWS SDK understands \
+(AWS_CONTAINER_CREDENTIALS_FULL_URI), an optional IMDSv2 emulation, and a few commands.\n\n\
+Start the daemon with `credd serve`, then run things with `credd exec PROFILE -- COMMAND`.",
+    after_help = "Examples:\n  credd serve                              # run the daemon in the foreground\n  credd exec dev -- aws s3 ls              # run a command with dev's credentials\n  credd mfa dev                            # start the MFA session behind dev\n  credd status                             # what is held, when it expires\n  eval \"$(credd env dev)\"                   # point this shell at the endpoint\n\nFiles: CREDD_CONFIG (settings), CREDD_RUNTIME_DIR (control socket), CREDD_STATE_DIR (sessions, tokens).\nDocs: docs/configuration.md, docs/http-api.md, docs/security.md."
+)]
+pub struct Cli {
+    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (stops cleanly on Ctrl-C or SIGTERM).
+    #[command(
+        after_help = "The endpoint listens on 127.0.0.1:9911 unless --listen or credd.toml says otherwise; \
+the IMDSv2 emulation is off unless --imds-listen and --imds-profile are given.\n\n\
+Example:\n  credd serve --imds-listen 127.0.0.1:9912 --imds-profile dev"
+    )]
+    Serve(ServeArgs),
+    /// Run a command with a profile's credentials, served by the daemon.
+    #[command(
+        after_help = "The command gets AWS_CONTAINER_CREDENTIALS_FULL_URI and \
+AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (a token scoped to PROFILE, revoked when the command exits), \
+AWS_REGION from the profile, and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE, \
+so SDKs fetch fresh credentials from credd for as long as it runs.\n\n\
+Example:\n  credd exec dev -- aws sts get-caller-identity"
+    )]
+    Exec(ExecArgs),
+    /// Print the variables that point a shell or tool at the endpoint.
+    #[command(
+        after_help = "Examples:\n  eval \"$(credd env dev)\"                  # sh, bash, zsh\n  credd env dev --format fish | source\n  credd env dev --static                   # the temporary keys themselves (they expire!)"
+    )]
+    Env(EnvArgs),
+    /// Print credentials as credential_process JSON (Version 1).
+    #[command(
+        name = "credential-process",
+        after_help = "Use it from ~/.aws/config so that the AWS CLI, Terraform and IDE plugins get credentials from credd:\n\n  [profile dev-via-credd]\n  credential_process = credd credential-process dev"
+    )]
+    CredentialProcess(ProfileArg),
+    /// Write a profile's temporary keys into ~/.aws/credentials.
+    #[command(
+        name = "write-credentials",
+        after_help = "Only the section [NAME] is written (every other section and comment stays as it was), \
+atomically. A section that credd did not write is never overwritten. The keys expire: prefer `credd exec` \
+or credential_process where the tool supports it."
+    )]
+    WriteCredentials(WriteCredentialsArgs),
+    /// Start the MFA session behind a profile (asks for the code).
+    #[command(
+        after_help = "One MFA session is shared by every profile built on the same keys and mfa_serial, \
+and survives daemon restarts until it expires.\n\nExamples:\n  credd mfa dev\n  credd mfa dev --code 123456"
+    )]
+    Mfa(MfaArgs),
+    /// Show every profile: source chain, state, expiry, next refresh, last error.
+    Status(JsonArg),
+    /// Issue, list and revoke client tokens for the endpoint.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Call sts:GetCallerIdentity with a profile's credentials.
+    Whoami(ProfileArg),
+    /// List the profiles credd can serve, and why any other cannot be served.
+    Profiles(JsonArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Settings file [default: $CREDD_CONFIG or ~/.config/credd/credd.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the container-credentials endpoint [default: 127.0.0.1:9911].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address of the IMDSv2 emulation (off unless set).
+    #[arg(long, value_name = "ADDR", requires = "imds_profile")]
+    pub imds_listen: Option<String>,
+    /// The profile the IMDS emulation serves.
+    #[arg(long, value_name = "NAME")]
+    pub imds_profile: Option<String>,
+    /// Also answer IMDSv1 (no session token). Off by default.
+    #[arg(long)]
+    pub allow_imdsv1: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The profile whose credentials the command gets.
+    pub profile: String,
+    /// Lifetime of the command's token (it is revoked when the command exits).
+    #[arg(long, value_name = "DUR", default_value = "24h")]
+    pub token_ttl: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    Sh,
+    Fish,
+    Powershell,
+    Cmd,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    pub profile: String,
+    #[arg(long, value_enum, default_value = "sh")]
+    pub format: Shell,
+    /// Print the temporary keys themselves instead of the endpoint.
+    #[arg(long = "static")]
+    pub static_keys: bool,
+    /// Lifetime of the endpoint token written for this shell.
+    #[arg(long, value_name = "DUR", default_value = "12h")]
+    pub token_ttl: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArg {
+    pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteCredentialsArgs {
+    pub profile: String,
+    /// The section to write [default: PROFILE].
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MfaArgs {
+    pub profile: String,
+    /// The code; asked for on the terminal when omitted.
+    #[arg(long)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token (printed once; only its digest is kept).
+    #[command(
+        after_help = "Example:\n  credd token issue --profile dev --ttl 8h --file ~/.config/myapp/aws-token\n\n\
+Give it to an SDK as AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (preferred) or AWS_CONTAINER_AUTHORIZATION_TOKEN."
+    )]
+    Issue(TokenIssueArgs),
+    /// List live tokens (ids, scopes, expiry; never secrets).
+    List(JsonArg),
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// A profile the token may fetch (repeat for several).
+    #[arg(long = "profile", required = true, value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Lifetime (e.g. 30m, 8h, 7d) [default: tokens.default_ttl, 12h].
+    #[arg(long, value_name = "DUR")]
+    pub ttl: Option<String>,
+    /// A note shown by `credd token list`.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Write the token to this file (0600, no newline) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}

@@ -1,0 +1,413 @@
+//! The client commands: each sends one request over the control socket and
+//! prints the answer for a person (or as JSON with `--json`).
+
+use crate::cli::{Command, EnvArgs, Shell, TokenCommand};
+use anyhow::{bail, Context, Result};
+use credd_daemon::control::{self, Request};
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn socket_path() -> PathBuf {
+    credd_daemon::control_socket_path(&credd_daemon::config::runtime_dir(&crate::serve::env_var))
+}
+
+pub async fn call(req: Request) -> Result<Value> {
+    Ok(control::call(&socket_path(), &req).await?)
+}
+
+pub fn parse_ttl(s: &str) -> Result<u64> {
+    Ok(credd_core::duration::parse(s)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .as_secs())
+}
+
+pub async fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Serve(a) => crate::serve::run(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Exec(a) => crate::exec::run(a).await,
+        Command::Env(a) => env(a).await.map(|_| ExitCode::SUCCESS),
+        Command::CredentialProcess(a) => {
+            let v = call(Request::Credentials { profile: a.profile }).await?;
+            println!("{}", serde_json::to_string(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::WriteCredentials(a) => {
+            let name = a.as_name.clone().unwrap_or_else(|| a.profile.clone());
+            let v = call(Request::Credentials {
+                profile: a.profile.clone(),
+            })
+            .await?;
+            let path = crate::credfile::credentials_path()?;
+            crate::credfile::write_section(&path, &name, &a.profile, &v)?;
+            eprintln!(
+                "wrote [{name}] in {} (expires {}); every other section is unchanged",
+                path.display(),
+                v["Expiration"].as_str().unwrap_or("?")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mfa(a) => mfa(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Status(j) => {
+            let v = call(Request::Status).await?;
+            if j.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_status(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profiles(j) => {
+            let v = call(Request::Profiles).await?;
+            if j.json {
+                println!("{}", serde_json::to_string_pretty(&v["profiles"])?);
+            } else {
+                print_profiles(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami(a) => {
+            let v = call(Request::Whoami { profile: a.profile }).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(t) => token(t).await.map(|_| ExitCode::SUCCESS),
+    }
+}
+
+async fn mfa(a: crate::cli::MfaArgs) -> Result<()> {
+    let serial = call(Request::MfaSerial {
+        profile: a.profile.clone(),
+    })
+    .await?;
+    let code = match a.code {
+        Some(c) => c,
+        None => {
+            eprint!(
+                "MFA code for {} (profile '{}'): ",
+                serial["serial"].as_str().unwrap_or("?"),
+                a.profile
+            );
+            std::io::stderr().flush().ok();
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("failed to read the MFA code from the terminal")?;
+            line.trim().to_string()
+        }
+    };
+    if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
+        bail!(
+            "an MFA code is digits only (got {} characters); try again with a fresh code",
+            code.len()
+        );
+    }
+    let v = call(Request::Mfa {
+        profile: a.profile.clone(),
+        code,
+    })
+    .await?;
+    eprintln!(
+        "MFA session started for '{}'; it lasts until {}. Profiles built on it refresh without a new code until then.",
+        a.profile,
+        v["expires"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+pub async fn issue_token_file(
+    profile: &str,
+    ttl: &str,
+    label: String,
+) -> Result<(PathBuf, String)> {
+    let v = call(Request::TokenIssue {
+        profiles: vec![profile.to_string()],
+        ttl_secs: Some(parse_ttl(ttl)?),
+        label,
+    })
+    .await?;
+    let token = v["token"].as_str().context("the daemon sent no token")?;
+    let id = v["record"]["id"]
+        .as_str()
+        .context("the daemon sent no id")?
+        .to_string();
+    let dir = credd_daemon::config::runtime_dir(&crate::serve::env_var).join("tokens");
+    let path = dir.join(&id);
+    credd_daemon::fsutil::write_private(&path, token.as_bytes())
+        .context("failed to write the token file")?;
+    Ok((path, id))
+}
+
+pub fn endpoint_url(base: &str, profile: &str) -> String {
+    format!("{base}/{}", credd_daemon::server::percent_encode(profile))
+}
+
+async fn env(a: EnvArgs) -> Result<()> {
+    let ep = call(Request::Endpoint {
+        profile: Some(a.profile.clone()),
+    })
+    .await?;
+    let region = ep["region"].as_str().map(str::to_string);
+    let mut vars: Vec<(&str, Option<String>)> = Vec::new();
+    if a.static_keys {
+        let c = call(Request::Credentials {
+            profile: a.profile.clone(),
+        })
+        .await?;
+        if a.format == Shell::Json {
+            println!("{}", serde_json::to_string_pretty(&c)?);
+            return Ok(());
+        }
+        for (var, key) in [
+            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+            ("AWS_SESSION_TOKEN", "SessionToken"),
+            ("AWS_CREDENTIAL_EXPIRATION", "Expiration"),
+        ] {
+            vars.push((var, c[key].as_str().map(str::to_string)));
+        }
+    } else {
+        let (path, _) =
+            issue_token_file(&a.profile, &a.token_ttl, format!("env {}", a.profile)).await?;
+        let url = endpoint_url(ep["container_url"].as_str().unwrap_or_default(), &a.profile);
+        vars.push(("AWS_CONTAINER_CREDENTIALS_FULL_URI", Some(url)));
+        vars.push((
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            Some(path.display().to_string()),
+        ));
+        for v in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        ] {
+            vars.push((v, None));
+        }
+    }
+    if let Some(r) = region {
+        vars.push(("AWS_REGION", Some(r)));
+    }
+    print!("{}", render_env(a.format, &vars));
+    Ok(())
+}
+
+/// Renders variables in the AWS CLI's export shapes (`None` = unset).
+pub fn render_env(format: Shell, vars: &[(&str, Option<String>)]) -> String {
+    let mut out = String::new();
+    if format == Shell::Json {
+        let m: serde_json::Map<String, Value> = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_ref()
+                    .map(|v| (k.to_string(), Value::String(v.clone())))
+            })
+            .collect();
+        return serde_json::to_string_pretty(&m).expect("serializes") + "\n";
+    }
+    for (k, v) in vars {
+        let line = match (format, v) {
+            (Shell::Sh, Some(v)) => format!("export {k}={}", sh_quote(v)),
+            (Shell::Sh, None) => format!("unset {k}"),
+            (Shell::Fish, Some(v)) => format!("set -gx {k} {}", sh_quote(v)),
+            (Shell::Fish, None) => format!("set -e {k}"),
+            (Shell::Powershell, Some(v)) => {
+                format!("$Env:{k}=\"{}\"", v.replace('`', "``").replace('"', "`\""))
+            }
+            (Shell::Powershell, None) => {
+                format!("Remove-Item Env:{k} -ErrorAction SilentlyContinue")
+            }
+            (Shell::Cmd, Some(v)) => format!("set {k}={v}"),
+            (Shell::Cmd, None) => format!("set {k}="),
+            (Shell::Json, _) => unreachable!(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn sh_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/:._-+=%@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+async fn token(t: TokenCommand) -> Result<()> {
+    match t {
+        TokenCommand::Issue(a) => {
+            let ttl = a.ttl.as_deref().map(parse_ttl).transpose()?;
+            let v = call(Request::TokenIssue {
+                profiles: a.profiles,
+                ttl_secs: ttl,
+                label: a.label,
+            })
+            .await?;
+            let token = v["token"].as_str().context("no token in the answer")?;
+            match a.file {
+                Some(path) => {
+                    credd_daemon::fsutil::write_private(&path, token.as_bytes())
+                        .context("failed to write the token file")?;
+                    eprintln!(
+                        "token {} written to {} (expires {})",
+                        v["record"]["id"].as_str().unwrap_or("?"),
+                        path.display(),
+                        v["record"]["expires"].as_str().unwrap_or("never")
+                    );
+                }
+                None => {
+                    println!("{token}");
+                    eprintln!(
+                        "token id {} (expires {}); revoke with `credd token revoke {}`",
+                        v["record"]["id"].as_str().unwrap_or("?"),
+                        v["record"]["expires"].as_str().unwrap_or("never"),
+                        v["record"]["id"].as_str().unwrap_or("?"),
+                    );
+                }
+            }
+        }
+        TokenCommand::List(j) => {
+            let v = call(Request::TokenList).await?;
+            if j.json {
+                println!("{}", serde_json::to_string_pretty(&v["tokens"])?);
+            } else {
+                let mut t = table(&["ID", "PROFILES", "EXPIRES", "LABEL"]);
+                for r in v["tokens"].as_array().into_iter().flatten() {
+                    let profiles: Vec<&str> = r["profiles"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p.as_str())
+                        .collect();
+                    t.add_row(vec![
+                        r["id"].as_str().unwrap_or_default().to_string(),
+                        profiles.join(","),
+                        r["expires"].as_str().unwrap_or("never").to_string(),
+                        r["label"].as_str().unwrap_or_default().to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            call(Request::TokenRevoke { id: id.clone() }).await?;
+            eprintln!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+fn table(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+fn human_secs(s: i64) -> String {
+    if s <= 0 {
+        return "expired".into();
+    }
+    credd_core::duration::fmt_secs(s as u64)
+}
+
+fn print_status(v: &Value) {
+    let d = &v["daemon"];
+    println!(
+        "credd {} (pid {}), endpoint {}{}",
+        d["version"].as_str().unwrap_or("?"),
+        d["pid"],
+        d["container_url"].as_str().unwrap_or("?"),
+        d["imds_url"]
+            .as_str()
+            .map(|u| format!(", IMDS {u}"))
+            .unwrap_or_default()
+    );
+    if let Some(e) = d["config_error"].as_str() {
+        println!("AWS config problem (serving the profiles loaded before): {e}");
+    }
+    let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
+    let mut notes = Vec::new();
+    for p in v["profiles"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default();
+        t.add_row(vec![
+            name.to_string(),
+            p["state"].as_str().unwrap_or_default().to_string(),
+            p["expires_in_secs"]
+                .as_i64()
+                .map(human_secs)
+                .unwrap_or_else(|| "-".into()),
+            p["next_refresh"].as_str().unwrap_or("-").to_string(),
+            p["chain"].as_str().unwrap_or("-").to_string(),
+        ]);
+        if let Some(e) = p["last_error"].as_str() {
+            notes.push(format!("{name}: {e}"));
+        }
+        for n in p["notes"].as_array().into_iter().flatten() {
+            notes.push(format!("{name}: {}", n.as_str().unwrap_or_default()));
+        }
+    }
+    println!("{t}");
+    for n in notes {
+        println!("  {n}");
+    }
+}
+
+fn print_profiles(v: &Value) {
+    let mut t = table(&["PROFILE", "SERVED FROM"]);
+    let mut bad = Vec::new();
+    for p in v["profiles"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        if p["state"] == "misconfigured" {
+            bad.push(format!(
+                "{name}: {}",
+                p["last_error"].as_str().unwrap_or("?")
+            ));
+        } else {
+            t.add_row(vec![
+                name,
+                p["chain"].as_str().unwrap_or_default().to_string(),
+            ]);
+        }
+    }
+    println!("{t}");
+    if !bad.is_empty() {
+        println!("\nNot servable:");
+        for b in bad {
+            println!("  {b}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_shapes_match_the_aws_cli() {
+        let vars = [
+            ("AWS_ACCESS_KEY_ID", Some("ASIA1".to_string())),
+            ("AWS_SESSION_TOKEN", Some("a b'c".to_string())),
+            ("AWS_PROFILE", None),
+        ];
+        assert_eq!(
+            render_env(Shell::Sh, &vars),
+            "export AWS_ACCESS_KEY_ID=ASIA1\nexport AWS_SESSION_TOKEN='a b'\\''c'\nunset AWS_PROFILE\n"
+        );
+        assert!(
+            render_env(Shell::Powershell, &vars).starts_with("$Env:AWS_ACCESS_KEY_ID=\"ASIA1\"\n")
+        );
+        assert!(render_env(Shell::Cmd, &vars).starts_with("set AWS_ACCESS_KEY_ID=ASIA1\n"));
+        assert!(render_env(Shell::Fish, &vars).starts_with("set -gx AWS_ACCESS_KEY_ID ASIA1\n"));
+        let j: Value = serde_json::from_str(&render_env(Shell::Json, &vars)).unwrap();
+        assert_eq!(j["AWS_ACCESS_KEY_ID"], "ASIA1");
+        assert!(j.get("AWS_PROFILE").is_none());
+    }
+}

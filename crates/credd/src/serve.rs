@@ -1,0 +1,136 @@
+//! `credd serve`: resolves settings (defaults < file < env < flags), binds
+//! the listeners and runs the daemon until SIGINT or SIGTERM.
+
+use crate::cli::ServeArgs;
+use anyhow::{bail, Context, Result};
+use credd_daemon::config::{self, DaemonConfig, FileConfig, ImdsConfig};
+use credd_daemon::{clock::SystemClock, Listeners, Services};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Reads profiles with the AWS SDK's parser (credd-aws) and resolves them.
+struct AwsProfiles {
+    env: credd_aws::profiles::ProfileEnv,
+}
+
+impl credd_daemon::ProfileLoader for AwsProfiles {
+    fn load(&self) -> credd_daemon::BoxFuture<'_, Result<credd_daemon::Plans, String>> {
+        Box::pin(async move {
+            let loaded = credd_aws::profiles::load_profiles(&self.env)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(credd_core::profile::resolve_all(&loaded.raw))
+        })
+    }
+}
+
+pub fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
+    let (path, default_location) = match &args.config {
+        Some(p) => (p.clone(), false),
+        None => config::config_path(&env_var),
+    };
+    let file = FileConfig::load(&path, default_location)
+        .with_context(|| "failed to read the settings file (see docs/configuration.md)")?;
+    let allow = file.allow_non_loopback;
+    let listen_text = args
+        .listen
+        .clone()
+        .or_else(|| env_var("CREDD_LISTEN"))
+        .unwrap_or_else(|| file.listen.clone());
+    let listen = config::listen_addr("listen", &listen_text, allow)?;
+    let imds_listen = args
+        .imds_listen
+        .clone()
+        .or_else(|| (!file.imds.listen.is_empty()).then(|| file.imds.listen.clone()));
+    let imds_profile = args
+        .imds_profile
+        .clone()
+        .or_else(|| (!file.imds.profile.is_empty()).then(|| file.imds.profile.clone()));
+    let imds = match (imds_listen, imds_profile) {
+        (Some(l), Some(p)) => Some(ImdsConfig {
+            listen: config::listen_addr("imds.listen", &l, allow)?,
+            profile: p,
+            allow_imdsv1: args.allow_imdsv1 || file.imds.allow_imdsv1,
+        }),
+        (None, None) => None,
+        (Some(_), None) => bail!("the IMDS emulation needs a profile: add --imds-profile NAME (or imds.profile in credd.toml)"),
+        (None, Some(_)) => bail!("imds.profile is set but imds.listen is not: add --imds-listen 127.0.0.1:9912"),
+    };
+    let ttl = credd_core::duration::parse(&file.tokens.default_ttl)
+        .map_err(|e| anyhow::anyhow!("tokens.default_ttl: {e}"))?;
+    Ok(DaemonConfig {
+        listen,
+        imds,
+        policy: file.policy()?,
+        limits: file.limits()?,
+        default_token_ttl: ttl,
+        runtime_dir: config::runtime_dir(&env_var),
+        state_dir: config::state_dir(&env_var),
+    })
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    credd_daemon::harden_process();
+    let config = resolve(&args)?;
+    let container = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to listen on {} (is another credd running? pick another with --listen)",
+                config.listen
+            )
+        })?;
+    let imds = match &config.imds {
+        Some(i) => Some(
+            tokio::net::TcpListener::bind(i.listen)
+                .await
+                .with_context(|| {
+                    format!("failed to listen on {} for the IMDS emulation", i.listen)
+                })?,
+        ),
+        None => None,
+    };
+    let profile_env = credd_aws::profiles::ProfileEnv::from_process_env();
+    let services = Services {
+        upstream: Arc::new(credd_aws::sts::AwsUpstream::new(profile_env.clone())),
+        profiles: Arc::new(AwsProfiles { env: profile_env }),
+        clock: Arc::new(SystemClock),
+    };
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+        signals.cancel();
+    });
+    credd_daemon::run(
+        config,
+        services,
+        Listeners { container, imds },
+        shutdown,
+        |ready| {
+            tracing::info!(
+                container = %format!("http://{}/v1/credentials/PROFILE", ready.container),
+                imds = ?ready.imds.map(|a| format!("http://{a}")),
+                control = %ready.control_socket.display(),
+                "credd ready"
+            );
+        },
+    )
+    .await
+    .context("the daemon stopped with an error")
+}
