@@ -117,11 +117,8 @@ impl Default for TokensFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{path}: {err} (create it, or point --config/CREDD_CONFIG elsewhere)")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
@@ -173,9 +170,9 @@ impl FileConfig {
                 message: e.to_string(),
             }),
             Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(ConfigError::Read {
+            Err(err) => Err(ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                err,
             }),
         }
     }

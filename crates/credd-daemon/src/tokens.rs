@@ -76,6 +76,8 @@ impl TokenStore {
         ttl: Option<time::Duration>,
         label: String,
     ) -> Result<(SecretString, TokenRecord), fsutil::FsError> {
+        // Whole seconds: the records are shown to people and compared as text.
+        let now = now.replace_nanosecond(0).unwrap_or(now);
         let mut random = [0u8; 40];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
         let (secret, rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);

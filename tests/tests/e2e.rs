@@ -1,0 +1,407 @@
+//! End to end: the real `credd` binary, moto as STS, and unmodified clients
+//! configured only through the environment variables a user would set.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+
+const DEV_ARN: &str = "arn:aws:sts::123456789012:assumed-role/dev/credd-dev";
+
+fn assert_ran(o: &std::process::Output, want: &str, what: &str) {
+    assert!(
+        o.status.success() && stdout_of(o).contains(want),
+        "{what}: status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout_of(o),
+        stderr_of(o)
+    );
+}
+
+#[test]
+fn boto3_and_the_aws_cli_through_credd_exec() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let py = env
+        .cmd(support::credd_bin())
+        .args(["exec", "dev", "--"])
+        .arg(python())
+        .arg(clients().join("whoami.py"))
+        .output()
+        .unwrap();
+    assert_ran(&py, DEV_ARN, "boto3 via credd exec");
+    let cli = env
+        .cmd(support::credd_bin())
+        .args(["exec", "dev", "--"])
+        .arg(aws_cli())
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert_ran(&cli, DEV_ARN, "AWS CLI via credd exec");
+    // The command's token was revoked when it exited.
+    let tokens = env.credd_ok(&["token", "list", "--json"]);
+    assert_eq!(tokens.trim(), "[]", "{tokens}");
+}
+
+#[test]
+fn exec_passes_the_status_and_a_clean_environment() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let o = env
+        .cmd(support::credd_bin())
+        .args([
+            "exec",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "env; cat \"$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE\" | wc -c; exit 7",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIASHOULDGO")
+        .env("AWS_SECRET_ACCESS_KEY", "shouldgo")
+        .env("AWS_PROFILE", "other")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(7));
+    let out = stdout_of(&o);
+    assert!(
+        !out.contains("AKIASHOULDGO")
+            && !out.contains("AWS_PROFILE=")
+            && !out.contains("AWS_SECRET_ACCESS_KEY="),
+        "{out}"
+    );
+    assert!(
+        out.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("AWS_REGION=eu-west-1") && out.contains("AWS_DEFAULT_REGION=eu-west-1"));
+    assert!(
+        !out.contains("credd_"),
+        "the token is in a file, not in the environment: {out}"
+    );
+    let not_found = env.credd(&["exec", "dev", "--", "no-such-command-xyz"]);
+    assert_eq!(not_found.status.code(), Some(127));
+    let unknown = env.credd(&["exec", "nope", "--", "true"]);
+    assert!(!unknown.status.success() && stderr_of(&unknown).contains("unknown profile 'nope'"));
+}
+
+#[test]
+fn js_sdk_and_rust_sdk_through_the_full_uri() {
+    let env = Env::new();
+    let d = env.serve(&[]);
+    let token_file = env.path("token");
+    env.credd_ok(&[
+        "token",
+        "issue",
+        "--profile",
+        "dev",
+        "--ttl",
+        "1h",
+        "--file",
+        token_file.to_str().unwrap(),
+    ]);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(
+        !token.ends_with('\n'),
+        "SDKs reject a newline in the header value"
+    );
+    let uri = format!("{}/dev", d.container_url);
+    let with_uri = |mut c: Command| {
+        c.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let mut js = env.cmd(node());
+    js.arg(clients().join("whoami.mjs"));
+    assert_ran(&with_uri(js), DEV_ARN, "JS SDK v3");
+    assert_ran(&with_uri(env.cmd(rust_whoami())), DEV_ARN, "Rust SDK");
+    // boto3 too, with the token in the environment variable form.
+    let py = env
+        .cmd(python())
+        .arg(clients().join("whoami.py"))
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", &token)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_ran(&py, DEV_ARN, "boto3 with AWS_CONTAINER_AUTHORIZATION_TOKEN");
+}
+
+#[test]
+fn boto3_through_the_imds_emulation() {
+    let env = Env::new();
+    let d = env.serve(&["--imds-listen", "127.0.0.1:0", "--imds-profile", "dev"]);
+    let imds = d.imds_url.clone().expect("imds is on");
+    let o = env
+        .cmd(python())
+        .arg(clients().join("whoami.py"))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_ran(&o, DEV_ARN, "boto3 via IMDSv2");
+    // The Rust SDK reads credentials and region from IMDS.
+    let o = env
+        .cmd(rust_whoami())
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+        .output()
+        .unwrap();
+    assert_ran(&o, DEV_ARN, "Rust SDK via IMDSv2");
+}
+
+#[test]
+fn the_aws_cli_through_a_credential_process_profile() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let bin = support::credd_bin();
+    let config = format!(
+        "{CONFIG}\n[profile via-credd]\ncredential_process = {} credential-process dev\nregion = us-east-1\n",
+        bin.display()
+    );
+    std::fs::write(env.home().join(".aws/config"), config).unwrap();
+    let o = env
+        .cmd(aws_cli())
+        .args([
+            "--profile",
+            "via-credd",
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert_ran(&o, DEV_ARN, "AWS CLI via credential_process");
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.credd_ok(&["credential-process", "dev"])).unwrap();
+    assert_eq!(doc["Version"], 1);
+    assert!(doc["Expiration"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn mfa_profiles_need_credd_mfa_once_and_survive_a_restart() {
+    let env = Env::new();
+    let d = env.serve(&[]);
+    let run = || {
+        env.cmd(support::credd_bin())
+            .args(["exec", "mfa", "--"])
+            .arg(python())
+            .arg(clients().join("whoami.py"))
+            .output()
+            .unwrap()
+    };
+    let before = run();
+    assert!(!before.status.success());
+    assert!(
+        stderr_of(&before).contains("MFA code needed: run `credd mfa mfa`"),
+        "{}",
+        stderr_of(&before)
+    );
+    let status = env.credd_ok(&["status"]);
+    assert!(status.contains("needs MFA"), "{status}");
+    let bad = env.credd(&["mfa", "mfa", "--code", "12a"]);
+    assert!(!bad.status.success() && stderr_of(&bad).contains("digits"));
+    env.credd_ok(&["mfa", "mfa", "--code", "123456"]);
+    assert_ran(&run(), "assumed-role/mfa/credd-mfa", "after credd mfa");
+    assert_eq!(env.moto.count("GetSessionToken"), 1);
+    // A restart keeps the MFA session: no new code, no new GetSessionToken.
+    assert!(d.stop().success(), "graceful shutdown exits 0");
+    assert!(
+        !env.path("run/control.sock").exists(),
+        "socket removed on shutdown"
+    );
+    let _d2 = env.serve(&[]);
+    assert_ran(&run(), "assumed-role/mfa/credd-mfa", "after a restart");
+    assert_eq!(env.moto.count("GetSessionToken"), 1);
+}
+
+#[test]
+fn a_thousand_concurrent_cold_requests_make_one_assume_role() {
+    let env = Env::new();
+    let d = env.serve(&[]);
+    let token = env
+        .credd_ok(&["token", "issue", "--profile", "dev"])
+        .trim()
+        .to_string();
+    let addr = d.addr();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<u16> = rt.block_on(async {
+        let mut joins = Vec::new();
+        for _ in 0..1000 {
+            let token = token.clone();
+            joins.push(tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let req = format!("GET /v1/credentials/dev HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n");
+                s.write_all(req.as_bytes()).await.unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).await.unwrap();
+                String::from_utf8_lossy(&out).split_whitespace().nth(1).unwrap_or("0").parse().unwrap()
+            }));
+        }
+        let mut v = Vec::new();
+        for j in joins {
+            v.push(j.await.unwrap());
+        }
+        v
+    });
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    assert_eq!(env.moto.count("AssumeRole"), 1, "counted at the upstream");
+    assert_eq!(env.moto.count("GetSessionToken"), 1);
+}
+
+#[test]
+fn broken_config_gets_clear_errors() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let out = env.credd_ok(&["profiles"]);
+    assert!(
+        out.contains("typo: role_arn is set but none of source_profile"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cycle-a: source_profile cycle: cycle-a -> cycle-b -> cycle-a"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Ec2InstanceMetadata is not supported"),
+        "{out}"
+    );
+    let token = env
+        .credd_ok(&["token", "issue", "--profile", "typo"])
+        .trim()
+        .to_string();
+    let o = env.credd(&["credential-process", "typo"]);
+    assert!(
+        stderr_of(&o).contains("profile 'typo' cannot be served"),
+        "{}",
+        stderr_of(&o)
+    );
+    let _ = token;
+    // A syntax error: the daemon keeps what it had and says where the error is.
+    std::fs::write(
+        env.home().join(".aws/config"),
+        format!("{CONFIG}\n[profile broken\nx = 1\n"),
+    )
+    .unwrap();
+    let status = env.credd_ok(&["status"]);
+    assert!(
+        status.contains("AWS config problem") && status.contains("line"),
+        "{status}"
+    );
+    assert!(
+        status.contains("dev"),
+        "the last good profiles are kept: {status}"
+    );
+    // The daemon not running is its own exit code and message.
+    let other = Env::new();
+    let o = other.credd(&["status"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr_of(&o).contains("credd is not running"),
+        "{}",
+        stderr_of(&o)
+    );
+}
+
+#[test]
+fn env_and_write_credentials_print_and_write_what_tools_expect() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let sh = env.credd_ok(&["env", "dev"]);
+    assert!(
+        sh.contains("export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:"),
+        "{sh}"
+    );
+    assert!(
+        sh.contains("export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=")
+            && sh.contains("unset AWS_ACCESS_KEY_ID")
+    );
+    let st = env.credd_ok(&["env", "dev", "--static", "--format", "powershell"]);
+    assert!(
+        st.contains("$Env:AWS_ACCESS_KEY_ID=\"") && st.contains("$Env:AWS_CREDENTIAL_EXPIRATION="),
+        "{st}"
+    );
+    assert!(
+        !st.contains(LONG_TERM_ID),
+        "long-term keys are never handed out"
+    );
+    let creds_path = env.home().join(".aws/credentials");
+    let original =
+        "# mine\n[default]\naws_access_key_id = AKIAMINE\naws_secret_access_key = keep ; note\n";
+    std::fs::write(&creds_path, original).unwrap();
+    env.credd_ok(&["write-credentials", "dev", "--as", "dev-temp"]);
+    let text = std::fs::read_to_string(&creds_path).unwrap();
+    assert!(text.starts_with(original), "{text}");
+    assert!(text.contains("[dev-temp]") && text.contains("aws_session_token = "));
+    let refused = env.credd(&["write-credentials", "dev", "--as", "default"]);
+    assert!(!refused.status.success() && stderr_of(&refused).contains("not written by credd"));
+    assert!(std::fs::read_to_string(&creds_path)
+        .unwrap()
+        .starts_with(original));
+    // The written profile works for the AWS CLI.
+    let o = env
+        .cmd(aws_cli())
+        .args([
+            "--profile",
+            "dev-temp",
+            "--region",
+            "us-east-1",
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert_ran(&o, DEV_ARN, "AWS CLI with written credentials");
+    let who = env.credd_ok(&["whoami", "dev"]);
+    assert!(who.contains(DEV_ARN), "{who}");
+}
+
+#[test]
+fn status_shows_the_chain_expiry_and_the_one_hour_cap() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    env.credd_ok(&["credential-process", "chained"]);
+    let v: serde_json::Value = serde_json::from_str(&env.credd_ok(&["status", "--json"])).unwrap();
+    let chained = v["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "chained")
+        .unwrap();
+    assert_eq!(chained["state"], "fresh");
+    assert!(chained["chain"].as_str().unwrap().contains(
+        "role arn:aws:iam::123456789012:role/chained <- role arn:aws:iam::123456789012:role/dev"
+    ));
+    assert!(
+        chained["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("caps chained role sessions at 1h"),
+        "{chained}"
+    );
+    assert!(chained["expires_in_secs"].as_i64().unwrap() > 3000);
+    assert!(chained["next_refresh"].is_string());
+}

@@ -1,0 +1,357 @@
+//! The end-to-end harness: a counting moto server as STS, the real `credd`
+//! binary in an isolated HOME/runtime/state, and the real clients (boto3,
+//! the AWS CLI, the JS SDK v3, the Rust SDK) run as a user would run them.
+//! `cargo xtask test` installs the clients and says where they are through
+//! `CREDD_TEST_*`; without it the repo's `.venv` and `tests/clients` are used.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LONG_TERM_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+/// A canary: must never appear in a log, an error, argv or env.
+pub const LONG_TERM_SECRET: &str = "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";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn tool(var: &str, default: PathBuf) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+    assert!(
+        p.exists() || p.components().count() == 1,
+        "{} not found ({var}): run the suite with `cargo xtask test`, which installs the test clients",
+        p.display()
+    );
+    p
+}
+
+pub fn python() -> PathBuf {
+    tool("CREDD_TEST_PYTHON", repo().join(".venv/bin/python"))
+}
+pub fn aws_cli() -> PathBuf {
+    tool("CREDD_TEST_AWS_CLI", repo().join(".venv/bin/aws"))
+}
+pub fn node() -> PathBuf {
+    tool("CREDD_TEST_NODE", PathBuf::from("node"))
+}
+pub fn clients() -> PathBuf {
+    tool("CREDD_TEST_CLIENTS", repo().join("tests/clients"))
+}
+pub fn rust_whoami() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rust-whoami"))
+}
+
+/// The `credd` binary built next to this test (`cargo xtask test` builds
+/// the workspace first).
+pub fn credd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CREDD_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("credd");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build -p credd` (cargo xtask test does)",
+        p.display()
+    );
+    p
+}
+
+/// moto behind a counting proxy (`tests/clients/moto_counting.py`).
+pub struct Moto {
+    child: Child,
+    _stdin: ChildStdin,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let mut child = Command::new(python())
+            .arg(clients().join("moto_counting.py"))
+            .args(["0", "--exit-with-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start moto");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("moto did not start: {line:?}"))
+            .to_string();
+        Moto {
+            child,
+            _stdin: stdin,
+            url,
+        }
+    }
+    pub fn count(&self, action: &str) -> u64 {
+        let body = http_get_plain(&self.url, "/_counts");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v[action].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get_plain(base: &str, path: &str) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+
+pub const CONFIG: &str = r#"[profile base]
+aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+aws_secret_access_key = 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
+region = us-east-1
+
+[profile dev]
+role_arn = arn:aws:iam::123456789012:role/dev
+source_profile = base
+region = eu-west-1
+
+[profile chained]
+role_arn = arn:aws:iam::123456789012:role/chained
+source_profile = dev
+duration_seconds = 7200
+
+[profile mfa]
+role_arn = arn:aws:iam::123456789012:role/mfa
+source_profile = base
+mfa_serial = arn:aws:iam::123456789012:mfa/me
+region = us-east-1
+
+[profile typo]
+role_arn = arn:aws:iam::123456789012:role/x
+source_profil = base
+
+[profile cycle-a]
+role_arn = arn:aws:iam::123456789012:role/a
+source_profile = cycle-b
+
+[profile cycle-b]
+role_arn = arn:aws:iam::123456789012:role/b
+source_profile = cycle-a
+
+[profile imds-only]
+role_arn = arn:aws:iam::123456789012:role/x
+credential_source = Ec2InstanceMetadata
+"#;
+
+/// One isolated user: HOME with `~/.aws/config`, runtime and state dirs.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub moto: Moto,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self::with_config(CONFIG)
+    }
+    pub fn with_config(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home/.aws")).unwrap();
+        std::fs::write(dir.path().join("home/.aws/config"), config).unwrap();
+        std::fs::write(dir.path().join("credd.toml"), "# defaults\n").unwrap();
+        Env {
+            dir,
+            moto: Moto::start(),
+        }
+    }
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    /// A command with this user's environment and nothing AWS-ish inherited.
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("CREDD_RUNTIME_DIR", self.path("run"))
+            .env("CREDD_STATE_DIR", self.path("state"))
+            .env("CREDD_CONFIG", self.path("credd.toml"))
+            .env("AWS_ENDPOINT_URL_STS", &self.moto.url)
+            .env("NODE_NO_WARNINGS", "1")
+            .env("LANG", "C.UTF-8");
+        c
+    }
+    pub fn credd(&self, args: &[&str]) -> Output {
+        self.cmd(credd_bin()).args(args).output().unwrap()
+    }
+    /// Runs `credd ARGS`, asserting success; returns stdout.
+    pub fn credd_ok(&self, args: &[&str]) -> String {
+        let o = self.credd(args);
+        assert!(
+            o.status.success(),
+            "credd {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    pub fn serve(&self, extra: &[&str]) -> Daemon {
+        Daemon::start(self, extra, false)
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+    pub container_url: String,
+    pub imds_url: Option<String>,
+}
+
+impl Daemon {
+    pub fn start(env: &Env, extra: &[&str], umask_000: bool) -> Daemon {
+        let log = env.path(&format!("serve-{}.log", rand_suffix()));
+        let logf = std::fs::File::create(&log).unwrap();
+        let mut c = if umask_000 {
+            let mut c = env.cmd("sh");
+            c.arg("-c")
+                .arg("umask 000; exec \"$0\" \"$@\"")
+                .arg(credd_bin());
+            c
+        } else {
+            env.cmd(credd_bin())
+        };
+        c.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env(
+                "CREDD_LOG",
+                "info,credd=trace,credd_daemon=trace,credd_aws=trace,credd_core=trace",
+            )
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf);
+        let mut child = c.spawn().unwrap();
+        let start = Instant::now();
+        loop {
+            let o = env.credd(&["status", "--json"]);
+            if o.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                return Daemon {
+                    child,
+                    log,
+                    container_url: v["daemon"]["container_url"].as_str().unwrap().to_string(),
+                    imds_url: v["daemon"]["imds_url"].as_str().map(str::to_string),
+                };
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!(
+                    "credd serve exited with {st}: {}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "credd serve did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.container_url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// SIGTERM, and the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let st = self.child.wait().unwrap();
+        std::mem::forget(self);
+        st
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A raw HTTP/1.1 exchange: any Host, any headers, status and body back.
+pub fn raw_request(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+pub fn get(addr: SocketAddr, path: &str, host: Option<&str>, token: Option<&str>) -> (u16, String) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if let Some(h) = host {
+        req.push_str(&format!("Host: {h}\r\n"));
+    }
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw_request(addr, &req)
+}
+
+pub fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
