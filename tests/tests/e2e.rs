@@ -405,3 +405,65 @@ fn status_shows_the_chain_expiry_and_the_one_hour_cap() {
     assert!(chained["expires_in_secs"].as_i64().unwrap() > 3000);
     assert!(chained["next_refresh"].is_string());
 }
+
+#[test]
+fn web_identity_credential_process_and_environment_sources() {
+    let env = Env::new();
+    let token_file = env.path("web-token");
+    std::fs::write(&token_file, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaSJ9.sig").unwrap();
+    let script = env.path("creds.sh");
+    // A credential_process that returns long-term keys: credd must exchange
+    // them for a session token before serving anything.
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho '{{\"Version\": 1, \"AccessKeyId\": \"{LONG_TERM_ID}\", \"SecretAccessKey\": \"{LONG_TERM_SECRET}\"}}'\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = format!(
+        "{CONFIG}\n[profile wi]\nrole_arn = arn:aws:iam::123456789012:role/ci\nweb_identity_token_file = {}\nrole_session_name = ci-run\n\n\
+         [profile proc]\ncredential_process = {}\n\n\
+         [profile proc-role]\nrole_arn = arn:aws:iam::123456789012:role/fromproc\nsource_profile = proc\n\n\
+         [profile from-env]\nrole_arn = arn:aws:iam::123456789012:role/fromenv\ncredential_source = Environment\nexternal_id = ext-1\n",
+        token_file.display(),
+        script.display()
+    );
+    std::fs::write(env.home().join(".aws/config"), config).unwrap();
+    // The daemon's own environment holds the keys for credential_source = Environment.
+    let mut c = env.cmd(support::credd_bin());
+    c.env("AWS_ACCESS_KEY_ID", LONG_TERM_ID).env("AWS_SECRET_ACCESS_KEY", LONG_TERM_SECRET);
+    let log = env.path("serve.log");
+    let mut child = c
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if env.credd(&["status"]).status.success() {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ready, "{}", std::fs::read_to_string(&log).unwrap());
+    let who = |p: &str| {
+        env.cmd(support::credd_bin())
+            .args(["exec", p, "--"])
+            .arg(python())
+            .arg(clients().join("whoami.py"))
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    assert_ran(&who("wi"), "assumed-role/ci/ci-run", "web identity");
+    assert_ran(&who("proc-role"), "assumed-role/fromproc/credd-proc-role", "role over credential_process");
+    assert_ran(&who("from-env"), "assumed-role/fromenv/credd-from-env", "credential_source = Environment");
+    let served: serde_json::Value = serde_json::from_str(&env.credd_ok(&["credential-process", "proc"])).unwrap();
+    assert_ne!(served["SecretAccessKey"], LONG_TERM_SECRET, "long-term keys are never served");
+    assert!(served["SessionToken"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(env.moto.count("AssumeRoleWithWebIdentity"), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}
