@@ -650,6 +650,11 @@ impl Broker {
             .and_then(|p| p.region.clone())
     }
 
+    /// Whether `profile` is in the AWS files (servable or not); no allocation.
+    pub fn has_profile(&self, profile: &str) -> bool {
+        self.inner.graph.read().unwrap().plans.contains_key(profile)
+    }
+
     pub fn profile_names(&self) -> Vec<String> {
         self.graph().plans.keys().cloned().collect()
     }

@@ -108,7 +108,7 @@ impl ContainerEndpoint {
                     ),
                 },
             };
-        if !self.broker.profile_names().contains(&profile) {
+        if !self.broker.has_profile(&profile) {
             let e = ServeError::UnknownProfile(profile.clone());
             return server::error(StatusCode::NOT_FOUND, e.code(), &e.to_string());
         }

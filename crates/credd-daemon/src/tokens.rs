@@ -7,7 +7,7 @@ use credd_core::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub enum AuthError {
 #[derive(Debug)]
 pub struct TokenStore {
     path: Option<PathBuf>,
-    records: RwLock<HashMap<String, TokenRecord>>,
+    records: RwLock<HashMap<String, Arc<TokenRecord>>>,
     failures: AtomicU64,
 }
 
@@ -39,7 +39,7 @@ impl TokenStore {
                 Ok(v) => v
                     .into_iter()
                     .filter(|r| !r.expired(now))
-                    .map(|r| (r.id.clone(), r))
+                    .map(|r| (r.id.clone(), Arc::new(r)))
                     .collect(),
                 Err(e) => {
                     let aside = fsutil::set_aside(&path, now.unix_timestamp());
@@ -84,7 +84,7 @@ impl TokenStore {
         self.records
             .write()
             .unwrap()
-            .insert(rec.id.clone(), rec.clone());
+            .insert(rec.id.clone(), Arc::new(rec.clone()));
         self.save(now)?;
         Ok((secret, rec))
     }
@@ -104,7 +104,7 @@ impl TokenStore {
             .unwrap()
             .values()
             .filter(|r| !r.expired(now))
-            .cloned()
+            .map(|r| TokenRecord::clone(r))
             .collect();
         v.sort_by_key(|r| r.created);
         v
@@ -116,7 +116,7 @@ impl TokenStore {
         header: Option<&[u8]>,
         profile: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<TokenRecord, AuthError> {
+    ) -> Result<Arc<TokenRecord>, AuthError> {
         let r = self.check(header, profile, now);
         if r.is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +129,7 @@ impl TokenStore {
         header: Option<&[u8]>,
         profile: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<TokenRecord, AuthError> {
+    ) -> Result<Arc<TokenRecord>, AuthError> {
         let raw = header.ok_or(AuthError::Missing)?;
         let text = std::str::from_utf8(raw).map_err(|_| AuthError::Invalid)?;
         let presented = token::parse(text.trim()).ok_or(AuthError::Invalid)?;
