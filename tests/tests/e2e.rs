@@ -156,6 +156,15 @@ fn boto3_through_the_imds_emulation() {
         .output()
         .unwrap();
     assert_ran(&o, DEV_ARN, "Rust SDK via IMDSv2");
+    // And the JS SDK v3's instance-metadata provider.
+    let o = env
+        .cmd(node())
+        .arg(clients().join("whoami.mjs"))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_ran(&o, DEV_ARN, "JS SDK v3 via IMDSv2");
 }
 
 #[test]
@@ -432,7 +441,8 @@ fn web_identity_credential_process_and_environment_sources() {
     std::fs::write(env.home().join(".aws/config"), config).unwrap();
     // The daemon's own environment holds the keys for credential_source = Environment.
     let mut c = env.cmd(support::credd_bin());
-    c.env("AWS_ACCESS_KEY_ID", LONG_TERM_ID).env("AWS_SECRET_ACCESS_KEY", LONG_TERM_SECRET);
+    c.env("AWS_ACCESS_KEY_ID", LONG_TERM_ID)
+        .env("AWS_SECRET_ACCESS_KEY", LONG_TERM_SECRET);
     let log = env.path("serve.log");
     let mut child = c
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -458,11 +468,25 @@ fn web_identity_credential_process_and_environment_sources() {
             .unwrap()
     };
     assert_ran(&who("wi"), "assumed-role/ci/ci-run", "web identity");
-    assert_ran(&who("proc-role"), "assumed-role/fromproc/credd-proc-role", "role over credential_process");
-    assert_ran(&who("from-env"), "assumed-role/fromenv/credd-from-env", "credential_source = Environment");
-    let served: serde_json::Value = serde_json::from_str(&env.credd_ok(&["credential-process", "proc"])).unwrap();
-    assert_ne!(served["SecretAccessKey"], LONG_TERM_SECRET, "long-term keys are never served");
-    assert!(served["SessionToken"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_ran(
+        &who("proc-role"),
+        "assumed-role/fromproc/credd-proc-role",
+        "role over credential_process",
+    );
+    assert_ran(
+        &who("from-env"),
+        "assumed-role/fromenv/credd-from-env",
+        "credential_source = Environment",
+    );
+    let served: serde_json::Value =
+        serde_json::from_str(&env.credd_ok(&["credential-process", "proc"])).unwrap();
+    assert_ne!(
+        served["SecretAccessKey"], LONG_TERM_SECRET,
+        "long-term keys are never served"
+    );
+    assert!(served["SessionToken"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     assert_eq!(env.moto.count("AssumeRoleWithWebIdentity"), 1);
     let _ = child.kill();
     let _ = child.wait();
