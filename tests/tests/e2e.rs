@@ -120,14 +120,11 @@ fn js_sdk_and_rust_sdk_through_the_full_uri() {
             .output()
             .unwrap()
     };
-    let mut js = env.cmd(node());
-    js.arg(clients().join("whoami.mjs"));
-    assert_ran(&with_uri(js), DEV_ARN, "JS SDK v3");
-    assert_ran(&with_uri(env.cmd(rust_whoami())), DEV_ARN, "Rust SDK");
+    assert_ran(&with_uri(env.client(Client::JsSdk)), DEV_ARN, "JS SDK v3");
+    assert_ran(&with_uri(env.client(Client::RustSdk)), DEV_ARN, "Rust SDK");
     // boto3 too, with the token in the environment variable form.
     let py = env
-        .cmd(python())
-        .arg(clients().join("whoami.py"))
+        .client(Client::Boto3)
         .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
         .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", &token)
         .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -141,30 +138,25 @@ fn boto3_through_the_imds_emulation() {
     let env = Env::new();
     let d = env.serve(&["--imds-listen", "127.0.0.1:0", "--imds-profile", "dev"]);
     let imds = d.imds_url.clone().expect("imds is on");
-    let o = env
-        .cmd(python())
-        .arg(clients().join("whoami.py"))
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert_ran(&o, DEV_ARN, "boto3 via IMDSv2");
-    // The Rust SDK reads credentials and region from IMDS.
-    let o = env
-        .cmd(rust_whoami())
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
-        .output()
-        .unwrap();
-    assert_ran(&o, DEV_ARN, "Rust SDK via IMDSv2");
-    // And the JS SDK v3's instance-metadata provider.
-    let o = env
-        .cmd(node())
-        .arg(clients().join("whoami.mjs"))
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert_ran(&o, DEV_ARN, "JS SDK v3 via IMDSv2");
+    // boto3 and the JS SDK take the region from the environment; the Rust
+    // SDK reads it from IMDS too.
+    for (client, region) in [
+        (Client::Boto3, true),
+        (Client::RustSdk, false),
+        (Client::JsSdk, true),
+    ] {
+        let mut c = env.client(client);
+        c.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds);
+        if region {
+            c.env("AWS_DEFAULT_REGION", "us-east-1")
+                .env("AWS_REGION", "us-east-1");
+        }
+        assert_ran(
+            &c.output().unwrap(),
+            DEV_ARN,
+            &format!("{client:?} via IMDSv2"),
+        );
+    }
 }
 
 #[test]
@@ -202,14 +194,7 @@ fn the_aws_cli_through_a_credential_process_profile() {
 fn mfa_profiles_need_credd_mfa_once_and_survive_a_restart() {
     let env = Env::new();
     let d = env.serve(&[]);
-    let run = || {
-        env.cmd(support::credd_bin())
-            .args(["exec", "mfa", "--"])
-            .arg(python())
-            .arg(clients().join("whoami.py"))
-            .output()
-            .unwrap()
-    };
+    let run = || env.exec_boto3("mfa");
     let before = run();
     assert!(!before.status.success());
     assert!(
@@ -440,33 +425,16 @@ fn web_identity_credential_process_and_environment_sources() {
     );
     std::fs::write(env.home().join(".aws/config"), config).unwrap();
     // The daemon's own environment holds the keys for credential_source = Environment.
-    let mut c = env.cmd(support::credd_bin());
-    c.env("AWS_ACCESS_KEY_ID", LONG_TERM_ID)
-        .env("AWS_SECRET_ACCESS_KEY", LONG_TERM_SECRET);
-    let log = env.path("serve.log");
-    let mut child = c
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut ready = false;
-    for _ in 0..200 {
-        if env.credd(&["status"]).status.success() {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(ready, "{}", std::fs::read_to_string(&log).unwrap());
-    let who = |p: &str| {
-        env.cmd(support::credd_bin())
-            .args(["exec", p, "--"])
-            .arg(python())
-            .arg(clients().join("whoami.py"))
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .output()
-            .unwrap()
-    };
+    let _d = Daemon::start_with_env(
+        &env,
+        &[],
+        false,
+        &[
+            ("AWS_ACCESS_KEY_ID", LONG_TERM_ID),
+            ("AWS_SECRET_ACCESS_KEY", LONG_TERM_SECRET),
+        ],
+    );
+    let who = |p: &str| env.exec_boto3(p);
     assert_ran(&who("wi"), "assumed-role/ci/ci-run", "web identity");
     assert_ran(
         &who("proc-role"),
@@ -488,6 +456,4 @@ fn web_identity_credential_process_and_environment_sources() {
         .as_str()
         .is_some_and(|t| !t.is_empty()));
     assert_eq!(env.moto.count("AssumeRoleWithWebIdentity"), 1);
-    let _ = child.kill();
-    let _ = child.wait();
 }

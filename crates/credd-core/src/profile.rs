@@ -246,6 +246,17 @@ fn err(profile: &str, kind: ConfigErrorKind) -> ConfigError {
     }
 }
 
+/// Builds raw sections from literals (tests and examples).
+pub fn raw_from(sections: &[(&str, &[(&str, &str)])]) -> RawProfiles {
+    sections
+        .iter()
+        .map(|(n, kv)| {
+            let props = kv.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            (n.to_string(), props.collect())
+        })
+        .collect()
+}
+
 /// Resolves every profile; each gets a plan or an error.
 pub fn resolve_all(raw: &RawProfiles) -> BTreeMap<String, Result<Plan, ConfigError>> {
     raw.keys()
@@ -523,19 +534,7 @@ fn session_name(profile: &str, configured: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    fn raw(sections: &[(&str, &[(&str, &str)])]) -> RawProfiles {
-        sections
-            .iter()
-            .map(|(n, kv)| {
-                (
-                    n.to_string(),
-                    kv.iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                )
-            })
-            .collect()
-    }
+    use super::raw_from as raw;
 
     const ROLE_A: &str = "arn:aws:iam::111111111111:role/A";
     const ROLE_B: &str = "arn:aws:iam::222222222222:role/B";

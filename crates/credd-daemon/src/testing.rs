@@ -171,19 +171,7 @@ impl Upstream for FakeUpstream {
     }
 }
 
-pub fn raw(sections: &[(&str, &[(&str, &str)])]) -> RawProfiles {
-    sections
-        .iter()
-        .map(|(n, kv)| {
-            (
-                n.to_string(),
-                kv.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
-        })
-        .collect()
-}
+pub use credd_core::profile::raw_from as raw;
 
 /// The profiles most tests use: static keys, a role on them, an MFA role,
 /// a chained role and a credential_process profile.

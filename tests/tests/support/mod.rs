@@ -216,6 +216,40 @@ impl Env {
     pub fn serve(&self, extra: &[&str]) -> Daemon {
         Daemon::start(self, extra, false)
     }
+    /// An unmodified client that prints sts:GetCallerIdentity's Arn, with
+    /// this user's environment; the caller adds the variables under test.
+    pub fn client(&self, c: Client) -> Command {
+        match c {
+            Client::Boto3 => {
+                let mut cmd = self.cmd(python());
+                cmd.arg(clients().join("whoami.py"));
+                cmd
+            }
+            Client::JsSdk => {
+                let mut cmd = self.cmd(node());
+                cmd.arg(clients().join("whoami.mjs"));
+                cmd
+            }
+            Client::RustSdk => self.cmd(rust_whoami()),
+        }
+    }
+    /// `credd exec PROFILE -- boto3 whoami`, as a user would type it.
+    pub fn exec_boto3(&self, profile: &str) -> Output {
+        self.cmd(credd_bin())
+            .args(["exec", profile, "--"])
+            .arg(python())
+            .arg(clients().join("whoami.py"))
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Client {
+    Boto3,
+    JsSdk,
+    RustSdk,
 }
 
 pub struct Daemon {
@@ -227,6 +261,15 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(env: &Env, extra: &[&str], umask_000: bool) -> Daemon {
+        Self::start_with_env(env, extra, umask_000, &[])
+    }
+
+    pub fn start_with_env(
+        env: &Env,
+        extra: &[&str],
+        umask_000: bool,
+        vars: &[(&str, &str)],
+    ) -> Daemon {
         let log = env.path(&format!("serve-{}.log", rand_suffix()));
         let logf = std::fs::File::create(&log).unwrap();
         let mut c = if umask_000 {
@@ -238,6 +281,7 @@ impl Daemon {
         } else {
             env.cmd(credd_bin())
         };
+        c.envs(vars.iter().copied());
         c.args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env(
