@@ -9,6 +9,7 @@
 //! Errors are `{"code","message"}` JSON: 401 no or bad token, 403 token not
 //! valid for this profile, 404 unknown profile, 503 with what to do.
 
+use crate::audit::{AuditLog, Record};
 use crate::broker::{Broker, ServeError};
 use crate::server::{self, Body, HostAllowList};
 use crate::tokens::{AuthError, TokenStore};
@@ -23,6 +24,7 @@ pub struct ContainerEndpoint {
     pub broker: Broker,
     pub tokens: Arc<TokenStore>,
     pub hosts: HostAllowList,
+    pub audit: Arc<AuditLog>,
 }
 
 impl server::Handler for ContainerEndpoint {
@@ -127,6 +129,13 @@ impl ContainerEndpoint {
         match cached {
             Ok(c) => {
                 tracing::debug!(%peer, token = %record.id, %profile, "served");
+                self.audit.record(Record {
+                    time: credd_core::format_expiration(now),
+                    token_id: Some(record.id.clone()),
+                    endpoint: "container".into(),
+                    peer: peer.to_string(),
+                    profile,
+                });
                 server::json(StatusCode::OK, c.container_body.clone())
             }
             Err(e) => serve_error(&e),

@@ -76,6 +76,7 @@ pub struct ControlState {
     pub default_token_ttl: std::time::Duration,
     pub config_error: Mutex<Option<String>>,
     pub started: String,
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 impl std::fmt::Debug for ControlState {
@@ -100,7 +101,7 @@ impl ControlState {
         }
     }
 
-    async fn dispatch(&self, req: Request) -> Result<Value, String> {
+    async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, String> {
         let now = self.broker.now();
         if !matches!(
             req,
@@ -124,6 +125,13 @@ impl ControlState {
             })),
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;
+                self.audit.record(crate::audit::Record {
+                    time: credd_core::format_expiration(now),
+                    profile,
+                    token_id: None,
+                    endpoint: "control".into(),
+                    peer: format!("uid {uid}"),
+                });
                 Ok(c.creds.process_json())
             }
             Request::Mfa { profile, code } => {
@@ -269,7 +277,7 @@ pub async fn serve(
             async move {
                 tokio::select! {
                     _ = cancel.cancelled() => {}
-                    _ = handle(stream, &state) => {}
+                    _ = handle(stream, &state, me) => {}
                 }
             }
             .instrument(tracing::info_span!("control")),
@@ -277,7 +285,7 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: UnixStream, state: &ControlState) {
+async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
     let (r, mut w) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(r).take(MAX_REQUEST as u64);
@@ -290,7 +298,7 @@ async fn handle(stream: UnixStream, state: &ControlState) {
         Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
             Ok(req) => {
                 tracing::debug!(?req, "control request");
-                match state.dispatch(req).await {
+                match state.dispatch(req, uid).await {
                     Ok(v) => json!({"ok": true, "result": v}),
                     Err(e) => json!({"ok": false, "error": e}),
                 }

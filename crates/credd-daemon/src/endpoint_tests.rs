@@ -34,6 +34,7 @@ fn container(h: &Harness) -> (ContainerEndpoint, String, String) {
             broker: h.broker.clone(),
             tokens,
             hosts: HostAllowList::for_addr(ADDR.parse().unwrap()),
+            audit: Arc::new(crate::audit::AuditLog::disabled()),
         },
         dev.expose().to_string(),
         base.expose().to_string(),
@@ -271,6 +272,7 @@ fn imds(h: &Harness, v1: bool) -> ImdsEndpoint {
         "dev".into(),
         v1,
         HostAllowList::for_addr("127.0.0.1:9912".parse().unwrap()),
+        Arc::new(crate::audit::AuditLog::disabled()),
     )
 }
 

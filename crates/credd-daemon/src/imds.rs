@@ -7,6 +7,7 @@
 //! as digests and required on every GET (401 otherwise) unless IMDSv1 is
 //! explicitly allowed. Threat-model row 2.
 
+use crate::audit::{AuditLog, Record};
 use crate::broker::Broker;
 use crate::container::serve_error;
 use crate::server::{self, Body, HostAllowList};
@@ -28,6 +29,7 @@ pub struct ImdsEndpoint {
     pub profile: String,
     pub allow_imdsv1: bool,
     pub hosts: HostAllowList,
+    audit: std::sync::Arc<AuditLog>,
     sessions: Mutex<HashMap<[u8; 32], OffsetDateTime>>,
 }
 
@@ -42,8 +44,15 @@ impl server::Handler for ImdsEndpoint {
 }
 
 impl ImdsEndpoint {
-    pub fn new(broker: Broker, profile: String, allow_imdsv1: bool, hosts: HostAllowList) -> Self {
+    pub fn new(
+        broker: Broker,
+        profile: String,
+        allow_imdsv1: bool,
+        hosts: HostAllowList,
+        audit: std::sync::Arc<AuditLog>,
+    ) -> Self {
         Self {
+            audit,
             broker,
             profile,
             allow_imdsv1,
@@ -65,7 +74,7 @@ impl ImdsEndpoint {
                     tracing::info!(%peer, "IMDS request without a valid session token");
                     return r;
                 }
-                self.get(trimmed).await
+                self.get(trimmed, peer).await
             }
             _ => server::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
         }
@@ -134,7 +143,7 @@ impl ImdsEndpoint {
             .unwrap_or_else(|| "us-east-1".into())
     }
 
-    async fn get(&self, path: &str) -> Response<Body> {
+    async fn get(&self, path: &str, peer: SocketAddr) -> Response<Body> {
         const CREDS: &str = "/latest/meta-data/iam/security-credentials";
         const CREDS_EXT: &str = "/latest/meta-data/iam/security-credentials-extended";
         match path {
@@ -150,10 +159,19 @@ impl ImdsEndpoint {
                     return server::text(StatusCode::NOT_FOUND, "Not Found");
                 }
                 match self.broker.get(&self.profile).await {
-                    Ok(c) => server::text(
-                        StatusCode::OK,
-                        serde_json::to_vec_pretty(&c.imds_json()).expect("serializes"),
-                    ),
+                    Ok(c) => {
+                        self.audit.record(Record {
+                            time: format_expiration(self.broker.now()),
+                            profile: self.profile.clone(),
+                            token_id: None,
+                            endpoint: "imds".into(),
+                            peer: peer.to_string(),
+                        });
+                        server::text(
+                            StatusCode::OK,
+                            serde_json::to_vec_pretty(&c.imds_json()).expect("serializes"),
+                        )
+                    }
                     Err(e) => serve_error(&e),
                 }
             }

@@ -7,6 +7,7 @@
 //! [`ProfileLoader`] traits it is handed, so every part of it runs against
 //! fakes in tests.
 
+pub mod audit;
 pub mod broker;
 pub mod clock;
 pub mod config;
@@ -144,7 +145,13 @@ pub async fn run(
                 source,
             })?;
 
+    let audit = Arc::new(audit::AuditLog::start(
+        config.state_dir.join("audit.log"),
+        shutdown.child_token(),
+        &tasks,
+    ));
     let control_state = Arc::new(control::ControlState {
+        audit: audit.clone(),
         broker: broker.clone(),
         tokens: tokens.clone(),
         endpoints: control::Endpoints {
@@ -162,6 +169,7 @@ pub async fn run(
         broker: broker.clone(),
         tokens: tokens.clone(),
         hosts: server::HostAllowList::for_addr(container_addr),
+        audit: audit.clone(),
     });
     tasks.spawn(
         server::serve(
@@ -179,6 +187,7 @@ pub async fn run(
             imds.profile.clone(),
             imds.allow_imdsv1,
             server::HostAllowList::for_addr(addr),
+            audit.clone(),
         ));
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())

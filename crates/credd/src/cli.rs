@@ -76,6 +76,12 @@ and survives daemon restarts until it expires.\n\nExamples:\n  credd mfa dev\n  
     Whoami(ProfileArg),
     /// List the profiles credd can serve, and why any other cannot be served.
     Profiles(JsonArg),
+    /// Show which credentials were vended: when, which profile, to which token and peer.
+    #[command(
+        after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
+it never holds a secret, only token ids (see `credd token list`).\n\nExamples:\n  credd audit --since 1h\n  credd audit --json | jq ."
+    )]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +135,16 @@ pub struct EnvArgs {
     /// Lifetime of the endpoint token written for this shell.
     #[arg(long, value_name = "DUR", default_value = "12h")]
     pub token_ttl: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records newer than this (e.g. 30m, 2h, 7d).
+    #[arg(long, value_name = "DUR")]
+    pub since: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

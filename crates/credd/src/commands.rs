@@ -73,6 +73,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(t) => token(t).await.map(|_| ExitCode::SUCCESS),
+        Command::Audit(a) => audit(a).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -300,6 +301,53 @@ async fn token(t: TokenCommand) -> Result<()> {
             eprintln!("token {id} revoked");
         }
     }
+    Ok(())
+}
+
+fn audit(a: crate::cli::AuditArgs) -> Result<()> {
+    let path = credd_daemon::config::state_dir(&crate::serve::env_var).join("audit.log");
+    let cutoff = match &a.since {
+        Some(d) => {
+            let secs = parse_ttl(d)?;
+            Some(time::OffsetDateTime::now_utc() - time::Duration::seconds(secs as i64))
+        }
+        None => None,
+    };
+    let records: Vec<_> = credd_daemon::audit::read_all(&path)
+        .into_iter()
+        .filter(|r| match cutoff {
+            Some(c) => credd_core::credentials::parse_timestamp(&r.time).is_ok_and(|t| t >= c),
+            None => true,
+        })
+        .collect();
+    if a.json {
+        for r in &records {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    if records.is_empty() {
+        eprintln!(
+            "no credentials vended{} (log: {})",
+            a.since
+                .as_deref()
+                .map(|s| format!(" in the last {s}"))
+                .unwrap_or_default(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let mut t = table(&["TIME", "PROFILE", "ENDPOINT", "TOKEN", "PEER"]);
+    for r in records {
+        t.add_row(vec![
+            r.time,
+            r.profile,
+            r.endpoint,
+            r.token_id.unwrap_or_else(|| "-".into()),
+            r.peer,
+        ]);
+    }
+    println!("{t}");
     Ok(())
 }
 

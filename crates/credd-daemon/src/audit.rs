@@ -1,0 +1,205 @@
+//! The audit log: one JSON line per credential vended (time, profile,
+//! client token id, endpoint, peer), in `STATE_DIR/audit.log` (0600),
+//! rotated by size. Nothing secret is ever in a record: the token *id* is
+//! public, the token itself is not recorded.
+//!
+//! Requests hand records to a bounded channel and never wait on the disk; a
+//! writer task appends them. If the writer falls behind, records are dropped
+//! and the drop is counted and logged rather than slowing requests down.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Rotate when the log passes this size; keep this many old files.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+pub const KEEP: usize = 3;
+const QUEUE: usize = 4096;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    /// RFC 3339, UTC, whole seconds.
+    pub time: String,
+    pub profile: String,
+    /// The client token's public id (`credd token list`), when one was used.
+    pub token_id: Option<String>,
+    /// `container`, `imds` or `control`.
+    pub endpoint: String,
+    /// `IP:PORT` of a TCP peer, or `uid N` on the control socket.
+    pub peer: String,
+}
+
+#[derive(Debug)]
+pub struct AuditLog {
+    tx: Option<mpsc::Sender<Record>>,
+    dropped: AtomicU64,
+}
+
+impl AuditLog {
+    /// A log that records nothing (tests of other parts).
+    pub fn disabled() -> Self {
+        Self {
+            tx: None,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts the writer task for `path`; it stops when `cancel` fires,
+    /// after writing what is queued.
+    pub fn start(
+        path: PathBuf,
+        cancel: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tasks.spawn(writer(path, rx, cancel));
+        Self {
+            tx: Some(tx),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, r: Record) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(r).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "audit log writer is behind; records dropped");
+            }
+        }
+    }
+}
+
+async fn writer(path: PathBuf, mut rx: mpsc::Receiver<Record>, cancel: CancellationToken) {
+    let mut batch = Vec::new();
+    loop {
+        let first = tokio::select! {
+            r = rx.recv() => r,
+            _ = cancel.cancelled() => { rx.close(); rx.recv().await }
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while let Ok(r) = rx.try_recv() {
+            batch.push(r);
+        }
+        let p = path.clone();
+        let lines = std::mem::take(&mut batch);
+        let res = tokio::task::spawn_blocking(move || append(&p, &lines)).await;
+        if let Ok(Err(e)) = res {
+            tracing::warn!(error = %e, path = %path.display(), "cannot write the audit log");
+        }
+    }
+}
+
+/// Appends records, rotating first when the file is over [`MAX_BYTES`].
+pub fn append(path: &Path, records: &[Record]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::fsutil::private_dir(dir).map_err(std::io::Error::other)?;
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= MAX_BYTES) {
+        rotate(path)?;
+    }
+    let mut buf = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut buf, r).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    f.write_all(&buf)
+}
+
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+fn rotate(path: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(numbered(path, KEEP));
+    for n in (1..KEEP).rev() {
+        let _ = std::fs::rename(numbered(path, n), numbered(path, n + 1));
+    }
+    std::fs::rename(path, numbered(path, 1))
+}
+
+/// Reads every record, oldest first (rotated files included); lines that
+/// do not parse are skipped.
+pub fn read_all(path: &Path) -> Vec<Record> {
+    let mut files: Vec<PathBuf> = (1..=KEEP).rev().map(|n| numbered(path, n)).collect();
+    files.push(path.to_path_buf());
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(i: usize) -> Record {
+        Record {
+            time: "2026-11-23T09:00:00Z".into(),
+            profile: format!("p{i}"),
+            token_id: Some("0011223344556677".into()),
+            endpoint: "container".into(),
+            peer: "127.0.0.1:5000".into(),
+        }
+    }
+
+    #[test]
+    fn appends_rotates_and_reads_back_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let per_file = (MAX_BYTES as usize / serde_json::to_vec(&rec(0)).unwrap().len()) + 10;
+        let mut n = 0;
+        for _ in 0..(KEEP + 2) {
+            let batch: Vec<Record> = (n..n + per_file).map(rec).collect();
+            append(&p, &batch).unwrap();
+            n += per_file;
+        }
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        assert!(numbered(&p, KEEP).exists());
+        assert!(!numbered(&p, KEEP + 1).exists(), "size-capped");
+        let all = read_all(&p);
+        assert_eq!(
+            all.len(),
+            (KEEP + 1) * per_file,
+            "the oldest file was dropped"
+        );
+        assert_eq!(all.last().unwrap().profile, format!("p{}", n - 1));
+        let first: usize = all[0].profile[1..].parse().unwrap();
+        assert_eq!(first, per_file, "oldest kept first");
+    }
+
+    #[tokio::test]
+    async fn the_writer_drains_on_shutdown() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let cancel = CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        for i in 0..100 {
+            log.record(rec(i));
+        }
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+        assert_eq!(read_all(&p).len(), 100);
+    }
+}
