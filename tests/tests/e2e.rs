@@ -462,15 +462,35 @@ fn web_identity_credential_process_and_environment_sources() {
 fn every_vend_is_audited_without_secrets() {
     let env = Env::new();
     let d = env.serve(&["--imds-listen", "127.0.0.1:0", "--imds-profile", "dev"]);
-    let token = env.credd_ok(&["token", "issue", "--profile", "dev", "--label", "audit-test"]).trim().to_string();
-    let list: serde_json::Value = serde_json::from_str(&env.credd_ok(&["token", "list", "--json"])).unwrap();
+    let token = env
+        .credd_ok(&[
+            "token",
+            "issue",
+            "--profile",
+            "dev",
+            "--label",
+            "audit-test",
+        ])
+        .trim()
+        .to_string();
+    let list: serde_json::Value =
+        serde_json::from_str(&env.credd_ok(&["token", "list", "--json"])).unwrap();
     let id = list[0]["id"].as_str().unwrap().to_string();
-    let (s, body) = get(d.addr(), "/v1/credentials/dev", Some(&d.addr().to_string()), Some(&token));
+    let (s, body) = get(
+        d.addr(),
+        "/v1/credentials/dev",
+        Some(&d.addr().to_string()),
+        Some(&token),
+    );
     assert_eq!(s, 200);
     let served: serde_json::Value = serde_json::from_str(&body).unwrap();
     let imds = d.imds_url.clone().unwrap();
     assert_ran(
-        &env.client(Client::Boto3).env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds).env("AWS_DEFAULT_REGION", "us-east-1").output().unwrap(),
+        &env.client(Client::Boto3)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .unwrap(),
         DEV_ARN,
         "boto3 via IMDS",
     );
@@ -478,21 +498,48 @@ fn every_vend_is_audited_without_secrets() {
     // The writer is asynchronous: a clean stop drains it.
     assert!(d.stop().success());
     let lines = env.credd_ok(&["audit", "--json"]);
-    let records: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let by = |ep: &str| records.iter().filter(|r| r["endpoint"] == ep).count();
-    assert!(by("container") >= 1 && by("imds") >= 1 && by("control") >= 1, "{lines}");
-    let c = records.iter().find(|r| r["endpoint"] == "container").unwrap();
+    assert!(
+        by("container") >= 1 && by("imds") >= 1 && by("control") >= 1,
+        "{lines}"
+    );
+    let c = records
+        .iter()
+        .find(|r| r["endpoint"] == "container")
+        .unwrap();
     assert_eq!(c["profile"], "dev");
     assert_eq!(c["token_id"], id.as_str());
     assert!(c["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     let raw = std::fs::read_to_string(env.path("state/audit.log")).unwrap();
-    for secret in [served["SecretAccessKey"].as_str().unwrap(), served["Token"].as_str().unwrap(), token.as_str(), LONG_TERM_SECRET] {
+    for secret in [
+        served["SecretAccessKey"].as_str().unwrap(),
+        served["Token"].as_str().unwrap(),
+        token.as_str(),
+        LONG_TERM_SECRET,
+    ] {
         assert!(!raw.contains(secret), "no secret in the audit log");
     }
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(env.path("state/audit.log")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(env.path("state/audit.log"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let table = env.credd_ok(&["audit", "--since", "1h"]);
-    assert!(table.contains("container") && table.contains(&id), "{table}");
+    assert!(
+        table.contains("container") && table.contains(&id),
+        "{table}"
+    );
     let old = env.credd(&["audit", "--since", "0s"]);
-    assert!(stderr_of(&old).contains("no credentials vended"), "{}", stderr_of(&old));
+    assert!(
+        stderr_of(&old).contains("no credentials vended"),
+        "{}",
+        stderr_of(&old)
+    );
 }

@@ -92,6 +92,18 @@ impl Policy {
     }
 }
 
+/// How far the wall clock moved beyond (or behind) the monotonic clock over
+/// one interval, when that is more than `threshold`: the laptop slept, or
+/// the clock was set. `None` when the two agree.
+pub fn clock_jump(
+    wall_elapsed: Duration,
+    monotonic_elapsed: Duration,
+    threshold: Duration,
+) -> Option<Duration> {
+    let drift = wall_elapsed - monotonic_elapsed;
+    (drift.abs() > threshold).then_some(drift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +156,27 @@ mod tests {
         assert_eq!(p.retry_at(T0, 8, Some(exp)), T0 + Duration::seconds(40));
         assert_eq!(p.retry_at(T0, 1, Some(exp)), T0 + Duration::seconds(5));
         assert_eq!(p.retry_at(T0, 1, None), T0 + Duration::seconds(5));
+    }
+
+    #[test]
+    fn clock_jumps_are_told_from_ordinary_drift() {
+        let t = Duration::seconds(30);
+        assert_eq!(
+            clock_jump(Duration::seconds(10), Duration::seconds(10), t),
+            None
+        );
+        assert_eq!(
+            clock_jump(Duration::seconds(12), Duration::seconds(10), t),
+            None
+        );
+        assert_eq!(
+            clock_jump(Duration::hours(2), Duration::seconds(10), t),
+            Some(Duration::hours(2) - Duration::seconds(10))
+        );
+        assert_eq!(
+            clock_jump(Duration::minutes(-10), Duration::seconds(10), t),
+            Some(Duration::minutes(-10) - Duration::seconds(10))
+        );
     }
 
     #[test]

@@ -80,3 +80,66 @@ impl Clock for ManualClock {
         }
     }
 }
+
+/// Watches for the wall clock moving differently from the monotonic clock
+/// (suspend/resume, or the time being set) every `interval`, and calls
+/// `on_jump` with the difference, so every session is re-checked at once
+/// rather than at its next scheduled refresh.
+pub async fn watch_jumps(
+    clock: std::sync::Arc<dyn Clock>,
+    interval: std::time::Duration,
+    cancel: tokio_util::sync::CancellationToken,
+    on_jump: impl Fn(time::Duration) + Send,
+) {
+    let threshold = time::Duration::seconds(30);
+    let mut wall = clock.now();
+    let mut mono = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let (w, m) = (clock.now(), tokio::time::Instant::now());
+        let mono_elapsed = time::Duration::try_from(m - mono).unwrap_or(time::Duration::MAX);
+        if let Some(d) = credd_core::schedule::clock_jump(w - wall, mono_elapsed, threshold) {
+            on_jump(d);
+        }
+        (wall, mono) = (w, m);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_jump_is_reported_once() {
+        let clock = Arc::new(ManualClock::new(
+            time::macros::datetime!(2026-11-23 09:00 UTC),
+        ));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let s = seen.clone();
+        let task = tokio::spawn(watch_jumps(
+            clock.clone(),
+            std::time::Duration::from_secs(10),
+            cancel.clone(),
+            move |d| s.lock().unwrap().push(d),
+        ));
+        // Ordinary time: wall and monotonic move together.
+        for _ in 0..3 {
+            clock.advance(time::Duration::seconds(10));
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        }
+        assert!(seen.lock().unwrap().is_empty());
+        // The laptop slept two hours: the wall clock moved, the timer did not.
+        clock.advance(time::Duration::hours(2));
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(seen.lock().unwrap()[0] > time::Duration::minutes(119));
+        cancel.cancel();
+        task.await.unwrap();
+    }
+}

@@ -203,6 +203,22 @@ pub async fn run(
         )
         .instrument(tracing::info_span!("control-socket")),
     );
+    let b = broker.clone();
+    tasks.spawn(
+        clock::watch_jumps(
+            services.clock.clone(),
+            std::time::Duration::from_secs(10),
+            shutdown.child_token(),
+            move |d| {
+                tracing::info!(
+                    jump_secs = d.whole_seconds(),
+                    "the wall clock jumped (suspend/resume?): re-checking every session"
+                );
+                b.wake_all();
+            },
+        )
+        .instrument(tracing::info_span!("clock-watch")),
+    );
     on_ready(&Ready {
         container: container_addr,
         imds: imds_addr,
