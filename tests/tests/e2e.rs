@@ -543,3 +543,45 @@ fn every_vend_is_audited_without_secrets() {
         stderr_of(&old)
     );
 }
+
+#[test]
+fn profiles_link_serves_ides_through_credential_process() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let config_path = env.home().join(".aws/config");
+    let before = std::fs::read_to_string(&config_path).unwrap();
+    env.credd_ok(&["profiles", "link", "dev"]);
+    let after = std::fs::read_to_string(&config_path).unwrap();
+    assert!(after.starts_with(&before), "every other section untouched");
+    let bin = support::credd_bin();
+    assert!(after.contains(&format!("[profile dev-credd]\n# written by credd profiles link for profile 'dev'\ncredential_process = {} credential-process dev\nregion = eu-west-1\n", bin.display())), "{after}");
+    // Linking again replaces our own section, and never a user's.
+    env.credd_ok(&["profiles", "link", "dev"]);
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), after);
+    let refused = env.credd(&["profiles", "link", "dev", "--as", "base"]);
+    assert!(!refused.status.success() && stderr_of(&refused).contains("not written by credd"));
+    // The JS SDK's shared-config provider (fromIni, via AWS_PROFILE) and the AWS CLI.
+    let js = env
+        .client(Client::JsSdk)
+        .env("AWS_PROFILE", "dev-credd")
+        .output()
+        .unwrap();
+    assert_ran(&js, DEV_ARN, "JS SDK v3 fromIni with credential_process");
+    let cli = env
+        .cmd(aws_cli())
+        .args([
+            "--profile",
+            "dev-credd",
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert_ran(&cli, DEV_ARN, "AWS CLI with the linked profile");
+    let unknown = env.credd(&["profiles", "link", "nope"]);
+    assert!(stderr_of(&unknown).contains("unknown profile 'nope'"));
+}

@@ -75,7 +75,10 @@ and survives daemon restarts until it expires.\n\nExamples:\n  credd mfa dev\n  
     /// Call sts:GetCallerIdentity with a profile's credentials.
     Whoami(ProfileArg),
     /// List the profiles credd can serve, and why any other cannot be served.
-    Profiles(JsonArg),
+    #[command(
+        after_help = "Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
+    )]
+    Profiles(ProfilesArgs),
     /// Show which credentials were vended: when, which profile, to which token and peer.
     #[command(
         after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
@@ -135,6 +138,33 @@ pub struct EnvArgs {
     /// Lifetime of the endpoint token written for this shell.
     #[arg(long, value_name = "DUR", default_value = "12h")]
     pub token_ttl: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<ProfilesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// Add a profile to ~/.aws/config that gets NAME's credentials from credd
+    /// through credential_process (for IDE plugins, Terraform, the AWS CLI).
+    #[command(
+        after_help = "Only the new section is written (every other section and comment stays as it was), \
+atomically. A section credd did not write is never overwritten.\n\n\
+Then use it: AWS_PROFILE=dev-credd terraform plan, or pick dev-credd in the AWS Toolkit."
+    )]
+    Link {
+        /// The profile whose credentials the new one serves.
+        name: String,
+        /// The new profile's name [default: NAME-credd].
+        #[arg(long = "as", value_name = "NEW")]
+        as_name: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

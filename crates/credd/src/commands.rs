@@ -58,6 +58,10 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Profiles(crate::cli::ProfilesArgs {
+            action: Some(crate::cli::ProfilesAction::Link { name, as_name }),
+            ..
+        }) => link(&name, as_name).await.map(|_| ExitCode::SUCCESS),
         Command::Profiles(j) => {
             let v = call(Request::Profiles).await?;
             if j.json {
@@ -301,6 +305,44 @@ async fn token(t: TokenCommand) -> Result<()> {
             eprintln!("token {id} revoked");
         }
     }
+    Ok(())
+}
+
+async fn link(name: &str, as_name: Option<String>) -> Result<()> {
+    // Ask the daemon first: it knows whether NAME exists and its region.
+    let ep = call(Request::Endpoint {
+        profile: Some(name.to_string()),
+    })
+    .await?;
+    let new = as_name.unwrap_or_else(|| format!("{name}-credd"));
+    if new == name {
+        bail!(
+            "the linked profile needs a name of its own (--as): '{name}' already holds the source"
+        );
+    }
+    let bin = std::env::current_exe().context("failed to find the credd binary's path")?;
+    let bin = bin.display().to_string();
+    let quoted = if bin.contains(' ') {
+        format!("\"{bin}\"")
+    } else {
+        bin
+    };
+    let mut body = vec![
+        format!(
+            "{} profiles link for profile '{name}'",
+            crate::credfile::MARKER
+        ),
+        format!("credential_process = {quoted} credential-process {name}"),
+    ];
+    if let Some(r) = ep["region"].as_str() {
+        body.push(format!("region = {r}"));
+    }
+    let path = crate::credfile::config_path()?;
+    crate::credfile::write_lines(&path, &format!("profile {new}"), &body)?;
+    eprintln!(
+        "wrote [profile {new}] in {}: tools using it get '{name}' from credd (AWS_PROFILE={new})",
+        path.display()
+    );
     Ok(())
 }
 

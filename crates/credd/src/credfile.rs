@@ -1,5 +1,6 @@
-//! `credd write-credentials`: replaces one `[NAME]` section of the shared
-//! credentials file and nothing else, atomically, keeping the file's mode.
+//! `credd write-credentials` and `credd profiles link`: replace one section
+//! of the shared credentials or config file and nothing else, atomically,
+//! keeping the file's mode.
 //!
 //! This is a small line-based editor rather than an INI crate: the INI
 //! crates re-serialise the whole file and lose comments and layout, and
@@ -10,7 +11,17 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-pub const MARKER: &str = "# written by credd write-credentials";
+/// Starts the first line of every section credd writes; a section without
+/// it is the user's and is never overwritten.
+pub const MARKER: &str = "# written by credd";
+
+pub fn config_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("AWS_CONFIG_FILE") {
+        return Ok(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set; set AWS_CONFIG_FILE")?;
+    Ok(Path::new(&home).join(".aws/config"))
+}
 
 pub fn credentials_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
@@ -87,7 +98,7 @@ pub fn write_section(path: &Path, name: &str, source: &str, creds: &Value) -> Re
     };
     let body = vec![
         format!(
-            "{MARKER} from profile '{source}'; expires {}",
+            "{MARKER} write-credentials from profile '{source}'; expires {}",
             s("Expiration")?
         ),
         format!("aws_access_key_id = {}", s("AccessKeyId")?),
@@ -95,6 +106,12 @@ pub fn write_section(path: &Path, name: &str, source: &str, creds: &Value) -> Re
         format!("aws_session_token = {}", s("SessionToken")?),
         format!("aws_credential_expiration = {}", s("Expiration")?),
     ];
+    write_lines(path, name, &body)
+}
+
+/// Sets section `[header]` of the file at `path` to `body` (which must start
+/// with a [`MARKER`] line), creating the file (0600) if needed.
+pub fn write_lines(path: &Path, header: &str, body: &[String]) -> Result<()> {
     let (text, mode) = match std::fs::read_to_string(path) {
         Ok(t) => {
             use std::os::unix::fs::MetadataExt;
@@ -103,7 +120,7 @@ pub fn write_section(path: &Path, name: &str, source: &str, creds: &Value) -> Re
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o600),
         Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
     };
-    let new = replace_section(&text, name, &body)?;
+    let new = replace_section(&text, header, body)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     use std::io::Write;
@@ -135,7 +152,7 @@ mod tests {
         let once = replace_section(FILE, "dev", &body()).unwrap();
         assert!(once.starts_with(FILE));
         assert!(once.ends_with(
-            "\n[dev]\n# written by credd write-credentials x\naws_access_key_id = ASIA\n"
+            "\n[dev]\n# written by credd x\naws_access_key_id = ASIA\n"
         ));
         let with_after = format!("{once}\n[after]\ny = 2\n");
         let twice = replace_section(
