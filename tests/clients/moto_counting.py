@@ -8,7 +8,8 @@ is measured where it matters.
 Usage:
     python moto_counting.py PORT [--exit-with-stdin]
 
-    PORT               TCP port on 127.0.0.1; 0 picks a free port.
+    PORT               TCP port on 127.0.0.1 (or on $MOTO_COUNTING_HOST, an address of
+                       this machine, e.g. one end of a test veth); 0 picks a free port.
     --exit-with-stdin  exit when stdin reaches EOF (spawn with a piped stdin and keep
                        its write end open; if the test process dies, moto goes too).
 
@@ -153,7 +154,8 @@ def main(argv: list[str]) -> int:
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
 
     app = CountingMiddleware(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    bind = os.environ.get("MOTO_COUNTING_HOST", "127.0.0.1")
+    server = make_server(bind, port, app, threaded=True, request_handler=MotoRequestHandler)
     # Many concurrent clients: a deeper accept backlog than socketserver's default.
     server.socket.listen(1024)
     host, bound_port = server.server_address[:2]

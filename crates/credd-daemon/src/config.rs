@@ -19,6 +19,9 @@ pub struct FileConfig {
     /// Address of the container-credentials endpoint (loopback only unless
     /// `allow_non_loopback` is set).
     pub listen: String,
+    /// More container-endpoint addresses, e.g. `169.254.170.2:80` for
+    /// containers on a bridge network (after `credd docker setup`).
+    pub extra_listen: Vec<String>,
     /// Allow a listener on an address that is not loopback or link-local.
     pub allow_non_loopback: bool,
     pub imds: ImdsFile,
@@ -78,6 +81,7 @@ impl Default for FileConfig {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.into(),
+            extra_listen: Vec::new(),
             allow_non_loopback: false,
             imds: ImdsFile::default(),
             refresh: RefreshFile::default(),
@@ -129,6 +133,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub listen: SocketAddr,
+    pub extra_listen: Vec<SocketAddr>,
     pub imds: Option<ImdsConfig>,
     pub policy: Policy,
     pub limits: Limits,

@@ -66,6 +66,8 @@ impl std::fmt::Debug for Request {
 pub struct Endpoints {
     pub container_url: String,
     pub imds_url: Option<String>,
+    /// Further container-endpoint URLs (e.g. `http://169.254.170.2/v1/credentials`).
+    pub extra_urls: Vec<String>,
 }
 
 pub struct ControlState {
@@ -118,6 +120,7 @@ impl ControlState {
                     "started": self.started,
                     "container_url": self.endpoints.container_url,
                     "imds_url": self.endpoints.imds_url,
+                    "extra_urls": self.endpoints.extra_urls,
                     "token_failures": self.tokens.failures(),
                     "config_error": *self.config_error.lock().unwrap(),
                 },
@@ -207,6 +210,7 @@ impl ControlState {
                 Ok(json!({
                     "container_url": self.endpoints.container_url,
                     "imds_url": self.endpoints.imds_url,
+                    "extra_urls": self.endpoints.extra_urls,
                     "region": profile.and_then(|p| self.broker.region(&p)),
                 }))
             }

@@ -58,6 +58,9 @@ impl std::fmt::Debug for Services {
 #[derive(Debug)]
 pub struct Listeners {
     pub container: TcpListener,
+    /// More container-endpoint listeners, e.g. `169.254.170.2:80` for
+    /// containers on a bridge network (see docs/docker.md).
+    pub extra: Vec<TcpListener>,
     pub imds: Option<TcpListener>,
 }
 
@@ -65,6 +68,7 @@ pub struct Listeners {
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub container: SocketAddr,
+    pub extra: Vec<SocketAddr>,
     pub imds: Option<SocketAddr>,
     pub control_socket: PathBuf,
 }
@@ -136,6 +140,12 @@ pub async fn run(
         Some(l) => Some(l.local_addr().map_err(DaemonError::Listener)?),
         None => None,
     };
+    let extra_addrs = listeners
+        .extra
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(DaemonError::Listener)?;
     let control_path = control_socket_path(&config.runtime_dir);
     let control_listener =
         control::bind(&control_path)
@@ -157,6 +167,13 @@ pub async fn run(
         endpoints: control::Endpoints {
             container_url: format!("http://{container_addr}{}", container::CREDENTIALS_PATH),
             imds_url: imds_addr.map(|a| format!("http://{a}")),
+            extra_urls: extra_addrs
+                .iter()
+                .map(|a| match a.port() {
+                    80 => format!("http://{}{}", a.ip(), container::CREDENTIALS_PATH),
+                    _ => format!("http://{a}{}", container::CREDENTIALS_PATH),
+                })
+                .collect(),
         },
         loader: services.profiles.clone(),
         default_token_ttl: config.default_token_ttl,
@@ -181,6 +198,18 @@ pub async fn run(
         )
         .instrument(tracing::info_span!("container", addr = %container_addr)),
     );
+    for (l, addr) in listeners.extra.into_iter().zip(extra_addrs.iter().copied()) {
+        let ep = Arc::new(container::ContainerEndpoint {
+            broker: broker.clone(),
+            tokens: tokens.clone(),
+            hosts: server::HostAllowList::for_addr(addr),
+            audit: audit.clone(),
+        });
+        tasks.spawn(
+            server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
+                .instrument(tracing::info_span!("container", %addr)),
+        );
+    }
     if let (Some(l), Some(addr), Some(imds)) = (listeners.imds, imds_addr, &config.imds) {
         let ep = Arc::new(imds::ImdsEndpoint::new(
             broker.clone(),
@@ -222,6 +251,7 @@ pub async fn run(
     on_ready(&Ready {
         container: container_addr,
         imds: imds_addr,
+        extra: extra_addrs.clone(),
         control_socket: control_path.clone(),
     });
 

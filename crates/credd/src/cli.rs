@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Address of the container-credentials endpoint [default: 127.0.0.1:9911].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Another container-endpoint address, e.g. 169.254.170.2:80 for docker
+    /// containers (repeatable; adds to extra_listen in credd.toml).
+    #[arg(long, value_name = "ADDR")]
+    pub also_listen: Vec<String>,
     /// Address of the IMDSv2 emulation (off unless set).
     #[arg(long, value_name = "ADDR", requires = "imds_profile")]
     pub imds_listen: Option<String>,

@@ -42,6 +42,12 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
         .or_else(|| env_var("CREDD_LISTEN"))
         .unwrap_or_else(|| file.listen.clone());
     let listen = config::listen_addr("listen", &listen_text, allow)?;
+    let extra_listen = file
+        .extra_listen
+        .iter()
+        .chain(args.also_listen.iter())
+        .map(|a| config::listen_addr("extra_listen", a, allow))
+        .collect::<Result<Vec<_>, _>>()?;
     let imds_listen = args
         .imds_listen
         .clone()
@@ -64,6 +70,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
         .map_err(|e| anyhow::anyhow!("tokens.default_ttl: {e}"))?;
     Ok(DaemonConfig {
         listen,
+        extra_listen,
         imds,
         policy: file.policy()?,
         limits: file.limits()?,
@@ -84,6 +91,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 config.listen
             )
         })?;
+    let mut extra = Vec::new();
+    for addr in &config.extra_listen {
+        extra.push(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("failed to listen on {addr} (for 169.254.170.2, run `sudo credd docker setup` first; port 80 needs root or CAP_NET_BIND_SERVICE)")
+        })?);
+    }
     let imds = match &config.imds {
         Some(i) => Some(
             tokio::net::TcpListener::bind(i.listen)
@@ -120,7 +133,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     credd_daemon::run(
         config,
         services,
-        Listeners { container, imds },
+        Listeners {
+            container,
+            extra,
+            imds,
+        },
         shutdown,
         |ready| {
             tracing::info!(

@@ -74,7 +74,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1")
+    }
+    /// moto listening on `host` (an address of this machine).
+    pub fn start_on(host: &str) -> Self {
         let mut child = Command::new(python())
+            .env("MOTO_COUNTING_HOST", host)
             .arg(clients().join("moto_counting.py"))
             .args(["0", "--exit-with-stdin"])
             .stdin(Stdio::piped())
@@ -170,14 +175,14 @@ impl Env {
         Self::with_config(CONFIG)
     }
     pub fn with_config(config: &str) -> Self {
+        Self::with_moto(config, Moto::start())
+    }
+    pub fn with_moto(config: &str, moto: Moto) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("home/.aws")).unwrap();
         std::fs::write(dir.path().join("home/.aws/config"), config).unwrap();
         std::fs::write(dir.path().join("credd.toml"), "# defaults\n").unwrap();
-        Env {
-            dir,
-            moto: Moto::start(),
-        }
+        Env { dir, moto }
     }
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
