@@ -138,7 +138,10 @@ pub fn read_all(path: &Path) -> Vec<Record> {
     files.push(path.to_path_buf());
     files
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+        // Private-file rules (no symlinks, ours, 0600, size-capped) as for
+        // every other state file.
+        .filter_map(|p| crate::fsutil::read_private(p, 4 * MAX_BYTES).ok().flatten())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .flat_map(|text| {
             text.lines()
                 .filter_map(|l| serde_json::from_str::<Record>(l).ok())

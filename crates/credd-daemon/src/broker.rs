@@ -94,7 +94,7 @@ struct Graph {
 pub enum ServeError {
     #[error("unknown profile '{0}': it is not in the AWS config or credentials file (see `credd profiles`)")]
     UnknownProfile(String),
-    #[error("profile '{profile}' cannot be served: {error}")]
+    #[error("profile '{profile}' cannot be served: {}", .error.kind)]
     Misconfigured { profile: String, error: ConfigError },
     #[error("{}", upstream_message(.profile, .error, *.retry_in_secs))]
     Upstream {
@@ -214,8 +214,9 @@ impl Broker {
         self.inner.graph.read().unwrap().clone()
     }
 
-    /// Installs a new set of plans (at start and whenever the AWS files
-    /// change). Nodes whose source is unchanged keep their cache and task.
+    /// Installs a new set of plans (at start, and each time a CLI command
+    /// makes the daemon re-read the AWS files). Nodes whose source is
+    /// unchanged keep their cache and task.
     pub fn load_plans(&self, plans: BTreeMap<String, Result<Plan, ConfigError>>) {
         let old = self.graph();
         let now = self.now();
@@ -429,7 +430,11 @@ impl Broker {
                     st.next_refresh = match e.kind {
                         // Waits for `credd mfa`; nothing to retry on our own.
                         UpstreamErrorKind::MfaRequired | UpstreamErrorKind::InvalidMfa => None,
-                        _ => Some(policy.retry_at(now, st.failures, cached_exp)),
+                        k if k.retryable() => Some(policy.retry_at(now, st.failures, cached_exp)),
+                        // Refused or misconfigured: retrying soon will not
+                        // help until the user changes something; try again
+                        // at the slowest pace.
+                        _ => Some(policy.retry_at(now, u32::MAX, cached_exp)),
                     };
                     tracing::warn!(node = %node.spec.id, failures = st.failures, error = %e,
                         retry_at = ?st.next_refresh.map(format_expiration), "upstream call failed");

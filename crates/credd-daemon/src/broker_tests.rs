@@ -8,9 +8,6 @@ use crate::sessions::SessionStore;
 use crate::testing::*;
 use credd_core::schedule::Policy;
 use credd_core::{SecretString, UpstreamError, UpstreamErrorKind};
-#[allow(unused_imports)]
-use std::sync::Arc as _;
-use std::sync::Arc;
 use time::Duration;
 
 #[tokio::test]
@@ -206,7 +203,6 @@ async fn mfa_is_asked_once_shared_and_never_prompted_by_a_request() {
         "one bad, one good: shared by a and b"
     );
     assert_eq!(h.upstream.count("AssumeRole"), 2);
-    // Roles keep refreshing for hours on the one MFA session (1 h roles, 12 h session default lifetime here is 1 h: extend).
     h.cancel.cancel();
 }
 
@@ -328,5 +324,4 @@ async fn unknown_and_misconfigured_profiles_say_so() {
     ));
     let e = h.broker.get("broken").await.unwrap_err().to_string();
     assert!(e.contains("cycle"), "{e}");
-    let _ = Arc::new(());
 }

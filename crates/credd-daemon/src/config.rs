@@ -59,8 +59,8 @@ pub struct RefreshFile {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsFile {
-    /// Open connections per listener; at the cap, the longest-idle
-    /// connection is closed to make room.
+    /// Open connections per listener; at the cap, the oldest connection
+    /// that is not in the middle of a request is closed to make room.
     pub max_connections: usize,
     /// Close a connection that has not sent a full request head in this time.
     pub header_read_timeout: String,

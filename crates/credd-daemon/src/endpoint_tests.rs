@@ -368,18 +368,13 @@ async fn imdsv2_session_rules() {
     )
     .await;
     assert_eq!(doc["region"], "us-east-1");
-    let (s, _, _) = body(
-        ep.route(
-            &iget(
-                "/latest/meta-data/iam/security-credentials/other",
-                Some(&tok),
-            ),
-            peer(),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    for other in [
+        "/latest/meta-data/iam/security-credentials/other",
+        "/latest/meta-data/iam/security-credentials/junk/dev",
+    ] {
+        let (s, _, _) = body(ep.route(&iget(other, Some(&tok)), peer()).await).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{other}");
+    }
     // The session token expires with its TTL.
     h.clock.advance(time::Duration::seconds(61));
     assert_eq!(

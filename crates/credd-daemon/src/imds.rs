@@ -154,7 +154,12 @@ impl ImdsEndpoint {
                 .and_then(|r| r.strip_prefix('/'))
                 .is_some() =>
             {
-                let name = p.rsplit('/').next().unwrap_or_default();
+                // Exactly one segment after the listing, naming our profile.
+                let name = p
+                    .strip_prefix(CREDS_EXT)
+                    .or_else(|| p.strip_prefix(CREDS))
+                    .and_then(|r| r.strip_prefix('/'))
+                    .unwrap_or_default();
                 if name != self.profile {
                     return server::text(StatusCode::NOT_FOUND, "Not Found");
                 }

@@ -1,5 +1,6 @@
 //! The HTTP listeners: one accept loop per listener with a connection cap
-//! (the longest-idle connection is closed to make room), hyper's header
+//! (the oldest connection not in the middle of a request is closed to make
+//! room), hyper's header
 //! size/count limits and header-read timeout, and the guards both endpoints
 //! share: an exact `Host` allow-list and a refusal of any request carrying
 //! `Origin` (threat-model rows 1 and 15). Routing lives in
@@ -64,6 +65,11 @@ impl HostAllowList {
         set.insert(format!("{ip}:{}", addr.port()));
         if addr.ip().is_loopback() {
             set.insert(format!("localhost:{}", addr.port()));
+        }
+        // The ECS link-local addresses are reached on port 80, directly or
+        // through `credd docker setup`'s DNAT to an unprivileged port.
+        if crate::config::is_local(&addr) && !addr.ip().is_loopback() {
+            set.insert(ip.clone());
         }
         if addr.port() == 80 {
             set.insert(ip);

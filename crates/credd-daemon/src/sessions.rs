@@ -117,12 +117,6 @@ impl SessionStore {
             }
         }
     }
-
-    pub fn remove(&self, node: &NodeId) {
-        if let Some(p) = self.path(node) {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }
 
 #[cfg(test)]
