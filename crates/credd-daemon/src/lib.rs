@@ -62,6 +62,11 @@ pub struct Listeners {
     /// containers on a bridge network (see docs/docker.md).
     pub extra: Vec<TcpListener>,
     pub imds: Option<TcpListener>,
+    /// The control socket, when the service manager handed it in (socket
+    /// activation). `None`: the daemon binds `control.sock` in the runtime
+    /// directory itself. A handed-in socket belongs to the service manager,
+    /// so the daemon leaves its file in place when it stops.
+    pub control: Option<std::os::unix::net::UnixListener>,
 }
 
 /// Where the daemon answers, once it is ready.
@@ -147,13 +152,19 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()
         .map_err(DaemonError::Listener)?;
     let control_path = control_socket_path(&config.runtime_dir);
-    let control_listener =
-        control::bind(&control_path)
-            .await
-            .map_err(|source| DaemonError::Control {
-                path: control_path.clone(),
-                source,
-            })?;
+    let control_handed_in = listeners.control.is_some();
+    let (control_listener, control_path) = match listeners.control {
+        Some(l) => adopt_control(l, control_path)?,
+        None => (
+            control::bind(&control_path)
+                .await
+                .map_err(|source| DaemonError::Control {
+                    path: control_path.clone(),
+                    source,
+                })?,
+            control_path,
+        ),
+    };
 
     let audit = Arc::new(audit::AuditLog::start(
         config.state_dir.join("audit.log"),
@@ -264,8 +275,36 @@ pub async fn run(
     {
         tracing::warn!("some tasks did not stop within 5 s");
     }
-    let _ = std::fs::remove_file(&control_path);
+    if !control_handed_in {
+        let _ = std::fs::remove_file(&control_path);
+    }
     Ok(())
+}
+
+/// Takes a control socket the service manager bound (socket activation) and
+/// returns it with the path it answers at, warning when that is not where
+/// the CLI looks for it.
+fn adopt_control(
+    listener: std::os::unix::net::UnixListener,
+    expected: PathBuf,
+) -> Result<(tokio::net::UnixListener, PathBuf), DaemonError> {
+    let path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(PathBuf::from))
+        .unwrap_or_else(|| expected.clone());
+    if path != expected {
+        tracing::warn!(
+            handed_in = %path.display(),
+            expected = %expected.display(),
+            "the control socket handed in is not where the credd CLI looks for it; set CREDD_RUNTIME_DIR to its directory"
+        );
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(DaemonError::Listener)?;
+    let listener = tokio::net::UnixListener::from_std(listener).map_err(DaemonError::Listener)?;
+    Ok((listener, path))
 }
 
 #[cfg(test)]

@@ -33,6 +33,16 @@ the IMDSv2 emulation is off unless --imds-listen and --imds-profile are given.\n
 Example:\n  credd serve --imds-listen 127.0.0.1:9912 --imds-profile dev"
     )]
     Serve(ServeArgs),
+    /// Run credd at login as a service: a systemd user unit (Linux) or a launchd agent (macOS).
+    #[command(
+        subcommand,
+        after_help = "install writes the unit files (or the plist) with this credd binary's path, enables and \
+starts them; uninstall stops and removes them; status shows the service manager's view and pings the daemon. \
+--print shows what would be written and run, and changes nothing.\n\n\
+Examples:\n  credd service install --print\n  credd service install\n  credd service status\n  credd service uninstall\n\n\
+Docs: docs/service.md."
+    )]
+    Service(ServiceCommand),
     /// Run a command with a profile's credentials, served by the daemon.
     #[command(
         after_help = "The command gets AWS_CONTAINER_CREDENTIALS_FULL_URI and \
@@ -237,4 +247,36 @@ pub struct TokenIssueArgs {
     /// Write the token to this file (0600, no newline) instead of stdout.
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Install and start credd as a login service for this user.
+    #[command(
+        after_help = "systemd: writes credd.service, credd.socket and credd-control.socket to \
+~/.config/systemd/user/, then runs `systemctl --user daemon-reload`, enables the three units and \
+(re)starts credd.service. launchd: writes ~/Library/LaunchAgents/com.credd.daemon.plist and runs \
+`launchctl bootstrap gui/UID` on it. Running it again updates the files and restarts the daemon."
+    )]
+    Install(ServiceArgs),
+    /// Stop and disable the service and remove the files install wrote (sessions are kept).
+    Uninstall(ServiceArgs),
+    /// Show the service manager's view of credd and whether the daemon answers.
+    Status(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Print what would be written and run, and change nothing.
+    #[arg(long)]
+    pub print: bool,
+    /// The service manager [default: systemd on Linux, launchd on macOS].
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub manager: Option<ServiceManager>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ServiceManager {
+    Systemd,
+    Launchd,
 }

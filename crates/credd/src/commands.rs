@@ -26,6 +26,7 @@ pub fn parse_ttl(s: &str) -> Result<u64> {
 pub async fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Serve(a) => crate::serve::run(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Service(s) => crate::service::run(s).await,
         Command::Exec(a) => crate::exec::run(a).await,
         Command::Env(a) => env(a).await.map(|_| ExitCode::SUCCESS),
         Command::CredentialProcess(a) => {

@@ -8,6 +8,7 @@ mod commands;
 mod credfile;
 mod exec;
 mod serve;
+mod service;
 
 use clap::Parser;
 use std::process::ExitCode;

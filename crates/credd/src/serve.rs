@@ -83,29 +83,39 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     credd_daemon::harden_process();
     let config = resolve(&args)?;
-    let container = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to listen on {} (is another credd running? pick another with --listen)",
-                config.listen
-            )
-        })?;
+    let handed = crate::service::handed_in_listeners()
+        .context("failed to take the sockets handed in by the service manager (LISTEN_FDS)")?;
+    let container = match handed.endpoint {
+        Some(l) => handed_in_tcp(l, "endpoint", &args)?,
+        None => tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to listen on {} (is another credd running? pick another with --listen)",
+                    config.listen
+                )
+            })?,
+    };
     let mut extra = Vec::new();
     for addr in &config.extra_listen {
         extra.push(tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!("failed to listen on {addr} (for 169.254.170.2, run `sudo credd docker setup` first; port 80 needs root or CAP_NET_BIND_SERVICE)")
         })?);
     }
-    let imds = match &config.imds {
-        Some(i) => Some(
+    let imds = match (handed.imds, &config.imds) {
+        (Some(l), Some(_)) => Some(handed_in_tcp(l, "imds", &args)?),
+        (Some(_), None) => bail!(
+            "the service manager handed in an 'imds' socket but the IMDS emulation is off: \
+             set imds.listen and imds.profile in credd.toml (the handed-in socket is used instead of imds.listen)"
+        ),
+        (None, Some(i)) => Some(
             tokio::net::TcpListener::bind(i.listen)
                 .await
                 .with_context(|| {
                     format!("failed to listen on {} for the IMDS emulation", i.listen)
                 })?,
         ),
-        None => None,
+        (None, None) => None,
     };
     let profile_env = credd_aws::profiles::ProfileEnv::from_process_env();
     let services = Services {
@@ -128,6 +138,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             _ = int.recv() => tracing::info!("SIGINT received"),
             _ = term.recv() => tracing::info!("SIGTERM received"),
         }
+        crate::service::notify_stopping();
         signals.cancel();
     });
     credd_daemon::run(
@@ -137,6 +148,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             container,
             extra,
             imds,
+            control: handed.control,
         },
         shutdown,
         |ready| {
@@ -146,8 +158,39 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 control = %ready.control_socket.display(),
                 "credd ready"
             );
+            crate::service::notify_ready(ready);
         },
     )
     .await
     .context("the daemon stopped with an error")
+}
+
+/// Turns a listening socket handed in by the service manager into the
+/// daemon's listener, holding it to the same rule as `--listen`: loopback or
+/// the ECS link-local addresses only, unless `allow_non_loopback` is set in
+/// credd.toml (threat-model row 7).
+fn handed_in_tcp(
+    l: std::net::TcpListener,
+    name: &str,
+    args: &ServeArgs,
+) -> Result<tokio::net::TcpListener> {
+    let addr = l
+        .local_addr()
+        .with_context(|| format!("cannot read the address of the '{name}' socket handed in"))?;
+    let (path, default_location) = match &args.config {
+        Some(p) => (p.clone(), false),
+        None => config::config_path(&env_var),
+    };
+    let allow = FileConfig::load(&path, default_location)
+        .map(|f| f.allow_non_loopback)
+        .unwrap_or(false);
+    config::listen_addr(
+        &format!("the '{name}' socket handed in"),
+        &addr.to_string(),
+        allow,
+    )?;
+    tracing::info!(%addr, name, "using a socket handed in by the service manager");
+    l.set_nonblocking(true)
+        .context("failed to make a handed-in socket non-blocking")?;
+    tokio::net::TcpListener::from_std(l).context("failed to use a handed-in socket")
 }

@@ -1,0 +1,645 @@
+//! credd as a service, against the real binary: the systemd units pass
+//! `systemd-analyze verify` with `ExecStart=` at the built credd, the
+//! launchd plist parses and holds the keys launchd needs, the listeners
+//! handed in through `LISTEN_FDS` are the ones served (systemd's own
+//! `systemd-socket-activate` hands them in), readiness reaches
+//! `NOTIFY_SOCKET`, and `credd service install | status | uninstall` write,
+//! run and remove what they say, with stand-ins for systemctl and launchctl
+//! (no user manager runs here). `--print` changes nothing.
+//!
+//! Needs systemd's tools on PATH: Debian/Ubuntu package `systemd`
+//! (`systemd-analyze`, `systemd-socket-activate`).
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use support::*;
+
+const UNITS: [&str; 3] = ["credd.service", "credd.socket", "credd-control.socket"];
+
+/// A systemd tool on PATH, or a failure that names the package to install.
+fn systemd_tool(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found on PATH: install systemd's tools (Debian/Ubuntu: \
+                 `apt-get install systemd`); the service tests need it"
+            )
+        })
+}
+
+/// The built credd, as the binary reports its own path.
+fn credd_abs() -> String {
+    std::fs::canonicalize(credd_bin())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn private_dir(p: &Path) -> PathBuf {
+    std::fs::create_dir_all(p).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    p.to_path_buf()
+}
+
+/// `systemd-analyze --user verify` on the given unit files; asserts success
+/// and that nothing was said about them (an unknown or misspelt directive
+/// is only a warning, so the warnings are what catch it).
+fn assert_verifies(dir: &Path, files: &[PathBuf]) {
+    let runtime = private_dir(&dir.join("xdg-runtime"));
+    let out = Command::new(systemd_tool("systemd-analyze"))
+        .args(["--user", "verify"])
+        .args(files)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    let said = stderr_of(&out);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{said}"
+    );
+    assert!(
+        !said.contains("credd"),
+        "systemd-analyze verify warns about the units:\n{said}"
+    );
+}
+
+/// A user with an empty HOME and stand-ins for systemctl and launchctl that
+/// log their arguments (and answer what credd asks before changing things).
+struct ServiceUser {
+    dir: tempfile::TempDir,
+}
+
+impl ServiceUser {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        private_dir(&dir.path().join("run"));
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for tool in ["systemctl", "launchctl"] {
+            let log = dir.path().join(format!("{tool}.log"));
+            let script = format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\ncase \"$*\" in\n  *MainPID*) echo 0 ;;\nesac\nexit 0\n",
+                log.display()
+            );
+            std::fs::write(bin.join(tool), script).unwrap();
+            std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        ServiceUser { dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+    fn credd(&self, args: &[&str]) -> Output {
+        self.credd_with_path(
+            args,
+            &format!("{}:/usr/bin:/bin", self.path("bin").display()),
+        )
+    }
+    fn credd_with_path(&self, args: &[&str], path: &str) -> Output {
+        Command::new(credd_bin())
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", self.home())
+            .env("CREDD_RUNTIME_DIR", self.path("run"))
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+    /// The commands a stand-in was asked to run, one per line.
+    fn log(&self, tool: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(&format!("{tool}.log")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+    /// Every file and directory under the user's directory.
+    fn tree(&self) -> Vec<PathBuf> {
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(p).unwrap() {
+                let e = e.unwrap().path();
+                out.push(e.clone());
+                if e.is_dir() {
+                    walk(&e, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        o.status,
+        stderr_of(o),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    stderr_of(o)
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_units = repo().join("systemd");
+    let mut files = Vec::new();
+    for name in UNITS {
+        let text = std::fs::read_to_string(repo_units.join(name)).unwrap();
+        // The shipped ExecStart= (right for `cargo install`) pointed at the
+        // binary under test, as `credd service install` does.
+        let text = text.replace(
+            "ExecStart=%h/.cargo/bin/credd serve",
+            &format!("ExecStart={} serve", credd_abs()),
+        );
+        if name == "credd.service" {
+            assert!(text.contains(&format!("ExecStart={} serve", credd_abs())));
+            for needed in [
+                "Type=notify",
+                "Restart=on-failure",
+                "NoNewPrivileges=yes",
+                "ProtectSystem=strict",
+                "ProtectHome=read-only",
+                "PrivateTmp=yes",
+                "UMask=0077",
+                "LimitCORE=0",
+            ] {
+                assert!(
+                    text.lines().any(|l| l == needed),
+                    "{needed} missing from credd.service"
+                );
+            }
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        files.push(p);
+    }
+    assert_verifies(dir.path(), &files);
+
+    // The check is not vacuous: a misspelt directive is reported.
+    let bad = dir.path().join("typo.service");
+    std::fs::write(
+        &bad,
+        format!(
+            "[Service]\nExecStart={} serve\nProtectSytem=strict\n",
+            credd_abs()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(systemd_tool("systemd-analyze"))
+        .args(["--user", "verify"])
+        .arg(&bad)
+        .env("XDG_RUNTIME_DIR", dir.path().join("xdg-runtime"))
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("ProtectSytem"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn install_print_shows_the_binary_path_and_changes_nothing() {
+    let u = ServiceUser::new();
+    let before = u.tree();
+    let exe = credd_abs();
+
+    let o = u.credd(&["service", "install", "--print", "--manager", "systemd"]);
+    ok(&o, "service install --print");
+    let out = stdout_of(&o);
+    assert!(out.contains(&format!("    ExecStart={exe} serve")), "{out}");
+    let unit_dir = u.home().join(".config/systemd/user");
+    for name in UNITS {
+        assert!(out.contains(&format!("# write {}:", unit_dir.join(name).display())));
+    }
+    assert!(out.contains("# run: systemctl --user daemon-reload"));
+    assert!(out.contains("# run: systemctl --user enable --now credd.service"));
+
+    let o = u.credd(&["service", "install", "--print", "--manager", "launchd"]);
+    ok(&o, "service install --print --manager launchd");
+    let out = stdout_of(&o);
+    assert!(out.contains(&format!("<string>{exe}</string>")), "{out}");
+    assert!(out.contains("# run: launchctl bootstrap gui/"));
+
+    for args in [
+        ["service", "status", "--print"],
+        ["service", "uninstall", "--print"],
+    ] {
+        ok(&u.credd(&args), &args.join(" "));
+    }
+
+    assert_eq!(u.tree(), before, "--print changed files");
+    assert!(u.log("systemctl").is_empty(), "--print ran systemctl");
+    assert!(u.log("launchctl").is_empty(), "--print ran launchctl");
+}
+
+#[test]
+fn install_status_uninstall_with_systemd() {
+    let u = ServiceUser::new();
+    let exe = credd_abs();
+    let unit_dir = u.home().join(".config/systemd/user");
+
+    let said = ok(
+        &u.credd(&["service", "install", "--manager", "systemd"]),
+        "service install",
+    );
+    for name in UNITS {
+        assert!(
+            said.contains(&format!("wrote {}", unit_dir.join(name).display())),
+            "{said}"
+        );
+    }
+    assert!(
+        said.contains("ran `systemctl --user daemon-reload`"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("the service runs {exe}")), "{said}");
+    let unit = std::fs::read_to_string(unit_dir.join("credd.service")).unwrap();
+    assert!(unit.contains(&format!("\nExecStart={exe} serve\n")));
+    assert_eq!(
+        std::fs::read_to_string(unit_dir.join("credd.socket")).unwrap(),
+        std::fs::read_to_string(repo().join("systemd/credd.socket")).unwrap(),
+        "the installed socket unit is the one in the repository"
+    );
+    // What was installed is what systemd accepts.
+    let files: Vec<PathBuf> = UNITS.iter().map(|n| unit_dir.join(n)).collect();
+    assert_verifies(u.dir.path(), &files);
+    let log = u.log("systemctl");
+    let changes: Vec<&String> = log
+        .iter()
+        .filter(|l| !l.contains("show-environment") && !l.contains("MainPID"))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "--user daemon-reload",
+            "--user stop credd.service",
+            "--user enable --now credd.socket credd-control.socket",
+            "--user enable --now credd.service",
+        ],
+        "{log:?}"
+    );
+
+    // status: the manager's view, then the daemon (not running here: exit 3).
+    let o = u.credd(&["service", "status", "--manager", "systemd"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr_of(&o));
+    let out = stdout_of(&o);
+    assert!(
+        out.contains(&format!(
+            "installed: {}",
+            unit_dir.join("credd.service").display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("daemon: not answering"), "{out}");
+    assert!(u
+        .log("systemctl")
+        .iter()
+        .any(|l| l.starts_with("--user status")));
+
+    let said = ok(
+        &u.credd(&["service", "uninstall", "--manager", "systemd"]),
+        "service uninstall",
+    );
+    assert!(
+        said.contains(
+            "ran `systemctl --user disable --now credd.service credd.socket credd-control.socket`"
+        ),
+        "{said}"
+    );
+    for name in UNITS {
+        assert!(!unit_dir.join(name).exists());
+        assert!(said.contains(&format!("removed {}", unit_dir.join(name).display())));
+    }
+    let said = ok(
+        &u.credd(&["service", "uninstall", "--manager", "systemd"]),
+        "second uninstall",
+    );
+    assert!(said.contains("not installed"), "{said}");
+}
+
+#[test]
+fn install_says_what_to_do_without_systemctl_or_a_user_manager() {
+    let u = ServiceUser::new();
+    let o = u.credd_with_path(
+        &["service", "install", "--manager", "systemd"],
+        "/nonexistent",
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains("systemctl not found on PATH")
+            && stderr_of(&o).contains("credd serve"),
+        "{}",
+        stderr_of(&o)
+    );
+
+    // A systemctl that cannot reach a user manager, as under `su`.
+    std::fs::write(
+        u.path("bin/systemctl"),
+        "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let o = u.credd(&["service", "install", "--manager", "systemd"]);
+    assert!(!o.status.success());
+    let said = stderr_of(&o);
+    assert!(
+        said.contains("no systemd user manager")
+            && said.contains("No medium found")
+            && said.contains("loginctl enable-linger"),
+        "{said}"
+    );
+    assert!(
+        !u.home().join(".config").exists(),
+        "a failed preflight wrote files"
+    );
+}
+
+#[test]
+fn launchd_plist_parses_and_holds_the_keys_launchd_needs() {
+    // The template in the repository.
+    let template: plist::Value =
+        plist::from_file(repo().join("launchd/com.credd.daemon.plist")).unwrap();
+    let d = template.as_dictionary().unwrap();
+    assert_eq!(d["Label"].as_string(), Some("com.credd.daemon"));
+    assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+    assert!(d.contains_key("KeepAlive"));
+    assert_eq!(d["ProcessType"].as_string(), Some("Background"));
+
+    // What `credd service install --manager launchd` writes.
+    let u = ServiceUser::new();
+    let said = ok(
+        &u.credd(&["service", "install", "--manager", "launchd"]),
+        "service install --manager launchd",
+    );
+    let path = u.home().join("Library/LaunchAgents/com.credd.daemon.plist");
+    assert!(
+        said.contains(&format!("wrote {}", path.display())),
+        "{said}"
+    );
+    let v: plist::Value = plist::from_file(&path).unwrap();
+    let d = v.as_dictionary().unwrap();
+    assert_eq!(d["Label"].as_string(), Some("com.credd.daemon"));
+    let args: Vec<&str> = d["ProgramArguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_string().unwrap())
+        .collect();
+    assert_eq!(args, [credd_abs().as_str(), "serve"]);
+    assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+    assert!(d.contains_key("KeepAlive"));
+    let logs = u.home().join("Library/Logs/credd");
+    for key in ["StandardOutPath", "StandardErrorPath"] {
+        assert!(
+            Path::new(d[key].as_string().unwrap()).starts_with(&logs),
+            "{key} outside {}",
+            logs.display()
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&logs).unwrap().mode() & 0o777,
+        0o700,
+        "the log directory is user-private"
+    );
+    let uid = std::fs::metadata(u.home()).unwrap().uid();
+    let log: Vec<String> = u
+        .log("launchctl")
+        .into_iter()
+        .filter(|l| l != "version")
+        .collect();
+    assert_eq!(
+        log,
+        [
+            format!("bootout gui/{uid}/com.credd.daemon"),
+            format!("enable gui/{uid}/com.credd.daemon"),
+            format!("bootstrap gui/{uid} {}", path.display()),
+        ],
+        "{log:?}"
+    );
+    if let Ok(plutil) = which_plutil() {
+        let o = Command::new(plutil)
+            .arg("-lint")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "plutil -lint: {}", stdout_of(&o));
+    }
+
+    let said = ok(
+        &u.credd(&["service", "uninstall", "--manager", "launchd"]),
+        "service uninstall --manager launchd",
+    );
+    assert!(!path.exists());
+    assert!(
+        said.contains(&format!("removed {}", path.display())),
+        "{said}"
+    );
+}
+
+fn which_plutil() -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("plutil"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+/// Receives one datagram from the notify socket, waiting up to 30 s.
+fn recv_notify(sock: &UnixDatagram) -> String {
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock
+        .recv(&mut buf)
+        .expect("no message on NOTIFY_SOCKET within 30 s");
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+#[test]
+fn socket_activation_serves_the_listeners_handed_in() {
+    let env = Env::new();
+    let run = private_dir(&env.path("run"));
+    let control = run.join("control.sock");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let notify_path = env.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let log = env.path("serve.log");
+    let logf = std::fs::File::create(&log).unwrap();
+    // systemd-socket-activate binds both sockets, waits for the first
+    // connection, then execs credd with them as fds 3 and 4, LISTEN_PID
+    // set to credd's pid and LISTEN_FDNAMES=endpoint:control. It passes
+    // only the variables named with -E.
+    let mut sa = env.cmd(systemd_tool("systemd-socket-activate"));
+    sa.arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--listen={}", control.display()))
+        .arg("--fdname=endpoint:control");
+    for var in [
+        "HOME",
+        "CREDD_RUNTIME_DIR",
+        "CREDD_STATE_DIR",
+        "CREDD_CONFIG",
+        "AWS_ENDPOINT_URL_STS",
+        "LANG",
+        "CREDD_LOG",
+        "NOTIFY_SOCKET",
+    ] {
+        sa.arg(format!("--setenv={var}"));
+    }
+    let mut child = sa
+        .arg(credd_bin())
+        .arg("serve")
+        .env("CREDD_LOG", "info,credd=debug")
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let guard = Kill(&mut child);
+
+    // The first connection starts credd (socket-activate waits for it) and
+    // is answered by it: the listener was handed over, not re-bound.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut first = None;
+    for _ in 0..100 {
+        if let Ok(s) = std::net::TcpStream::connect(addr) {
+            first = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut first = first.expect("systemd-socket-activate did not listen");
+    {
+        use std::io::{Read, Write};
+        first
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            first,
+            "GET /v1/credentials/dev HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = first.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "the queued first request got {answer:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    }
+    let ready = recv_notify(&notify);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(
+        ready.contains(&format!(
+            "STATUS=serving http://127.0.0.1:{port}/v1/credentials/PROFILE"
+        )),
+        "{ready}"
+    );
+
+    // The control socket handed in answers the CLI.
+    let v: serde_json::Value = serde_json::from_str(&env.credd_ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        v["daemon"]["pid"], pid,
+        "credd runs as the activated process"
+    );
+    assert_eq!(
+        v["daemon"]["container_url"],
+        format!("http://127.0.0.1:{port}/v1/credentials")
+    );
+    // And the endpoint serves credentials through the handed-in listener.
+    let token = env
+        .credd_ok(&["token", "issue", "--profile", "dev"])
+        .trim()
+        .to_string();
+    let (code, body) = get(
+        addr,
+        "/v1/credentials/dev",
+        Some(&addr.to_string()),
+        Some(&token),
+    );
+    assert_eq!(code, 200, "{body}");
+    let creds: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("socket handed in by the service manager"),
+        "{logs}"
+    );
+
+    // SIGTERM: STOPPING=1, a clean exit, and the control socket, which
+    // belongs to the service manager, is left in place.
+    Command::new("kill").arg(pid.to_string()).status().unwrap();
+    let stopping = recv_notify(&notify);
+    assert!(stopping.contains("STOPPING=1"), "{stopping}");
+    let st = guard.0.wait().unwrap();
+    assert!(st.success(), "credd exited with {st}");
+    assert!(control.exists(), "credd removed a socket it did not bind");
+}
+
+#[test]
+fn readiness_reaches_notify_socket_and_foreign_listen_fds_are_ignored() {
+    let env = Env::new();
+    let notify_path = env.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let notify_text = notify_path.to_str().unwrap();
+    // LISTEN_* meant for another process (pid 1): credd binds its own
+    // listeners instead of taking fd 3.
+    let d = Daemon::start_with_env(
+        &env,
+        &[],
+        false,
+        &[
+            ("NOTIFY_SOCKET", notify_text),
+            ("LISTEN_PID", "1"),
+            ("LISTEN_FDS", "1"),
+            ("LISTEN_FDNAMES", "endpoint"),
+        ],
+    );
+    let ready = recv_notify(&notify);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(
+        ready.contains(&format!("STATUS=serving http://{}", d.addr())),
+        "{ready}"
+    );
+    // Ready means ready: the control socket answers.
+    env.credd_ok(&["status"]);
+    assert!(!d.logs().contains("socket handed in"), "{}", d.logs());
+    let st = d.stop();
+    assert!(st.success());
+    let stopping = recv_notify(&notify);
+    assert!(stopping.contains("STOPPING=1"), "{stopping}");
+}
