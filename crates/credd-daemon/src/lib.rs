@@ -15,6 +15,7 @@ pub mod container;
 pub mod control;
 pub mod fsutil;
 pub mod imds;
+pub mod relay;
 pub mod server;
 pub mod sessions;
 pub mod tokens;

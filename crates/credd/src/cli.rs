@@ -89,6 +89,24 @@ and survives daemon restarts until it expires.\n\nExamples:\n  credd mfa dev\n  
         after_help = "Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
     )]
     Profiles(ProfilesArgs),
+    /// Forward credential requests from a network that cannot reach the host's
+    /// loopback (docker compose, Docker Desktop) to the credd daemon.
+    #[command(
+        after_help = "The relay holds no credentials and no token: each request's own token is passed \
+to the daemon, which checks it. Only GET /v1/... is forwarded.\n\n\
+Example (a compose service at 169.254.170.2, see docs/docker.md):\n  credd relay --listen 169.254.170.2:80 --to http://host.docker.internal:9911"
+    )]
+    Relay {
+        /// Where the relay listens (loopback or 169.254.170.2/.23).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The daemon's endpoint, http://HOST:PORT.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+    /// Credentials for docker containers: setup, args, run.
+    #[command(subcommand)]
+    Docker(DockerCommand),
     /// Show which credentials were vended: when, which profile, to which token and peer.
     #[command(
         after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
@@ -178,6 +196,57 @@ Then use it: AWS_PROFILE=dev-credd terraform plan, or pick dev-credd in the AWS 
         /// The new profile's name [default: NAME-credd].
         #[arg(long = "as", value_name = "NEW")]
         as_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DockerCommand {
+    /// Make 169.254.170.2 reach credd from containers on bridge networks (root).
+    #[command(
+        after_help = "Adds a dummy interface credd0 with 169.254.170.2/32 and 169.254.170.23/32, and DNATs \
+169.254.170.2:80 to credd's unprivileged listener 169.254.170.2:9913 (PREROUTING for containers, OUTPUT for \
+host-network ones). Idempotent: says what was present and what it changed. The DNAT target is not loopback, \
+so route_localnet stays off and nothing on 127.0.0.0/8 is exposed.\n\n\
+Examples:\n  credd docker setup --print     # show the commands, change nothing\n  sudo credd docker setup\n  sudo credd docker setup --undo"
+    )]
+    Setup {
+        /// Remove what setup added.
+        #[arg(long)]
+        undo: bool,
+        /// Only print the commands.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print the `docker run` flags that give a container PROFILE's credentials.
+    #[command(
+        after_help = "The token is mounted read-only at /run/secrets/credd-token (never on argv or in the \
+environment). Without a container listener (`credd docker setup`), the flags include --network host.\n\n\
+Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-identity"
+    )]
+    Args {
+        profile: String,
+        /// Lifetime of the container's token.
+        #[arg(long, value_name = "DUR", default_value = "12h")]
+        token_ttl: String,
+    },
+    /// `docker run` with PROFILE's credentials; the token is revoked when the container exits.
+    #[command(
+        after_help = "Example:\n  credd docker run dev --rm amazon/aws-cli sts get-caller-identity\n\n\
+With -d/--detach the token stays valid until --token-ttl (revoke it with `credd token revoke ID`)."
+    )]
+    Run {
+        profile: String,
+        /// Lifetime of the container's token.
+        #[arg(long, value_name = "DUR", default_value = "12h")]
+        token_ttl: String,
+        /// docker run's own arguments, then IMAGE [CMD...].
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "DOCKER ARGS"
+        )]
+        docker_args: Vec<String>,
     },
 }
 

@@ -79,6 +79,24 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         }
         Command::Token(t) => token(t).await.map(|_| ExitCode::SUCCESS),
         Command::Audit(a) => audit(a).map(|_| ExitCode::SUCCESS),
+        Command::Relay { listen, to } => crate::relay_cmd::run(&listen, &to)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Docker(d) => match d {
+            crate::cli::DockerCommand::Setup { undo, print } => {
+                crate::docker::setup(undo, print).map(|_| ExitCode::SUCCESS)
+            }
+            crate::cli::DockerCommand::Args { profile, token_ttl } => {
+                crate::docker::args(&profile, &token_ttl)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+            crate::cli::DockerCommand::Run {
+                profile,
+                token_ttl,
+                docker_args,
+            } => crate::docker::run(&profile, &token_ttl, &docker_args).await,
+        },
     }
 }
 

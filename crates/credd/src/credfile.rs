@@ -151,9 +151,7 @@ mod tests {
     fn appends_then_replaces_only_our_section() {
         let once = replace_section(FILE, "dev", &body()).unwrap();
         assert!(once.starts_with(FILE));
-        assert!(once.ends_with(
-            "\n[dev]\n# written by credd x\naws_access_key_id = ASIA\n"
-        ));
+        assert!(once.ends_with("\n[dev]\n# written by credd x\naws_access_key_id = ASIA\n"));
         let with_after = format!("{once}\n[after]\ny = 2\n");
         let twice = replace_section(
             &with_after,

@@ -6,7 +6,9 @@
 mod cli;
 mod commands;
 mod credfile;
+mod docker;
 mod exec;
+mod relay_cmd;
 mod serve;
 mod service;
 
@@ -24,7 +26,13 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.verbose, matches!(cli.command, cli::Command::Serve(_)));
+    init_tracing(
+        cli.verbose,
+        matches!(
+            cli.command,
+            cli::Command::Serve(_) | cli::Command::Relay { .. }
+        ),
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,6 +75,8 @@ fn init_tracing(verbose: u8, daemon: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal; journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

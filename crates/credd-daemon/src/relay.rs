@@ -1,0 +1,150 @@
+//! `credd relay`: a forwarder for networks that cannot reach the host's
+//! loopback (docker compose, Docker Desktop). It listens where SDKs accept
+//! plain http (169.254.170.2 on the compose network) and passes each
+//! credentials request, token included, to the credd daemon on the host.
+//!
+//! It holds no credentials and no token of its own: the daemon still checks
+//! every request's token and scope. It forwards only `GET /v1/...`, sets the
+//! `Host` the daemon expects, and keeps its own Host allow-list and Origin
+//! refusal (threat-model rows 1 and 6).
+
+use crate::server::{self, Body, HostAllowList};
+use ::http::{header, Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Relay {
+    /// `host:port` of the daemon, resolved at each request (it may be a
+    /// name such as `host.docker.internal`).
+    pub target: String,
+    /// The `Host` the daemon allows (its own literal address).
+    pub target_host: String,
+    pub hosts: HostAllowList,
+}
+
+impl server::Handler for Relay {
+    async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        self.route(&req, peer).await
+    }
+}
+
+impl Relay {
+    pub async fn route<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+        if let Err(r) = server::guard(&self.hosts, req) {
+            return r;
+        }
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if req.method() != Method::GET || !path.starts_with("/v1/") {
+            return server::error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the relay forwards GET /v1/credentials/PROFILE only",
+            );
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.forward(req, path)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, error = %e, target = %self.target, "relay cannot reach the daemon");
+                server::error(
+                    StatusCode::BAD_GATEWAY,
+                    "RelayUpstreamUnreachable",
+                    &format!("credd relay cannot reach the credd daemon at {}: is `credd serve` running there?", self.target),
+                )
+            }
+            Err(_) => server::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "RelayUpstreamTimeout",
+                &format!("the credd daemon at {} did not answer in 5 s", self.target),
+            ),
+        }
+    }
+
+    async fn forward<B>(&self, req: &Request<B>, path: &str) -> std::io::Result<Response<Body>> {
+        let stream = tokio::net::TcpStream::connect(&self.target).await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut out = Request::get(path).header(header::HOST, &self.target_host);
+        if let Some(a) = req.headers().get(header::AUTHORIZATION) {
+            out = out.header(header::AUTHORIZATION, a);
+        }
+        let out = out
+            .body(Empty::<Bytes>::new())
+            .map_err(std::io::Error::other)?;
+        let resp = send
+            .send_request(out)
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = resp.status();
+        let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        let mut r = Response::new(http_body_util::Full::new(body));
+        *r.status_mut() = status;
+        if let Some(ct) = ct {
+            r.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        Ok(r)
+    }
+}
+
+/// Parses `--to`: `http://HOST:PORT` (path ignored) into the address to
+/// dial and the `Host` header to send.
+pub fn parse_target(url: &str) -> Result<(String, String), String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("'{url}': the relay target must be http://HOST:PORT (the daemon's endpoint)")
+    })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || !authority.contains(':') {
+        return Err(format!(
+            "'{url}': give the daemon's port too, e.g. http://host.docker.internal:9911"
+        ));
+    }
+    // The daemon only answers to its literal address or localhost.
+    let host_header = match authority.rsplit_once(':') {
+        Some((h, port)) if h.parse::<std::net::IpAddr>().is_ok() || h.starts_with('[') => {
+            format!("{h}:{port}")
+        }
+        Some((_, port)) => format!("localhost:{port}"),
+        None => unreachable!("checked above"),
+    };
+    Ok((authority.to_string(), host_header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("http://127.0.0.1:9911").unwrap(),
+            ("127.0.0.1:9911".into(), "127.0.0.1:9911".into())
+        );
+        assert_eq!(
+            parse_target("http://host.docker.internal:9911/v1/credentials").unwrap(),
+            ("host.docker.internal:9911".into(), "localhost:9911".into())
+        );
+        assert!(parse_target("https://x:1").is_err());
+        assert!(parse_target("http://x").is_err());
+    }
+}
