@@ -17,7 +17,7 @@ Start the daemon with `credd serve`, then run things with `credd exec PROFILE --
     after_help = "Examples:\n  credd serve                              # run the daemon in the foreground\n  credd exec dev -- aws s3 ls              # run a command with dev's credentials\n  credd mfa dev                            # start the MFA session behind dev\n  credd status                             # what is held, when it expires\n  eval \"$(credd env dev)\"                   # point this shell at the endpoint\n\nFiles: CREDD_CONFIG (settings), CREDD_RUNTIME_DIR (control socket), CREDD_STATE_DIR (sessions, tokens).\nDocs: docs/configuration.md, docs/http-api.md, docs/security.md."
 )]
 pub struct Cli {
-    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    /// Log more (-v: debug, -vv: trace). CREDD_LOG, else RUST_LOG, overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -47,7 +47,7 @@ Docs: docs/service.md."
     #[command(
         after_help = "The command gets AWS_CONTAINER_CREDENTIALS_FULL_URI and \
 AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (a token scoped to PROFILE, revoked when the command exits), \
-AWS_REGION from the profile, and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE, \
+AWS_REGION and AWS_DEFAULT_REGION from the profile, and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE, \
 so SDKs fetch fresh credentials from credd for as long as it runs.\n\n\
 Example:\n  credd exec dev -- aws sts get-caller-identity"
     )]
@@ -161,10 +161,12 @@ pub enum Shell {
 
 #[derive(Debug, Args)]
 pub struct EnvArgs {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
     pub profile: String,
     #[arg(long, value_enum, default_value = "sh")]
     pub format: Shell,
-    /// Print the temporary keys themselves instead of the endpoint.
+    /// Print the temporary keys themselves instead of the endpoint (with
+    /// --format json: the credential_process document).
     #[arg(long = "static")]
     pub static_keys: bool,
     /// Lifetime of the endpoint token written for this shell.
@@ -262,6 +264,7 @@ pub struct AuditArgs {
 
 #[derive(Debug, Args)]
 pub struct ProfileArg {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
     pub profile: String,
 }
 
@@ -274,14 +277,17 @@ pub struct JsonArg {
 
 #[derive(Debug, Args)]
 pub struct WriteCredentialsArgs {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
     pub profile: String,
-    /// The section to write [default: PROFILE].
+    /// The section to write [default: PROFILE-temp]. Never a section credd
+    /// did not write, so a profile's own keys are never replaced.
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct MfaArgs {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
     pub profile: String,
     /// The code; asked for on the terminal when omitted.
     #[arg(long)]

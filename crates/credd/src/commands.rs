@@ -35,7 +35,10 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::WriteCredentials(a) => {
-            let name = a.as_name.clone().unwrap_or_else(|| a.profile.clone());
+            let name = a
+                .as_name
+                .clone()
+                .unwrap_or_else(|| format!("{}-temp", a.profile));
             let v = call(Request::Credentials {
                 profile: a.profile.clone(),
             })

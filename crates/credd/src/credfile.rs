@@ -1,6 +1,7 @@
 //! `credd write-credentials` and `credd profiles link`: replace one section
 //! of the shared credentials or config file and nothing else, atomically,
-//! keeping the file's mode.
+//! keeping the owner's permission bits (group and other bits are dropped:
+//! the file holds keys).
 //!
 //! This is a small line-based editor rather than an INI crate: the INI
 //! crates re-serialise the whole file and lose comments and layout, and
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub const MARKER: &str = "# written by credd";
 
 pub fn config_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("AWS_CONFIG_FILE") {
+    if let Some(p) = std::env::var_os("AWS_CONFIG_FILE").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let home = std::env::var_os("HOME").context("HOME is not set; set AWS_CONFIG_FILE")?;
@@ -24,7 +25,7 @@ pub fn config_path() -> Result<PathBuf> {
 }
 
 pub fn credentials_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+    if let Some(p) = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let home =

@@ -64,7 +64,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
         }),
         (None, None) => None,
         (Some(_), None) => bail!("the IMDS emulation needs a profile: add --imds-profile NAME (or imds.profile in credd.toml)"),
-        (None, Some(_)) => bail!("imds.profile is set but imds.listen is not: add --imds-listen 127.0.0.1:9912"),
+        (None, Some(_)) => bail!("the IMDS emulation has a profile but no address: add --imds-listen 127.0.0.1:9912 (or imds.listen in credd.toml)"),
     };
     let ttl = credd_core::duration::parse(&file.tokens.default_ttl)
         .map_err(|e| anyhow::anyhow!("tokens.default_ttl: {e}"))?;
