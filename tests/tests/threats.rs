@@ -473,3 +473,43 @@ fn daemon_is_not_dumpable() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(&fields[4..6], &["0", "0"], "{core}");
 }
+
+#[test]
+fn another_uid_cannot_use_the_control_socket() {
+    // Row 4. The runtime directory is 0700, so another user cannot even
+    // reach the socket; and if the modes were loosened by mistake, the
+    // daemon still checks the peer's uid and answers nothing.
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    let as_nobody = |args: &[&str]| {
+        env.cmd("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(credd_bin())
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux) runs the CLI as another uid; this test needs root")
+    };
+    let o = as_nobody(&["credential-process", "dev"]);
+    assert!(!o.status.success());
+    assert!(stdout_of(&o).is_empty(), "{}", stdout_of(&o));
+    // Loosen every mode on the way to the socket, as a careless admin might.
+    for (p, m) in [
+        (env.dir.path().to_path_buf(), 0o711),
+        (env.path("run"), 0o711),
+        (env.path("run/control.sock"), 0o666),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let o = as_nobody(&["credential-process", "dev"]);
+    assert!(!o.status.success());
+    assert!(stdout_of(&o).is_empty(), "{}", stdout_of(&o));
+    assert!(
+        stderr_of(&o).contains("without answering"),
+        "{}",
+        stderr_of(&o)
+    );
+    // The owner is still served.
+    assert!(env
+        .credd_ok(&["credential-process", "dev"])
+        .contains("AccessKeyId"));
+}

@@ -324,18 +324,23 @@ pub enum ClientError {
     NotRunning(PathBuf),
     #[error("{0}")]
     Daemon(String),
-    #[error("talking to the daemon at {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("talking to the daemon at {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
 }
 
 /// Sends one request to the daemon behind `socket` and returns its result.
 pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
-    let io = |source| ClientError::Io {
-        path: socket.to_path_buf(),
-        source,
+    let io = |err: std::io::Error| match err.kind() {
+        // The daemon drops connections from other users without a word.
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+            ClientError::Daemon(
+                "the daemon closed the connection without answering (is it another user's?)".into(),
+            )
+        }
+        _ => ClientError::Io {
+            path: socket.to_path_buf(),
+            err,
+        },
     };
     let stream = match UnixStream::connect(socket).await {
         Ok(s) => s,
