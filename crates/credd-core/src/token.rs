@@ -55,28 +55,28 @@ pub fn mint(
 
 /// A presented token split into its id and the digest of its secret.
 #[derive(Debug)]
-pub struct Presented {
-    pub id: String,
+pub struct Presented<'a> {
+    pub id: &'a str,
     digest: [u8; 32],
 }
 
 /// Splits a presented `Authorization` value; `None` if it is not shaped like
 /// a credd token (the caller answers 401 either way).
-pub fn parse(presented: &str) -> Option<Presented> {
+pub fn parse(presented: &str) -> Option<Presented<'_>> {
     let rest = presented.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     Some(Presented {
-        id: id.to_string(),
+        id,
         digest: Sha256::digest(secret.as_bytes()).into(),
     })
 }
 
 impl TokenRecord {
     /// Constant-time check of a presented secret's digest against this record.
-    pub fn matches(&self, p: &Presented) -> bool {
+    pub fn matches(&self, p: &Presented<'_>) -> bool {
         let mut stored = [0u8; 32];
         if hex::decode_to_slice(&self.sha256, &mut stored).is_err() {
             return false;

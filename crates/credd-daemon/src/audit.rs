@@ -12,7 +12,6 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Rotate when the log passes this size; keep this many old files.
@@ -33,11 +32,51 @@ pub struct Record {
     pub peer: String,
 }
 
+/// What a request hands to the log. Nothing is formatted or copied on the
+/// request path: the writer thread turns it into a [`Record`] line.
+#[derive(Debug)]
+pub struct Vend {
+    pub at: time::OffsetDateTime,
+    pub profile: String,
+    pub token: Option<std::sync::Arc<credd_core::token::TokenRecord>>,
+    pub endpoint: &'static str,
+    pub peer: Peer,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    Tcp(std::net::SocketAddr),
+    Uid(u32),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => a.fmt(f),
+            Peer::Uid(u) => write!(f, "uid {u}"),
+        }
+    }
+}
+
+/// A [`Record`] line borrowed from a [`Vend`] (same fields, same order).
+#[derive(Serialize)]
+struct Line<'a> {
+    time: &'a str,
+    profile: &'a str,
+    token_id: Option<&'a str>,
+    endpoint: &'a str,
+    peer: &'a str,
+}
+
 #[derive(Debug)]
 pub struct AuditLog {
-    tx: Option<mpsc::Sender<Record>>,
+    tx: Option<std::sync::mpsc::SyncSender<Vend>>,
     dropped: AtomicU64,
 }
+
+/// How long the writer lets records gather before it writes them: bounds
+/// its wake-ups (and the requests' wake-up work) under load.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl AuditLog {
     /// A log that records nothing (tests of other parts).
@@ -48,22 +87,22 @@ impl AuditLog {
         }
     }
 
-    /// Starts the writer task for `path`; it stops when `cancel` fires,
+    /// Starts the writer thread for `path`; it stops when `cancel` fires,
     /// after writing what is queued.
     pub fn start(
         path: PathBuf,
         cancel: CancellationToken,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tasks.spawn(writer(path, rx, cancel));
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        tasks.spawn_blocking(move || writer(path, rx, cancel));
         Self {
             tx: Some(tx),
             dropped: AtomicU64::new(0),
         }
     }
 
-    pub fn record(&self, r: Record) {
+    pub fn record(&self, r: Vend) {
         let Some(tx) = &self.tx else { return };
         if tx.try_send(r).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -74,25 +113,95 @@ impl AuditLog {
     }
 }
 
-async fn writer(path: PathBuf, mut rx: mpsc::Receiver<Record>, cancel: CancellationToken) {
-    let mut batch = Vec::new();
+/// The open log and its size, so that a batch costs one write(2).
+struct Out {
+    file: std::fs::File,
+    len: u64,
+}
+
+fn open(path: &Path) -> std::io::Result<Out> {
+    if let Some(dir) = path.parent() {
+        crate::fsutil::private_dir(dir).map_err(std::io::Error::other)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    Ok(Out { file, len })
+}
+
+fn writer(path: PathBuf, rx: std::sync::mpsc::Receiver<Vend>, cancel: CancellationToken) {
+    use std::fmt::Write as _;
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut out: Option<Out> = None;
+    let mut buf = Vec::new();
+    // Records of one second share their timestamp text.
+    let mut time = (i64::MIN, String::new());
+    let mut peer = String::new();
     loop {
-        let first = tokio::select! {
-            r = rx.recv() => r,
-            _ = cancel.cancelled() => { rx.close(); rx.recv().await }
+        let first = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(r) => Some(r),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
-        let Some(first) = first else { break };
-        batch.push(first);
-        while let Ok(r) = rx.try_recv() {
-            batch.push(r);
+        let stopping = cancel.is_cancelled();
+        let Some(first) = first else {
+            if stopping {
+                break;
+            }
+            continue;
+        };
+        if !stopping {
+            std::thread::sleep(GATHER);
         }
-        let p = path.clone();
-        let lines = std::mem::take(&mut batch);
-        let res = tokio::task::spawn_blocking(move || append(&p, &lines)).await;
-        if let Ok(Err(e)) = res {
+        buf.clear();
+        for v in std::iter::once(first).chain(rx.try_iter()) {
+            if v.at.unix_timestamp() != time.0 {
+                time = (v.at.unix_timestamp(), credd_core::format_expiration(v.at));
+            }
+            peer.clear();
+            let _ = write!(peer, "{}", v.peer);
+            let line = Line {
+                time: &time.1,
+                profile: &v.profile,
+                token_id: v.token.as_ref().map(|t| t.id.as_str()),
+                endpoint: v.endpoint,
+                peer: &peer,
+            };
+            if serde_json::to_writer(&mut buf, &line).is_ok() {
+                buf.push(b'\n');
+            }
+        }
+        if let Err(e) = write_batch(&path, &mut out, &buf) {
+            out = None;
             tracing::warn!(error = %e, path = %path.display(), "cannot write the audit log");
         }
     }
+}
+
+fn write_batch(path: &Path, out: &mut Option<Out>, buf: &[u8]) -> std::io::Result<()> {
+    if out.as_ref().is_some_and(|o| o.len >= MAX_BYTES) {
+        *out = None;
+        rotate(path)?;
+    }
+    let o = match out {
+        Some(o) => o,
+        None => {
+            let mut o = open(path)?;
+            if o.len >= MAX_BYTES {
+                drop(o);
+                rotate(path)?;
+                o = open(path)?;
+            }
+            out.insert(o)
+        }
+    };
+    o.file.write_all(buf)?;
+    o.len += buf.len() as u64;
+    Ok(())
 }
 
 /// Appends records, rotating first when the file is over [`MAX_BYTES`].
@@ -198,11 +307,21 @@ mod tests {
         let tasks = tokio_util::task::TaskTracker::new();
         let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
         for i in 0..100 {
-            log.record(rec(i));
+            log.record(Vend {
+                at: time::OffsetDateTime::now_utc(),
+                profile: format!("p{i}"),
+                token: None,
+                endpoint: "container",
+                peer: Peer::Tcp("127.0.0.1:5000".parse().unwrap()),
+            });
         }
         cancel.cancel();
         tasks.close();
         tasks.wait().await;
-        assert_eq!(read_all(&p).len(), 100);
+        let all = read_all(&p);
+        assert_eq!(all.len(), 100);
+        assert_eq!(all[99].profile, "p99");
+        assert_eq!(all[99].peer, "127.0.0.1:5000");
+        assert_eq!(all[99].endpoint, "container");
     }
 }

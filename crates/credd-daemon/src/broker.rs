@@ -321,13 +321,18 @@ impl Broker {
 
     /// The fast path: a servable cached credential, without waiting.
     pub fn cached(&self, profile: &str) -> Option<Arc<Cached>> {
+        self.cached_at(profile, self.inner.clock.now())
+    }
+
+    /// [`Self::cached`] with the caller's "now" (one clock read per request).
+    pub fn cached_at(&self, profile: &str, now: OffsetDateTime) -> Option<Arc<Cached>> {
         let graph = self.inner.graph.read().unwrap();
         let node = graph.serving.get(profile)?;
         let st = node.state.lock().unwrap();
         let c = st.cached.as_ref()?;
         self.inner
             .policy
-            .servable(self.inner.clock.now(), c.creds.expiration())
+            .servable(now, c.creds.expiration())
             .then(|| c.clone())
     }
 

@@ -9,7 +9,7 @@
 //! Errors are `{"code","message"}` JSON: 401 no or bad token, 403 token not
 //! valid for this profile, 404 unknown profile, 503 with what to do.
 
-use crate::audit::{AuditLog, Record};
+use crate::audit::{AuditLog, Peer, Vend};
 use crate::broker::{Broker, ServeError};
 use crate::server::{self, Body, HostAllowList};
 use crate::tokens::{AuthError, TokenStore};
@@ -122,18 +122,18 @@ impl ContainerEndpoint {
                 &format!("this token is not valid for profile '{profile}': issue one with `credd token issue --profile {profile}`"),
             );
         }
-        let cached = match self.broker.cached(&profile) {
+        let cached = match self.broker.cached_at(&profile, now) {
             Some(c) => Ok(c),
             None => self.broker.get(&profile).await,
         };
         match cached {
             Ok(c) => {
                 tracing::debug!(%peer, token = %record.id, %profile, "served");
-                self.audit.record(Record {
-                    time: credd_core::format_expiration(now),
-                    token_id: Some(record.id.clone()),
-                    endpoint: "container".into(),
-                    peer: peer.to_string(),
+                self.audit.record(Vend {
+                    at: now,
+                    token: Some(record),
+                    endpoint: "container",
+                    peer: Peer::Tcp(peer),
                     profile,
                 });
                 server::json(StatusCode::OK, c.container_body.clone())

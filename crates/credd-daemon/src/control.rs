@@ -128,12 +128,12 @@ impl ControlState {
             })),
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;
-                self.audit.record(crate::audit::Record {
-                    time: credd_core::format_expiration(now),
+                self.audit.record(crate::audit::Vend {
+                    at: now,
                     profile,
-                    token_id: None,
-                    endpoint: "control".into(),
-                    peer: format!("uid {uid}"),
+                    token: None,
+                    endpoint: "control",
+                    peer: crate::audit::Peer::Uid(uid),
                 });
                 Ok(c.creds.process_json())
             }

@@ -7,7 +7,7 @@
 //! as digests and required on every GET (401 otherwise) unless IMDSv1 is
 //! explicitly allowed. Threat-model row 2.
 
-use crate::audit::{AuditLog, Record};
+use crate::audit::{AuditLog, Peer, Vend};
 use crate::broker::Broker;
 use crate::container::serve_error;
 use crate::server::{self, Body, HostAllowList};
@@ -165,12 +165,12 @@ impl ImdsEndpoint {
                 }
                 match self.broker.get(&self.profile).await {
                     Ok(c) => {
-                        self.audit.record(Record {
-                            time: format_expiration(self.broker.now()),
+                        self.audit.record(Vend {
+                            at: self.broker.now(),
                             profile: self.profile.clone(),
-                            token_id: None,
-                            endpoint: "imds".into(),
-                            peer: peer.to_string(),
+                            token: None,
+                            endpoint: "imds",
+                            peer: Peer::Tcp(peer),
                         });
                         server::text(
                             StatusCode::OK,

@@ -80,8 +80,12 @@ impl HostAllowList {
         Self(set)
     }
     pub fn allows(&self, host: Option<&HeaderValue>) -> bool {
-        host.and_then(|h| h.to_str().ok())
-            .is_some_and(|h| self.0.contains(&h.to_ascii_lowercase()))
+        host.and_then(|h| h.to_str().ok()).is_some_and(|h| {
+            // The set is lower-case; copy only a Host that is not.
+            self.0.contains(h)
+                || (h.bytes().any(|b| b.is_ascii_uppercase())
+                    && self.0.contains(&h.to_ascii_lowercase()))
+        })
     }
 }
 

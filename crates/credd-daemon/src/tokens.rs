@@ -134,7 +134,7 @@ impl TokenStore {
         let text = std::str::from_utf8(raw).map_err(|_| AuthError::Invalid)?;
         let presented = token::parse(text.trim()).ok_or(AuthError::Invalid)?;
         let records = self.records.read().unwrap();
-        let rec = records.get(&presented.id).ok_or(AuthError::Invalid)?;
+        let rec = records.get(presented.id).ok_or(AuthError::Invalid)?;
         if !rec.matches(&presented) {
             return Err(AuthError::Invalid);
         }
