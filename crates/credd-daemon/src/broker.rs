@@ -10,6 +10,7 @@
 
 use crate::clock::Clock;
 use crate::sessions::SessionStore;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use credd_core::profile::{Base, ConfigError, NodeId, NodeKind, NodeSpec, Plan};
 use credd_core::schedule::Policy;
@@ -22,7 +23,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +77,8 @@ struct Node {
     spec: NodeSpec,
     ctx: CallContext,
     state: Mutex<NodeState>,
+    /// `state.cached`, readable without the mutex (the request hot path).
+    served: ArcSwapOption<Cached>,
     flight: tokio::sync::Mutex<()>,
     wake: Notify,
     refresher_started: std::sync::atomic::AtomicBool,
@@ -177,7 +180,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     policy: Policy,
     sessions: SessionStore,
-    graph: RwLock<Arc<Graph>>,
+    /// Read on every request without a lock; replaced whole on reload.
+    graph: ArcSwap<Graph>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -199,7 +203,7 @@ impl Broker {
                 clock,
                 policy,
                 sessions,
-                graph: RwLock::new(Arc::new(Graph::default())),
+                graph: ArcSwap::from_pointee(Graph::default()),
                 tasks,
                 cancel,
             }),
@@ -211,7 +215,7 @@ impl Broker {
     }
 
     fn graph(&self) -> Arc<Graph> {
-        self.inner.graph.read().unwrap().clone()
+        self.inner.graph.load_full()
     }
 
     /// Installs a new set of plans (at start, and each time a CLI command
@@ -241,6 +245,7 @@ impl Broker {
                             },
                             spec: spec.clone(),
                             state: Mutex::new(NodeState::default()),
+                            served: ArcSwapOption::empty(),
                             flight: tokio::sync::Mutex::new(()),
                             wake: Notify::new(),
                             refresher_started: false.into(),
@@ -260,11 +265,11 @@ impl Broker {
                 n.retired.cancel();
             }
         }
-        *self.inner.graph.write().unwrap() = Arc::new(Graph {
+        self.inner.graph.store(Arc::new(Graph {
             plans,
             nodes,
             serving,
-        });
+        }));
     }
 
     /// Brings back a persisted MFA session for a new node.
@@ -281,7 +286,9 @@ impl Broker {
                     .policy
                     .next_refresh(issued, creds.expiration(), rand::random())
             });
-            st.cached = Some(Cached::new(creds, issued));
+            let c = Cached::new(creds, issued);
+            node.served.store(Some(c.clone()));
+            st.cached = Some(c);
             drop(st);
             self.ensure_refresher(node);
         }
@@ -326,14 +333,15 @@ impl Broker {
 
     /// [`Self::cached`] with the caller's "now" (one clock read per request).
     pub fn cached_at(&self, profile: &str, now: OffsetDateTime) -> Option<Arc<Cached>> {
-        let graph = self.inner.graph.read().unwrap();
+        let graph = self.inner.graph.load();
         let node = graph.serving.get(profile)?;
-        let st = node.state.lock().unwrap();
-        let c = st.cached.as_ref()?;
+        // The lock-free copy of `state.cached`: requests never take the
+        // node's mutex while a servable credential is cached.
+        let c = node.served.load_full()?;
         self.inner
             .policy
             .servable(now, c.creds.expiration())
-            .then(|| c.clone())
+            .then_some(c)
     }
 
     fn node_get<'a>(
@@ -423,6 +431,7 @@ impl Broker {
                         st.failures = 0;
                         st.last_error = None;
                         let cached = Cached::new(creds, now);
+                        node.served.store(Some(cached.clone()));
                         st.cached = Some(cached.clone());
                         tracing::info!(node = %node.spec.id, expires = %format_expiration(cached.creds.expiration()),
                             next_refresh = ?st.next_refresh.map(format_expiration), "credentials renewed");
@@ -662,7 +671,7 @@ impl Broker {
 
     /// Whether `profile` is in the AWS files (servable or not); no allocation.
     pub fn has_profile(&self, profile: &str) -> bool {
-        self.inner.graph.read().unwrap().plans.contains_key(profile)
+        self.inner.graph.load().plans.contains_key(profile)
     }
 
     pub fn profile_names(&self) -> Vec<String> {

@@ -2,12 +2,13 @@
 //! `STATE_DIR/tokens.json` (0600). Secrets exist only in the caller's hands.
 
 use crate::fsutil;
+use arc_swap::ArcSwap;
 use credd_core::token::{self, TokenRecord};
 use credd_core::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,10 @@ pub enum AuthError {
 #[derive(Debug)]
 pub struct TokenStore {
     path: Option<PathBuf>,
-    records: RwLock<HashMap<String, Arc<TokenRecord>>>,
+    /// Read on every request without a lock (a snapshot); writers, rare,
+    /// copy and replace it under `write`.
+    records: ArcSwap<HashMap<String, Arc<TokenRecord>>>,
+    write: Mutex<()>,
     failures: AtomicU64,
 }
 
@@ -55,7 +59,8 @@ impl TokenStore {
         };
         Self {
             path: Some(path),
-            records: RwLock::new(records),
+            records: ArcSwap::from_pointee(records),
+            write: Mutex::new(()),
             failures: AtomicU64::new(0),
         }
     }
@@ -64,7 +69,8 @@ impl TokenStore {
     pub fn in_memory() -> Self {
         Self {
             path: None,
-            records: RwLock::new(HashMap::new()),
+            records: ArcSwap::from_pointee(HashMap::new()),
+            write: Mutex::new(()),
             failures: AtomicU64::new(0),
         }
     }
@@ -81,16 +87,24 @@ impl TokenStore {
         let mut random = [0u8; 40];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
         let (secret, rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);
-        self.records
-            .write()
-            .unwrap()
-            .insert(rec.id.clone(), Arc::new(rec.clone()));
+        {
+            let _w = self.write.lock().unwrap();
+            let mut next = HashMap::clone(&self.records.load());
+            next.insert(rec.id.clone(), Arc::new(rec.clone()));
+            self.records.store(Arc::new(next));
+        }
         self.save(now)?;
         Ok((secret, rec))
     }
 
     pub fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, fsutil::FsError> {
-        let removed = self.records.write().unwrap().remove(id).is_some();
+        let removed = {
+            let _w = self.write.lock().unwrap();
+            let mut next = HashMap::clone(&self.records.load());
+            let removed = next.remove(id).is_some();
+            self.records.store(Arc::new(next));
+            removed
+        };
         if removed {
             self.save(now)?;
         }
@@ -100,8 +114,7 @@ impl TokenStore {
     pub fn list(&self, now: OffsetDateTime) -> Vec<TokenRecord> {
         let mut v: Vec<TokenRecord> = self
             .records
-            .read()
-            .unwrap()
+            .load()
             .values()
             .filter(|r| !r.expired(now))
             .map(|r| TokenRecord::clone(r))
@@ -133,7 +146,7 @@ impl TokenStore {
         let raw = header.ok_or(AuthError::Missing)?;
         let text = std::str::from_utf8(raw).map_err(|_| AuthError::Invalid)?;
         let presented = token::parse(text.trim()).ok_or(AuthError::Invalid)?;
-        let records = self.records.read().unwrap();
+        let records = self.records.load();
         let rec = records.get(presented.id).ok_or(AuthError::Invalid)?;
         if !rec.matches(&presented) {
             return Err(AuthError::Invalid);
