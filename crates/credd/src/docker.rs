@@ -81,10 +81,8 @@ fn iface_step() -> Step {
     }
 }
 
-/// Whether a check passes: exit 0, and for `ip ... show` some output
-/// (`ip addr show to A` succeeds with nothing when A is absent).
-fn run_quiet(cmd: &[String]) -> Result<bool> {
-    let o = Command::new(&cmd[0])
+fn output(cmd: &[String]) -> Result<std::process::Output> {
+    Command::new(&cmd[0])
         .args(&cmd[1..])
         .output()
         .with_context(|| {
@@ -93,21 +91,18 @@ fn run_quiet(cmd: &[String]) -> Result<bool> {
                 cmd.join(" "),
                 cmd[0]
             )
-        })?;
+        })
+}
+
+/// Whether a check passes: exit 0, and for `ip ... show` some output
+/// (`ip addr show to A` succeeds with nothing when A is absent).
+fn run_quiet(cmd: &[String]) -> Result<bool> {
+    let o = output(cmd)?;
     Ok(o.status.success() && (cmd[0] != "ip" || !o.stdout.is_empty()))
 }
 
 fn run_loud(cmd: &[String]) -> Result<()> {
-    let o = Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .with_context(|| {
-            format!(
-                "failed to run `{}` (is {} installed?)",
-                cmd.join(" "),
-                cmd[0]
-            )
-        })?;
+    let o = output(cmd)?;
     if !o.status.success() {
         bail!(
             "`{}` failed: {}",
@@ -293,10 +288,5 @@ pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<Exi
         }
         let _ = std::fs::remove_file(file);
     }
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) => ExitCode::from(c as u8),
-        (None, Some(s)) => ExitCode::from(128u8.wrapping_add(s as u8)),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(crate::exit::of(status))
 }

@@ -79,12 +79,7 @@ async fn supervise(mut cmd: tokio::process::Command, program: &str) -> Result<Ex
             _ = hup.recv() => forward(&child, rustix::process::Signal::HUP),
         }
     };
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) => ExitCode::from(c as u8),
-        (None, Some(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(crate::exit::of(status))
 }
 
 fn forward(child: &tokio::process::Child, sig: rustix::process::Signal) {

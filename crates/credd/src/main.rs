@@ -22,6 +22,17 @@ pub mod exit {
     /// `credd exec`: the command could not be run.
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;
+
+    /// A child's status as ours: its code, or 128 + the signal that killed it
+    /// (as shells report it).
+    pub fn of(status: std::process::ExitStatus) -> std::process::ExitCode {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(c), _) => std::process::ExitCode::from(c as u8),
+            (None, Some(s)) => std::process::ExitCode::from(128u8.wrapping_add(s as u8)),
+            _ => std::process::ExitCode::FAILURE,
+        }
+    }
 }
 
 fn main() -> ExitCode {
