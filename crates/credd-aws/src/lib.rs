@@ -3,6 +3,8 @@
 //!
 //! - [`profiles`] reads `~/.aws/config` and `~/.aws/credentials` with the AWS
 //!   SDK's own parser and hands credd-core plain key/value sections.
+//! - [`populate`] works out the profiles `credd sso populate` adds to
+//!   `~/.aws/config`, as an edit that keeps every other byte of the file.
 //! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
 //!   sources (`credential_process`, `mfa_process`, the environment).
 //!
@@ -12,6 +14,7 @@
 
 mod classify;
 mod local;
+pub mod populate;
 pub mod profiles;
 pub mod sts;
 #[cfg(test)]
