@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod duration;
 pub mod profile;
 pub mod schedule;
+pub mod sso;
 pub mod token;
 pub mod upstream;
 

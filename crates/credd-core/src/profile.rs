@@ -9,11 +9,103 @@
 
 use crate::credentials::{LongTermKeys, SecretString};
 use crate::duration;
+use crate::sso::SsoSession;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The raw sections, as read by the AWS SDK's profile parser.
+/// The raw sections, as read by the AWS SDK's profile parser. `[sso-session
+/// NAME]` sections are kept in the same map under the key
+/// `sso-session NAME` ([`sso_session_key`]), which no profile can have:
+/// profile names cannot contain a space.
 pub type RawProfiles = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The prefix of the [`RawProfiles`] keys that hold sso-session sections.
+pub const SSO_SESSION_PREFIX: &str = "sso-session ";
+
+/// The [`RawProfiles`] key of the sso-session called `name`.
+pub fn sso_session_key(name: &str) -> String {
+    format!("{SSO_SESSION_PREFIX}{name}")
+}
+
+/// Whether a [`RawProfiles`] key is a profile (not an sso-session section).
+pub fn is_profile_key(key: &str) -> bool {
+    !key.starts_with(SSO_SESSION_PREFIX)
+}
+
+/// Every sso-session section, resolved (or why it cannot be used).
+pub fn sso_sessions(raw: &RawProfiles) -> BTreeMap<String, Result<SsoSession, ConfigErrorKind>> {
+    raw.iter()
+        .filter_map(|(k, props)| {
+            let name = k.strip_prefix(SSO_SESSION_PREFIX)?;
+            Some((name.to_string(), session_from(name, props)))
+        })
+        .collect()
+}
+
+fn session_from(
+    name: &str,
+    props: &BTreeMap<String, String>,
+) -> Result<SsoSession, ConfigErrorKind> {
+    let get = |k: &str| props.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let start_url = get("sso_start_url")
+        .ok_or_else(|| ConfigErrorKind::SsoSessionIncomplete(name.into(), "sso_start_url"))?;
+    let region = get("sso_region")
+        .ok_or_else(|| ConfigErrorKind::SsoSessionIncomplete(name.into(), "sso_region"))?;
+    check_start_url(start_url)?;
+    check_region("sso_region", region)?;
+    Ok(SsoSession {
+        name: Some(name.to_string()),
+        start_url: start_url.to_string(),
+        region: region.to_string(),
+        scopes: props.get("sso_registration_scopes").map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
+    })
+}
+
+/// A start URL must at least be an http(s) URL: a typo here would otherwise
+/// surface as a baffling error in the browser.
+fn check_start_url(url: &str) -> Result<(), ConfigErrorKind> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => Err(ConfigErrorKind::BadValue(
+            "sso_start_url",
+            url.to_string(),
+            "expected a URL such as https://d-1234567890.awsapps.com/start",
+        )),
+    }
+}
+
+/// A region must look like one (`eu-west-1`, `us-gov-west-1`); a typo that
+/// still looks like one is caught when the endpoint cannot be reached.
+fn check_region(key: &'static str, region: &str) -> Result<(), ConfigErrorKind> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let last = parts[parts.len() - 1];
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && !last.is_empty()
+        && last.chars().all(|c| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigErrorKind::BadValue(
+            key,
+            region.to_string(),
+            "expected a region such as eu-west-1",
+        ))
+    }
+}
 
 /// credd's own profile keys (the AWS CLI and SDKs ignore unknown keys).
 pub const KEY_SESSION_DURATION: &str = "credd_session_duration";
@@ -71,6 +163,18 @@ pub enum Base {
     },
     /// `credential_process`, run without a shell; cached until its `Expiration`.
     Process { profile: String, command: String },
+    /// IAM Identity Center role credentials (`GetRoleCredentials`) with the
+    /// session's access token.
+    Sso(SsoRole),
+}
+
+/// An SSO profile: `sso_account_id` + `sso_role_name` on a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoRole {
+    pub profile: String,
+    pub session: SsoSession,
+    pub account_id: String,
+    pub role_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +222,12 @@ impl Base {
             Base::Environment { .. } => NodeId("environment".into()),
             Base::WebIdentity { profile, .. } => NodeId(format!("web-identity:{profile}")),
             Base::Process { command, .. } => NodeId(format!("process:{command}")),
+            Base::Sso(r) => NodeId(format!(
+                "sso:{}:{}:{}",
+                r.session.cache_key(),
+                r.account_id,
+                r.role_name
+            )),
         }
     }
     /// A short human description for `credd status` and `credd profiles`.
@@ -133,12 +243,18 @@ impl Base {
             Base::Environment { .. } => "environment variables".into(),
             Base::WebIdentity { role_arn, .. } => format!("web identity -> {role_arn}"),
             Base::Process { command, .. } => format!("credential_process `{command}`"),
+            Base::Sso(r) => format!(
+                "IAM Identity Center {} in {} (session {})",
+                r.role_name,
+                r.account_id,
+                r.session.label()
+            ),
         }
     }
     /// Whether credentials from this base are role credentials (so a role
     /// assumed with them is "chained" and capped at 1 h by AWS).
     fn is_role(&self) -> bool {
-        matches!(self, Base::WebIdentity { .. })
+        matches!(self, Base::WebIdentity { .. } | Base::Sso(_))
     }
 }
 
@@ -216,8 +332,16 @@ pub enum ConfigErrorKind {
     UnsupportedCredentialSource(String),
     #[error("credential_source and source_profile are both set: keep one")]
     BothSources,
-    #[error("IAM Identity Center (SSO) profiles are not supported by this build of credd yet")]
-    SsoNotYetSupported,
+    #[error("sso_session = {0}, but there is no [sso-session {0}] section in the config file")]
+    MissingSsoSession(String),
+    #[error("[sso-session {0}] has no {1}: add it (see `aws configure sso-session`)")]
+    SsoSessionIncomplete(String, &'static str),
+    #[error("it sets {0} but not {1}: an SSO profile needs sso_account_id and sso_role_name")]
+    SsoIncomplete(&'static str, &'static str),
+    #[error("it sets both sso_session and {0}, and they disagree with [sso-session {1}]: keep only sso_session")]
+    SsoConflict(&'static str, String),
+    #[error("a legacy SSO profile needs both sso_start_url and sso_region (or use sso_session)")]
+    SsoLegacyIncomplete,
     #[error("aws_access_key_id is set without aws_secret_access_key (or the other way round)")]
     HalfKeys,
     #[error("it holds an aws_session_token without an expiry; credd cannot tell when it ends: use long-term keys, a role or credential_process instead")]
@@ -260,6 +384,7 @@ pub fn raw_from(sections: &[(&str, &[(&str, &str)])]) -> RawProfiles {
 /// Resolves every profile; each gets a plan or an error.
 pub fn resolve_all(raw: &RawProfiles) -> BTreeMap<String, Result<Plan, ConfigError>> {
     raw.keys()
+        .filter(|k| is_profile_key(k))
         .map(|name| (name.clone(), resolve(raw, name)))
         .collect()
 }
@@ -268,6 +393,7 @@ pub fn resolve_all(raw: &RawProfiles) -> BTreeMap<String, Result<Plan, ConfigErr
 pub fn resolve(raw: &RawProfiles, profile: &str) -> Result<Plan, ConfigError> {
     let props = raw
         .get(profile)
+        .filter(|_| is_profile_key(profile))
         .ok_or_else(|| err(profile, ConfigErrorKind::Unknown))?;
     // Walk source_profile links to the base, collecting roles (top first).
     let mut visited: Vec<String> = Vec::new();
@@ -336,9 +462,9 @@ pub fn resolve(raw: &RawProfiles, profile: &str) -> Result<Plan, ConfigError> {
         }
         if get("sso_session").is_some()
             || get("sso_account_id").is_some()
-            || get("sso_start_url").is_some()
+            || get("sso_role_name").is_some()
         {
-            return Err(err(&current, ConfigErrorKind::SsoNotYetSupported));
+            break Base::Sso(sso_role(raw, &current, p)?);
         }
         if let Some(cmd) = get("credential_process") {
             break Base::Process {
@@ -468,6 +594,78 @@ pub fn resolve(raw: &RawProfiles, profile: &str) -> Result<Plan, ConfigError> {
             .filter(|s| !s.is_empty()),
         base,
         roles,
+    })
+}
+
+/// The SSO settings of one profile, checked the way the AWS CLI checks them.
+fn sso_role(
+    raw: &RawProfiles,
+    name: &str,
+    p: &BTreeMap<String, String>,
+) -> Result<SsoRole, ConfigError> {
+    let get = |k: &str| p.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let (account_id, role_name) = match (get("sso_account_id"), get("sso_role_name")) {
+        (Some(a), Some(r)) => (a, r),
+        (Some(_), None) => {
+            return Err(err(
+                name,
+                ConfigErrorKind::SsoIncomplete("sso_account_id", "sso_role_name"),
+            ))
+        }
+        (None, _) => {
+            return Err(err(
+                name,
+                ConfigErrorKind::SsoIncomplete("sso_role_name", "sso_account_id"),
+            ))
+        }
+    };
+    if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(err(
+            name,
+            ConfigErrorKind::BadValue(
+                "sso_account_id",
+                account_id.to_string(),
+                "expected a 12-digit account id",
+            ),
+        ));
+    }
+    let session = match get("sso_session") {
+        Some(s) => {
+            let props = raw
+                .get(&sso_session_key(s))
+                .ok_or_else(|| err(name, ConfigErrorKind::MissingSsoSession(s.into())))?;
+            let session = session_from(s, props).map_err(|k| err(name, k))?;
+            // The CLI refuses a profile whose own start URL or region
+            // contradicts its session.
+            for (key, value) in [
+                ("sso_start_url", &session.start_url),
+                ("sso_region", &session.region),
+            ] {
+                if get(key).is_some_and(|v| v != value) {
+                    return Err(err(name, ConfigErrorKind::SsoConflict(key, s.into())));
+                }
+            }
+            session
+        }
+        None => {
+            let (Some(start_url), Some(region)) = (get("sso_start_url"), get("sso_region")) else {
+                return Err(err(name, ConfigErrorKind::SsoLegacyIncomplete));
+            };
+            check_start_url(start_url).map_err(|k| err(name, k))?;
+            check_region("sso_region", region).map_err(|k| err(name, k))?;
+            SsoSession {
+                name: None,
+                start_url: start_url.into(),
+                region: region.into(),
+                scopes: None,
+            }
+        }
+    };
+    Ok(SsoRole {
+        profile: name.to_string(),
+        session,
+        account_id: account_id.to_string(),
+        role_name: role_name.to_string(),
     })
 }
 
@@ -705,7 +903,7 @@ mod tests {
         assert!(msg("empty").contains("has no credentials"));
         assert!(msg("half").contains("without aws_secret_access_key"));
         assert!(msg("badarn").contains("role_arn"));
-        assert!(msg("sso").contains("SSO"));
+        assert!(msg("sso").contains("12-digit account id"), "{}", msg("sso"));
         assert!(
             msg("baddur").contains("between 900 and 43200"),
             "{}",
@@ -809,5 +1007,199 @@ mod tests {
         let env = resolve(&r, "env").unwrap();
         assert_eq!(env.roles[0].external_id.as_deref(), Some("x"));
         assert_eq!(env.roles[0].session_name, "credd-env");
+    }
+
+    fn sso_raw(extra: &[(&str, &[(&str, &str)])]) -> RawProfiles {
+        let mut sections: Vec<(&str, &[(&str, &str)])> = vec![
+            (
+                "sso-session work",
+                &[
+                    ("sso_start_url", "https://d-1234567890.awsapps.com/start"),
+                    ("sso_region", "eu-west-1"),
+                    ("sso_registration_scopes", "sso:account:access"),
+                ],
+            ),
+            (
+                "dev",
+                &[
+                    ("sso_session", "work"),
+                    ("sso_account_id", "111122223333"),
+                    ("sso_role_name", "PowerUserAccess"),
+                    ("region", "eu-west-1"),
+                ],
+            ),
+            (
+                "dev-admin",
+                &[
+                    ("role_arn", "arn:aws:iam::444455556666:role/Admin"),
+                    ("source_profile", "dev"),
+                    ("duration_seconds", "7200"),
+                ],
+            ),
+        ];
+        sections.extend_from_slice(extra);
+        raw(&sections)
+    }
+
+    #[test]
+    fn sso_profiles_and_roles_chained_on_them() {
+        let r = sso_raw(&[]);
+        let all = resolve_all(&r);
+        assert_eq!(
+            all.keys().collect::<Vec<_>>(),
+            ["dev", "dev-admin"],
+            "sso-session sections are not profiles"
+        );
+        let dev = resolve(&r, "dev").unwrap();
+        let Base::Sso(role) = &dev.base else {
+            panic!("{:?}", dev.base)
+        };
+        assert_eq!(role.session.name.as_deref(), Some("work"));
+        assert_eq!(role.session.region, "eu-west-1");
+        assert_eq!(
+            role.session.scopes.as_deref(),
+            Some(&["sso:account:access".to_string()][..])
+        );
+        assert_eq!(
+            dev.serving_node().0,
+            "sso:work:111122223333:PowerUserAccess"
+        );
+        let admin = resolve(&r, "dev-admin").unwrap();
+        assert_eq!(admin.base, dev.base, "the SSO node is shared");
+        // SSO role credentials are a role session: AWS caps a role chained
+        // on one at 1 h.
+        assert_eq!(admin.roles[0].capped_from, Some(7200));
+        assert!(admin
+            .describe_chain()
+            .contains("IAM Identity Center PowerUserAccess"));
+        assert_eq!(
+            resolve(&r, "sso-session work").unwrap_err().kind,
+            ConfigErrorKind::Unknown
+        );
+        let sessions = sso_sessions(&r);
+        assert_eq!(sessions.len(), 1);
+        assert!(sessions["work"].is_ok());
+    }
+
+    #[test]
+    fn legacy_sso_profiles_name_their_start_url() {
+        let r = raw(&[(
+            "old",
+            &[
+                ("sso_start_url", "https://d-1.awsapps.com/start"),
+                ("sso_region", "us-east-1"),
+                ("sso_account_id", "111122223333"),
+                ("sso_role_name", "ReadOnly"),
+            ],
+        )]);
+        let p = resolve(&r, "old").unwrap();
+        let Base::Sso(role) = &p.base else { panic!() };
+        assert_eq!(role.session.name, None);
+        assert_eq!(role.session.cache_key(), "https://d-1.awsapps.com/start");
+        assert_eq!(
+            role.session.login_command("old"),
+            "credd login --profile old"
+        );
+    }
+
+    #[test]
+    fn sso_typos_get_errors_that_say_what_to_fix() {
+        let r = sso_raw(&[
+            (
+                "sso-session typo",
+                &[
+                    ("sso_start_url", "d-123.awsapps.com/start"),
+                    ("sso_region", "eu-west-1"),
+                ],
+            ),
+            (
+                "sso-session badregion",
+                &[
+                    ("sso_start_url", "https://d-1.awsapps.com/start"),
+                    ("sso_region", "eu west 1"),
+                ],
+            ),
+            (
+                "sso-session noregion",
+                &[("sso_start_url", "https://d-1.awsapps.com/start")],
+            ),
+            (
+                "a",
+                &[
+                    ("sso_session", "typo"),
+                    ("sso_account_id", "111122223333"),
+                    ("sso_role_name", "R"),
+                ],
+            ),
+            (
+                "b",
+                &[
+                    ("sso_session", "badregion"),
+                    ("sso_account_id", "111122223333"),
+                    ("sso_role_name", "R"),
+                ],
+            ),
+            (
+                "c",
+                &[
+                    ("sso_session", "noregion"),
+                    ("sso_account_id", "111122223333"),
+                    ("sso_role_name", "R"),
+                ],
+            ),
+            (
+                "d",
+                &[("sso_session", "work"), ("sso_account_id", "111122223333")],
+            ),
+            (
+                "e",
+                &[
+                    ("sso_session", "work"),
+                    ("sso_account_id", "1111"),
+                    ("sso_role_name", "R"),
+                ],
+            ),
+            (
+                "f",
+                &[
+                    ("sso_session", "wrok"),
+                    ("sso_account_id", "111122223333"),
+                    ("sso_role_name", "R"),
+                ],
+            ),
+            (
+                "g",
+                &[
+                    ("sso_session", "work"),
+                    ("sso_region", "us-east-1"),
+                    ("sso_account_id", "111122223333"),
+                    ("sso_role_name", "R"),
+                ],
+            ),
+            (
+                "h",
+                &[("sso_account_id", "111122223333"), ("sso_role_name", "R")],
+            ),
+        ]);
+        let msg = |p: &str| resolve(&r, p).unwrap_err().to_string();
+        assert!(
+            msg("a").contains("https://d-1234567890.awsapps.com/start"),
+            "{}",
+            msg("a")
+        );
+        assert!(msg("b").contains("'eu west 1'"), "{}", msg("b"));
+        assert!(msg("c").contains("has no sso_region"), "{}", msg("c"));
+        assert!(msg("d").contains("sso_role_name"), "{}", msg("d"));
+        assert!(msg("e").contains("12-digit"), "{}", msg("e"));
+        assert!(msg("f").contains("no [sso-session wrok]"), "{}", msg("f"));
+        assert!(msg("g").contains("disagree"), "{}", msg("g"));
+        assert!(
+            msg("h").contains("sso_start_url and sso_region"),
+            "{}",
+            msg("h")
+        );
+        let sessions = sso_sessions(&r);
+        assert!(sessions["typo"].is_err());
+        assert!(sessions["work"].is_ok());
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::credentials::{LongTermKeys, SecretString, TemporaryCredentials};
 use crate::profile::RoleStep;
+use crate::sso::{ClientRegistration, RegistrationRequest, SsoSession, TokenGrant};
 use async_trait::async_trait;
 
 /// What an upstream call is made for: the profile whose settings (region,
@@ -72,6 +73,34 @@ pub trait Upstream: Send + Sync + 'static {
         ctx: &CallContext,
         creds: &TemporaryCredentials,
     ) -> Result<CallerIdentity, UpstreamError>;
+
+    /// IAM Identity Center role credentials: the portal's `GetRoleCredentials`
+    /// with the session's access token. A refused token is
+    /// [`UpstreamErrorKind::LoginRequired`].
+    async fn sso_role_credentials(
+        &self,
+        session: &SsoSession,
+        access_token: &SecretString,
+        account_id: &str,
+        role_name: &str,
+    ) -> Result<TemporaryCredentials, UpstreamError>;
+
+    /// SSO OIDC `CreateToken` with the refresh-token grant. A refused refresh
+    /// token (the Identity Center session ended) is
+    /// [`UpstreamErrorKind::LoginRequired`].
+    async fn sso_refresh_token(
+        &self,
+        session: &SsoSession,
+        client: &ClientRegistration,
+        refresh_token: &SecretString,
+    ) -> Result<TokenGrant, UpstreamError>;
+
+    /// SSO OIDC `RegisterClient`.
+    async fn sso_register_client(
+        &self,
+        session: &SsoSession,
+        request: &RegistrationRequest,
+    ) -> Result<ClientRegistration, UpstreamError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +120,9 @@ pub enum UpstreamErrorKind {
     Source,
     /// Bad request / config (invalid duration, bad ARN).
     Config,
+    /// The IAM Identity Center session has ended, or there never was one:
+    /// only an explicit `credd login` helps, and credd never starts one itself.
+    LoginRequired,
 }
 
 impl UpstreamErrorKind {
