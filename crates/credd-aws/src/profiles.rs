@@ -11,7 +11,7 @@
 use aws_config::profile::{ProfileFileLoadError, ProfileParseError, ProfileSet};
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
-use credd_core::profile::RawProfiles;
+use credd_core::profile::{sso_session_key, RawProfiles};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -50,6 +50,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "sso_registration_scopes",
     "services",
 ];
+
+/// The keys of an `[sso-session NAME]` section.
+pub const SSO_SESSION_KEYS: &[&str] = &["sso_start_url", "sso_region", "sso_registration_scopes"];
 
 const CONFIG_ENV: &str = "AWS_CONFIG_FILE";
 const CREDENTIALS_ENV: &str = "AWS_SHARED_CREDENTIALS_FILE";
@@ -178,7 +181,7 @@ pub enum ProfileLoadError {
 /// for the AWS CLI; an unreadable or malformed one is an error.
 pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLoadError> {
     let set = load_profile_set(env, None).await?;
-    let raw = set
+    let mut raw: RawProfiles = set
         .profiles()
         .filter_map(|name| set.get_profile(name))
         .map(|profile| {
@@ -189,6 +192,16 @@ pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLo
             (profile.name().to_string(), props)
         })
         .collect();
+    // sso-session sections share the map under a key no profile can have.
+    for name in set.sso_sessions() {
+        if let Some(section) = set.sso_session(name) {
+            let props: BTreeMap<String, String> = SSO_SESSION_KEYS
+                .iter()
+                .filter_map(|key| section.get(key).map(|v| (key.to_string(), v.to_string())))
+                .collect();
+            raw.insert(sso_session_key(name), props);
+        }
+    }
     Ok(LoadedProfiles {
         raw,
         config_path: env.config_path(),
@@ -362,6 +375,35 @@ mod tests {
         let debug = format!("{loaded:?}");
         assert!(!debug.contains("canary"), "{debug}");
         assert!(debug.contains("aws_secret_access_key"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn sso_session_sections_are_kept_under_their_own_key() {
+        let f = Files::new(
+            Some(
+                "[sso-session work]\nsso_start_url = https://d-1.awsapps.com/start\n\
+                 sso_region = eu-west-1\nsso_registration_scopes = sso:account:access\n\
+                 [profile dev]\nsso_session = work\nsso_account_id = 111122223333\n\
+                 sso_role_name = ReadOnly\n",
+            ),
+            None,
+        );
+        let raw = load_profiles(&f.env()).await.unwrap().raw;
+        assert_eq!(
+            raw.keys().collect::<Vec<_>>(),
+            ["dev", "sso-session work"]
+        );
+        assert_eq!(
+            props(&raw, "sso-session work"),
+            kv(&[
+                ("sso_region", "eu-west-1"),
+                ("sso_registration_scopes", "sso:account:access"),
+                ("sso_start_url", "https://d-1.awsapps.com/start"),
+            ])
+        );
+        let plans = credd_core::profile::resolve_all(&raw);
+        assert_eq!(plans.keys().collect::<Vec<_>>(), ["dev"]);
+        assert!(plans["dev"].is_ok(), "{:?}", plans["dev"]);
     }
 
     #[tokio::test]
