@@ -10,6 +10,7 @@
 
 use crate::clock::Clock;
 use crate::sessions::SessionStore;
+use crate::sso::SsoSessions;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use credd_core::profile::{Base, ConfigError, NodeId, NodeKind, NodeSpec, Plan};
@@ -112,6 +113,8 @@ fn upstream_message(profile: &str, e: &UpstreamError, retry_in: Option<i64>) -> 
         UpstreamErrorKind::MfaRequired => {
             format!("MFA code needed: run `credd mfa {profile}`")
         }
+        // Already says which session and which command.
+        UpstreamErrorKind::LoginRequired => e.message.clone(),
         UpstreamErrorKind::InvalidMfa => format!(
             "the MFA code was refused ({}): run `credd mfa {profile}` with a fresh code",
             e.message
@@ -145,6 +148,7 @@ impl ServeError {
                 UpstreamErrorKind::Denied => "UpstreamDenied",
                 UpstreamErrorKind::Source => "SourceFailed",
                 UpstreamErrorKind::Config => "UpstreamRejected",
+                UpstreamErrorKind::LoginRequired => "SsoLoginRequired",
             },
         }
     }
@@ -180,6 +184,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     policy: Policy,
     sessions: SessionStore,
+    sso: SsoSessions,
     /// Read on every request without a lock; replaced whole on reload.
     graph: ArcSwap<Graph>,
     tasks: TaskTracker,
@@ -194,20 +199,45 @@ impl Broker {
         clock: Arc<dyn Clock>,
         policy: Policy,
         sessions: SessionStore,
+        sso: SsoSessions,
         tasks: TaskTracker,
         cancel: CancellationToken,
     ) -> Self {
-        Self {
+        let this = Self {
             inner: Arc::new(Inner {
                 upstream,
                 clock,
                 policy,
                 sessions,
+                sso,
                 graph: ArcSwap::from_pointee(Graph::default()),
                 tasks,
                 cancel,
             }),
-        }
+        };
+        // Profiles parked on an ended or missing SSO login retry as soon as
+        // a token arrives (`credd login`, `aws sso login`).
+        let mut changes = this.inner.sso.subscribe();
+        let cancel = this.inner.cancel.clone();
+        let broker = this.clone();
+        this.inner.tasks.spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        r = changes.changed() => if r.is_err() { return },
+                    }
+                    broker.wake_all();
+                }
+            }
+            .instrument(tracing::info_span!("sso-wake")),
+        );
+        this
+    }
+
+    /// The IAM Identity Center sessions the profiles use.
+    pub fn sso(&self) -> &SsoSessions {
+        &self.inner.sso
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -265,6 +295,15 @@ impl Broker {
                 n.retired.cancel();
             }
         }
+        let mut sso: Vec<(credd_core::sso::SsoSession, String)> = Vec::new();
+        for n in nodes.values() {
+            if let NodeKind::Base(Base::Sso(r)) = &n.spec.kind {
+                if !sso.iter().any(|(s, _)| s == &r.session) {
+                    sso.push((r.session.clone(), r.profile.clone()));
+                }
+            }
+        }
+        self.inner.sso.register(sso);
         self.inner.graph.store(Arc::new(Graph {
             plans,
             nodes,
@@ -442,8 +481,11 @@ impl Broker {
                     st.failures += 1;
                     let cached_exp = st.cached.as_ref().map(|c| c.creds.expiration());
                     st.next_refresh = match e.kind {
-                        // Waits for `credd mfa`; nothing to retry on our own.
-                        UpstreamErrorKind::MfaRequired | UpstreamErrorKind::InvalidMfa => None,
+                        // Waits for `credd mfa` or `credd login`; nothing to
+                        // retry on our own (a new SSO token wakes the node).
+                        UpstreamErrorKind::MfaRequired
+                        | UpstreamErrorKind::InvalidMfa
+                        | UpstreamErrorKind::LoginRequired => None,
                         k if k.retryable() => Some(policy.retry_at(now, st.failures, cached_exp)),
                         // Refused or misconfigured: retrying soon will not
                         // help until the user changes something; try again
@@ -515,6 +557,25 @@ impl Broker {
             }) => {
                 up.assume_role_with_web_identity(ctx, role_arn, session_name, token_file)
                     .await
+            }
+            NodeKind::Base(Base::Sso(r)) => {
+                let sso = &self.inner.sso;
+                let token = sso.access_token(&r.session, &r.profile).await?;
+                match up
+                    .sso_role_credentials(&r.session, &token, &r.account_id, &r.role_name)
+                    .await
+                {
+                    Err(e) if e.kind == UpstreamErrorKind::LoginRequired => {
+                        // Revoked (a logout elsewhere) or the session ended:
+                        // one refresh decides which.
+                        let token = sso
+                            .token_rejected(&r.session, &r.profile, &token, &e.message)
+                            .await?;
+                        up.sso_role_credentials(&r.session, &token, &r.account_id, &r.role_name)
+                            .await
+                    }
+                    other => other,
+                }
             }
             NodeKind::Role(step) => {
                 let parent_id = node.spec.parent.as_ref().expect("a role has a source");
@@ -722,6 +783,12 @@ impl Broker {
                     }) && !servable
                     {
                         "needs MFA"
+                    } else if chain_error
+                        .as_ref()
+                        .is_some_and(|e| e.kind == UpstreamErrorKind::LoginRequired)
+                        && !servable
+                    {
+                        "login required"
                     } else if chain_error.is_some() && st.failures > 0 {
                         "failing"
                     } else if servable {
@@ -783,11 +850,15 @@ impl Broker {
 fn same_source(a: &NodeSpec, b: &NodeSpec) -> bool {
     fn norm(s: &NodeSpec) -> NodeSpec {
         let mut s = s.clone();
-        if let NodeKind::Base(Base::Session(x)) = &mut s.kind {
-            x.keys_profile.clear();
-            if let Some(m) = &mut x.mfa {
-                m.profile.clear();
+        match &mut s.kind {
+            NodeKind::Base(Base::Session(x)) => {
+                x.keys_profile.clear();
+                if let Some(m) = &mut x.mfa {
+                    m.profile.clear();
+                }
             }
+            NodeKind::Base(Base::Sso(r)) => r.profile.clear(),
+            _ => {}
         }
         s
     }
@@ -800,6 +871,7 @@ fn node_profile(spec: &NodeSpec) -> &str {
         NodeKind::Base(Base::Environment { profile })
         | NodeKind::Base(Base::WebIdentity { profile, .. })
         | NodeKind::Base(Base::Process { profile, .. }) => profile,
+        NodeKind::Base(Base::Sso(r)) => &r.profile,
         NodeKind::Role(r) => &r.profile,
     }
 }

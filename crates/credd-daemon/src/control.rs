@@ -94,6 +94,8 @@ impl ControlState {
         match self.loader.load().await {
             Ok(plans) => {
                 self.broker.load_plans(plans);
+                // A login by another command may have written a new token.
+                self.broker.sso().sync_all();
                 *self.config_error.lock().unwrap() = None;
             }
             Err(e) => {
@@ -125,6 +127,7 @@ impl ControlState {
                     "config_error": *self.config_error.lock().unwrap(),
                 },
                 "profiles": self.broker.status(),
+                "sso_sessions": self.broker.sso().status(),
             })),
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;

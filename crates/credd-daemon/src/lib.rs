@@ -15,9 +15,11 @@ pub mod container;
 pub mod control;
 pub mod fsutil;
 pub mod imds;
+pub mod notify;
 pub mod relay;
 pub mod server;
 pub mod sessions;
+pub mod sso;
 pub mod tokens;
 
 use credd_core::profile::{ConfigError as ProfileError, Plan};
@@ -41,11 +43,14 @@ pub trait ProfileLoader: Send + Sync + 'static {
     fn load(&self) -> BoxFuture<'_, Result<Plans, String>>;
 }
 
-/// What the daemon is given from outside: the AWS side and time.
+/// What the daemon is given from outside: the AWS side, the SSO token
+/// cache, time, and a way to tell the user something.
 pub struct Services {
     pub upstream: Arc<dyn credd_core::Upstream>,
     pub profiles: Arc<dyn ProfileLoader>,
     pub clock: Arc<dyn clock::Clock>,
+    pub sso_store: Arc<dyn credd_core::sso::TokenStore>,
+    pub notifier: Arc<dyn sso::Notifier>,
 }
 
 impl std::fmt::Debug for Services {
@@ -135,6 +140,14 @@ pub async fn run(
         services.clock.clone(),
         config.policy,
         sessions::SessionStore::new(config.state_dir.join("sessions")),
+        sso::SsoSessions::new(
+            services.upstream.clone(),
+            services.clock.clone(),
+            services.sso_store.clone(),
+            services.notifier.clone(),
+            tasks.clone(),
+            shutdown.child_token(),
+        ),
         tasks.clone(),
         shutdown.child_token(),
     );
@@ -312,5 +325,7 @@ fn adopt_control(
 mod broker_tests;
 #[cfg(test)]
 mod endpoint_tests;
+#[cfg(test)]
+mod sso_tests;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -4,9 +4,14 @@
 use crate::broker::Broker;
 use crate::clock::{Clock, ManualClock};
 use crate::sessions::SessionStore;
+use crate::sso::{Notifier, SsoSessions};
 use async_trait::async_trait;
 use credd_core::profile::{resolve_all, RawProfiles, RoleStep};
 use credd_core::schedule::Policy;
+use credd_core::sso::{
+    ClientRegistration, FileStamp, Loaded, RegistrationRequest, SsoSession, SsoToken, StoreError,
+    TokenGrant, TokenStore,
+};
 use credd_core::upstream::{CallContext, CallerIdentity, SourceCredentials};
 use credd_core::{
     LongTermKeys, SecretString, TemporaryCredentials, Upstream, UpstreamError, UpstreamErrorKind,
@@ -34,6 +39,7 @@ pub struct FakeUpstream {
     /// Delay every call (lets concurrent requests pile up).
     pub delay: Mutex<std::time::Duration>,
     pub good_code: String,
+    pub sso: Mutex<FakeSso>,
 }
 
 impl FakeUpstream {
@@ -47,6 +53,7 @@ impl FakeUpstream {
             fail: Mutex::new(None),
             delay: Mutex::new(std::time::Duration::ZERO),
             good_code: "123456".into(),
+            sso: Mutex::default(),
         })
     }
     pub fn count(&self, op: &str) -> u64 {
@@ -169,6 +176,191 @@ impl Upstream for FakeUpstream {
             user_id: "AROA:x".into(),
         })
     }
+    async fn sso_role_credentials(
+        &self,
+        _session: &SsoSession,
+        access_token: &SecretString,
+        _account_id: &str,
+        _role_name: &str,
+    ) -> Result<TemporaryCredentials, UpstreamError> {
+        self.enter("GetRoleCredentials").await?;
+        let sso = self.sso.lock().unwrap();
+        if sso.revoked.iter().any(|t| t == access_token.expose())
+            || !access_token.expose().starts_with("access-")
+        {
+            return Err(UpstreamError::new(
+                UpstreamErrorKind::LoginRequired,
+                "the IAM Identity Center token was refused",
+            ));
+        }
+        drop(sso);
+        Ok(self.issue("P"))
+    }
+    async fn sso_refresh_token(
+        &self,
+        _session: &SsoSession,
+        client: &ClientRegistration,
+        refresh_token: &SecretString,
+    ) -> Result<TokenGrant, UpstreamError> {
+        self.enter("CreateToken:refresh_token").await?;
+        let mut sso = self.sso.lock().unwrap();
+        if sso.session_ended || client.client_id != sso.client_id {
+            return Err(UpstreamError::new(
+                UpstreamErrorKind::LoginRequired,
+                "InvalidGrantException: the refresh token is no longer valid",
+            ));
+        }
+        assert!(refresh_token.expose().starts_with("refresh-"));
+        let n = self.serial.fetch_add(1, Ordering::SeqCst);
+        Ok(TokenGrant {
+            access_token: SecretString::new(format!("access-{n}")),
+            expires_in_secs: sso.token_lifetime_secs,
+            refresh_token: sso
+                .rotate
+                .then(|| SecretString::new(format!("refresh-{n}"))),
+        })
+        .inspect(|_| sso.refreshes += 1)
+    }
+    async fn sso_register_client(
+        &self,
+        _session: &SsoSession,
+        request: &RegistrationRequest,
+    ) -> Result<ClientRegistration, UpstreamError> {
+        self.enter("RegisterClient").await?;
+        let n = self.serial.fetch_add(1, Ordering::SeqCst);
+        Ok(ClientRegistration {
+            client_id: format!("client-{n}"),
+            client_secret: SecretString::new(format!("client-secret-{n}")),
+            expires_at: self.clock.now() + time::Duration::days(90),
+            scopes: Some(request.scopes.clone()),
+            grant_types: Some(request.grant_types.clone()),
+        })
+    }
+}
+
+/// The fake's IAM Identity Center side.
+#[derive(Debug)]
+pub struct FakeSso {
+    /// The client refresh tokens are bound to.
+    pub client_id: String,
+    pub session_ended: bool,
+    pub revoked: Vec<String>,
+    pub token_lifetime_secs: i64,
+    /// Whether a refresh returns a new refresh token.
+    pub rotate: bool,
+    pub refreshes: u64,
+}
+
+impl Default for FakeSso {
+    fn default() -> Self {
+        Self {
+            client_id: "client-0".into(),
+            session_ended: false,
+            revoked: vec![],
+            token_lifetime_secs: 3600,
+            rotate: false,
+            refreshes: 0,
+        }
+    }
+}
+
+/// An in-memory SSO cache; counts writes.
+#[derive(Debug, Default)]
+pub struct MemoryTokenStore {
+    pub tokens: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
+    pub registrations: Mutex<BTreeMap<String, ClientRegistration>>,
+    pub writes: AtomicU64,
+}
+
+impl MemoryTokenStore {
+    /// Writes raw bytes, as another program would.
+    pub fn put_raw(&self, session: &SsoSession, data: &[u8]) {
+        let mut t = self.tokens.lock().unwrap();
+        let gen = t.get(session.cache_key()).map_or(1, |(_, g)| g + 1);
+        t.insert(session.cache_key().to_string(), (data.to_vec(), gen));
+    }
+    pub fn get(&self, session: &SsoSession) -> Option<SsoToken> {
+        let t = self.tokens.lock().unwrap();
+        SsoToken::from_json(&t.get(session.cache_key())?.0).ok()
+    }
+    fn stamp(gen: u64, len: usize) -> FileStamp {
+        FileStamp {
+            modified_nanos: gen as i128,
+            len: len as u64,
+            inode: 1,
+        }
+    }
+}
+
+impl TokenStore for MemoryTokenStore {
+    fn load_token(&self, session: &SsoSession) -> Result<Loaded<SsoToken>, StoreError> {
+        let t = self.tokens.lock().unwrap();
+        Ok(match t.get(session.cache_key()) {
+            None => Loaded::Missing,
+            Some((data, gen)) => match SsoToken::from_json(data) {
+                Ok(tok) => Loaded::Found(tok, Self::stamp(*gen, data.len())),
+                Err(e) => Loaded::Corrupt(e, Self::stamp(*gen, data.len())),
+            },
+        })
+    }
+    fn save_token(&self, session: &SsoSession, token: &SsoToken) -> Result<FileStamp, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.put_raw(session, token.to_json().as_bytes());
+        Ok(self.token_stamp(session).expect("just written"))
+    }
+    fn remove_token(&self, session: &SsoSession) -> Result<bool, StoreError> {
+        Ok(self
+            .tokens
+            .lock()
+            .unwrap()
+            .remove(session.cache_key())
+            .is_some())
+    }
+    fn token_stamp(&self, session: &SsoSession) -> Option<FileStamp> {
+        let t = self.tokens.lock().unwrap();
+        t.get(session.cache_key())
+            .map(|(d, g)| Self::stamp(*g, d.len()))
+    }
+    fn load_registration(
+        &self,
+        session: &SsoSession,
+    ) -> Result<Loaded<ClientRegistration>, StoreError> {
+        Ok(
+            match self.registrations.lock().unwrap().get(session.cache_key()) {
+                Some(r) => Loaded::Found(r.clone(), Self::stamp(1, 1)),
+                None => Loaded::Missing,
+            },
+        )
+    }
+    fn save_registration(
+        &self,
+        session: &SsoSession,
+        registration: &ClientRegistration,
+    ) -> Result<(), StoreError> {
+        self.registrations
+            .lock()
+            .unwrap()
+            .insert(session.cache_key().to_string(), registration.clone());
+        Ok(())
+    }
+    fn token_path(&self, session: &SsoSession) -> String {
+        format!("memory:{}", session.token_file_name())
+    }
+}
+
+/// Records notifications instead of showing them.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    pub sent: Mutex<Vec<(String, String)>>,
+}
+
+impl Notifier for RecordingNotifier {
+    fn notify(&self, title: &str, body: &str) {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((title.to_string(), body.to_string()));
+    }
 }
 
 pub use credd_core::profile::raw_from as raw;
@@ -223,6 +415,8 @@ pub struct Harness {
     pub upstream: Arc<FakeUpstream>,
     pub broker: Broker,
     pub cancel: CancellationToken,
+    pub sso_store: Arc<MemoryTokenStore>,
+    pub notifier: Arc<RecordingNotifier>,
 }
 
 pub fn harness_with(raw: &RawProfiles, sessions: SessionStore, policy: Policy) -> Harness {
@@ -234,11 +428,21 @@ pub fn harness_with(raw: &RawProfiles, sessions: SessionStore, policy: Policy) -
     let upstream = FakeUpstream::new(clock.clone());
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let sso_store = Arc::new(MemoryTokenStore::default());
+    let notifier = Arc::new(RecordingNotifier::default());
     let broker = Broker::new(
         upstream.clone(),
         clock.clone() as Arc<dyn Clock>,
         policy,
         sessions,
+        SsoSessions::new(
+            upstream.clone(),
+            clock.clone(),
+            sso_store.clone(),
+            notifier.clone(),
+            tasks.clone(),
+            cancel.child_token(),
+        ),
         tasks.clone(),
         cancel.clone(),
     );
@@ -248,6 +452,8 @@ pub fn harness_with(raw: &RawProfiles, sessions: SessionStore, policy: Policy) -
         upstream,
         broker,
         cancel,
+        sso_store,
+        notifier,
     }
 }
 

@@ -1,0 +1,327 @@
+//! IAM Identity Center sessions in the broker, with a fake upstream, an
+//! in-memory SSO cache and a manual clock: role credentials from the cached
+//! token, the access token refreshed ahead of expiry and written back, a
+//! token written by another program picked up, the session-ended path
+//! (notification, error naming `credd login`, recovery without a restart),
+//! corrupt cache files, revoked tokens and client re-registration.
+
+use crate::broker::ServeError;
+use crate::clock::Clock;
+use crate::sessions::SessionStore;
+use crate::testing::*;
+use credd_core::schedule::Policy;
+use credd_core::sso::{ClientRegistration, SsoSession, SsoToken, TokenGrant};
+use credd_core::SecretString;
+use std::sync::atomic::Ordering;
+use time::Duration;
+
+fn session() -> SsoSession {
+    SsoSession {
+        name: Some("work".into()),
+        start_url: "https://d-1234567890.awsapps.com/start".into(),
+        region: "eu-west-1".into(),
+        scopes: Some(vec!["sso:account:access".into()]),
+    }
+}
+
+fn profiles() -> credd_core::profile::RawProfiles {
+    raw(&[
+        (
+            "sso-session work",
+            &[
+                ("sso_start_url", "https://d-1234567890.awsapps.com/start"),
+                ("sso_region", "eu-west-1"),
+                ("sso_registration_scopes", "sso:account:access"),
+            ],
+        ),
+        (
+            "dev",
+            &[
+                ("sso_session", "work"),
+                ("sso_account_id", "111122223333"),
+                ("sso_role_name", "PowerUserAccess"),
+            ],
+        ),
+        (
+            "dev-admin",
+            &[
+                ("role_arn", "arn:aws:iam::444455556666:role/Admin"),
+                ("source_profile", "dev"),
+            ],
+        ),
+    ])
+}
+
+fn sso_harness() -> Harness {
+    let policy = Policy {
+        jitter: Duration::ZERO,
+        ..Policy::default()
+    };
+    harness_with(&profiles(), SessionStore::disabled(), policy)
+}
+
+/// A token as `credd login` or `aws sso login` writes it, issued now.
+fn login(h: &Harness, tag: &str, life: Duration) {
+    let reg = ClientRegistration {
+        client_id: h.upstream.sso.lock().unwrap().client_id.clone(),
+        client_secret: SecretString::new("client-secret"),
+        expires_at: T0 + Duration::days(90),
+        scopes: None,
+        grant_types: None,
+    };
+    let token = SsoToken::from_grant(
+        &session(),
+        TokenGrant {
+            access_token: SecretString::new(format!("access-{tag}")),
+            expires_in_secs: life.whole_seconds(),
+            refresh_token: Some(SecretString::new(format!("refresh-{tag}"))),
+        },
+        Some(&reg),
+        h.clock.now(),
+    );
+    h.sso_store.put_raw(&session(), token.to_json().as_bytes());
+}
+
+fn message(e: ServeError) -> String {
+    e.to_string()
+}
+
+#[tokio::test]
+async fn sso_profiles_are_served_from_the_cached_token() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    let dev = h.broker.get("dev").await.unwrap();
+    assert!(dev.creds.access_key_id().starts_with("ASIAP"));
+    let admin = h.broker.get("dev-admin").await.unwrap();
+    assert!(admin.creds.access_key_id().starts_with("ASIAR"));
+    assert_eq!(
+        h.upstream.count("GetRoleCredentials"),
+        1,
+        "one shared SSO node"
+    );
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 0);
+    assert_eq!(
+        h.sso_store.writes.load(Ordering::SeqCst),
+        0,
+        "nothing written"
+    );
+    let status = h.broker.sso().status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].state, crate::sso::SessionState::Active);
+    assert_eq!(
+        status[0].next_refresh.as_deref(),
+        Some("2026-11-23T09:45:00Z"),
+        "15 minutes before the token expires"
+    );
+}
+
+#[tokio::test]
+async fn the_access_token_is_refreshed_ahead_of_expiry_and_written_back() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    h.broker.get("dev").await.unwrap();
+    h.clock.advance(Duration::minutes(44));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 0, "not yet");
+    h.clock.advance(Duration::minutes(1));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
+    let stored = h.sso_store.get(&session()).expect("written back");
+    assert!(stored.access_token.expose().starts_with("access-"));
+    assert_ne!(stored.access_token.expose(), "access-a");
+    assert_eq!(
+        stored.expires_at,
+        T0 + Duration::minutes(45) + Duration::hours(1)
+    );
+    assert_eq!(
+        stored.refresh_token.as_ref().unwrap().expose(),
+        "refresh-a",
+        "no refresh token came back: the old one is kept"
+    );
+    assert!(stored.client_id.is_some(), "the client fields are kept");
+    // The new token is used for the next role credentials without another
+    // refresh, and a rotated refresh token replaces the old one.
+    h.upstream.sso.lock().unwrap().rotate = true;
+    h.clock.advance(Duration::minutes(45));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 2);
+    let stored = h.sso_store.get(&session()).unwrap();
+    assert_ne!(stored.refresh_token.as_ref().unwrap().expose(), "refresh-a");
+}
+
+#[tokio::test]
+async fn a_token_written_by_another_program_is_picked_up() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    h.broker.get("dev").await.unwrap();
+    // `aws sso login` replaces the file; the daemon notices on its next look.
+    h.clock.advance(Duration::minutes(10));
+    login(&h, "from-cli", Duration::hours(8));
+    h.clock.advance(crate::sso::POLL_INTERVAL);
+    settle().await;
+    let s = &h.broker.sso().status()[0];
+    assert_eq!(s.token_expires.as_deref(), Some("2026-11-23T17:10:00Z"));
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 0);
+}
+
+#[tokio::test]
+async fn not_logged_in_is_an_error_naming_credd_login_and_calls_nothing() {
+    let h = sso_harness();
+    let e = message(h.broker.get("dev-admin").await.unwrap_err());
+    assert_eq!(
+        e,
+        "SSO session 'work': not logged in: run `credd login work`"
+    );
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 0);
+    assert_eq!(h.upstream.count("GetRoleCredentials"), 0);
+    assert_eq!(h.upstream.count("RegisterClient"), 0);
+    let status = h.broker.status();
+    let dev = status.iter().find(|p| p.name == "dev-admin").unwrap();
+    assert_eq!(dev.state, "login required");
+    // `credd login`: the next request works, with no daemon restart.
+    login(&h, "b", Duration::hours(1));
+    h.broker.sso().sync_all();
+    settle().await;
+    assert!(h.broker.get("dev-admin").await.is_ok());
+}
+
+#[tokio::test]
+async fn the_session_ending_notifies_once_then_fails_with_the_login_command_and_recovers() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    h.broker.get("dev").await.unwrap();
+    h.upstream.sso.lock().unwrap().session_ended = true;
+    // The refresh at 45 min is refused: the session has ended.
+    h.clock.advance(Duration::minutes(45));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
+    {
+        let sent = h.notifier.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            sent[0].1,
+            "SSO session 'work' ended: run `credd login work`"
+        );
+    }
+    assert_eq!(
+        h.broker.sso().status()[0].state,
+        crate::sso::SessionState::Ended
+    );
+    // Cached role credentials are still served until they run out...
+    assert!(h.broker.get("dev").await.is_ok());
+    // (the role credentials were renewed at 09:25 with the token that was
+    // still valid then, so they last until 10:45)...
+    // ...then requests get the message, and no refresh is tried again.
+    h.clock.advance(Duration::minutes(61));
+    settle().await;
+    let e = h.broker.get("dev").await.unwrap_err();
+    assert_eq!(e.code(), "SsoLoginRequired");
+    assert_eq!(
+        message(e),
+        "SSO session 'work' ended: run `credd login work`"
+    );
+    let row = h
+        .broker
+        .status()
+        .into_iter()
+        .find(|p| p.name == "dev")
+        .unwrap();
+    assert_eq!(row.state, "login required");
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
+    assert_eq!(h.notifier.sent.lock().unwrap().len(), 1, "told once");
+    // The user logs in again: service resumes without a restart, and the
+    // parked role profile is woken by the new token.
+    {
+        let mut sso = h.upstream.sso.lock().unwrap();
+        sso.session_ended = false;
+    }
+    login(&h, "again", Duration::hours(8));
+    h.broker.sso().sync_all();
+    settle().await;
+    assert!(h.broker.get("dev").await.is_ok());
+    assert!(h.broker.get("dev-admin").await.is_ok());
+    assert_eq!(
+        h.broker.sso().status()[0].state,
+        crate::sso::SessionState::Active
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_file_is_a_clear_miss_and_is_never_overwritten() {
+    let h = sso_harness();
+    let junk = br#"{"startUrl": "https://d-1234567890.awsapps.com/start", "accessToken": "sec"#;
+    h.sso_store.put_raw(&session(), junk);
+    let e = message(h.broker.get("dev").await.unwrap_err());
+    assert!(e.contains("cannot be used"), "{e}");
+    assert!(e.contains("run `credd login work`"), "{e}");
+    assert!(!e.contains("sec\""), "{e}");
+    h.clock.advance(Duration::hours(1));
+    settle().await;
+    assert_eq!(h.sso_store.writes.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        h.sso_store.tokens.lock().unwrap()["work"].0,
+        junk.to_vec(),
+        "left byte for byte"
+    );
+    assert_eq!(
+        h.broker.sso().status()[0].state,
+        crate::sso::SessionState::CacheCorrupt
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refreshed_once_and_the_call_retried() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    h.upstream
+        .sso
+        .lock()
+        .unwrap()
+        .revoked
+        .push("access-a".into());
+    let c = h.broker.get("dev").await.unwrap();
+    assert!(c.creds.access_key_id().starts_with("ASIAP"));
+    assert_eq!(h.upstream.count("GetRoleCredentials"), 2);
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn the_client_is_re_registered_before_its_registration_lapses() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(8));
+    h.sso_store.registrations.lock().unwrap().insert(
+        "work".into(),
+        ClientRegistration {
+            client_id: "old".into(),
+            client_secret: SecretString::new("old-secret"),
+            expires_at: T0 + Duration::minutes(40),
+            scopes: Some(vec!["sso:account:access".into()]),
+            grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        },
+    );
+    h.broker.get("dev").await.unwrap();
+    h.clock.advance(Duration::minutes(24));
+    settle().await;
+    assert_eq!(
+        h.upstream.count("RegisterClient"),
+        0,
+        "not within 15 min yet"
+    );
+    h.clock.advance(Duration::minutes(2));
+    settle().await;
+    assert_eq!(h.upstream.count("RegisterClient"), 1);
+    let reg = h.sso_store.registrations.lock().unwrap()["work"].clone();
+    assert_ne!(reg.client_id, "old");
+    assert_eq!(
+        reg.grant_types.as_deref(),
+        Some(
+            &[
+                "authorization_code".to_string(),
+                "refresh_token".to_string()
+            ][..]
+        )
+    );
+    h.clock.advance(Duration::minutes(30));
+    settle().await;
+    assert_eq!(h.upstream.count("RegisterClient"), 1, "once");
+}
