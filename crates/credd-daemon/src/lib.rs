@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod broker;
+pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod container;
