@@ -56,8 +56,17 @@ pub(crate) fn from_sdk<E>(op: Operation, err: &SdkError<E, HttpResponse>) -> Ups
 where
     E: ProvideErrorMetadata + Error + 'static,
 {
+    classify(op, &reduce(err))
+}
+
+/// Reduces an SDK error (of any AWS service: the error type is shared) to
+/// its secret-free parts.
+pub(crate) fn reduce<E>(err: &SdkError<E, HttpResponse>) -> Failure<'_>
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let failure = match err {
+    match err {
         SdkError::ConstructionFailure(_) => Failure::Construction(source_chain(err)),
         SdkError::TimeoutError(_) => Failure::Timeout,
         SdkError::DispatchFailure(d) => match d.as_connector_error() {
@@ -79,8 +88,7 @@ where
             code: err.code(),
             message: err.message(),
         },
-    };
-    classify(op, &failure)
+    }
 }
 
 pub(crate) fn classify(op: Operation, failure: &Failure<'_>) -> UpstreamError {

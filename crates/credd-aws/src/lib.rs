@@ -7,6 +7,9 @@
 //!   `~/.aws/config`, as an edit that keeps every other byte of the file.
 //! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
 //!   sources (`credential_process`, `mfa_process`, the environment).
+//! - [`sso`] calls the IAM Identity Center portal and OIDC services for login,
+//!   logout, discovery and the daemon's token refreshes.
+//! - [`sso_cache`] keeps SSO tokens in `~/.aws/sso/cache`, shared with the AWS CLI.
 //!
 //! Secrets never reach an error message or a log line: upstream failures are
 //! described by AWS's error code and message, and local commands by their exit
@@ -16,9 +19,15 @@ mod classify;
 mod local;
 pub mod populate;
 pub mod profiles;
+pub mod sso;
+pub mod sso_cache;
+#[cfg(test)]
+mod sso_tests;
 pub mod sts;
 #[cfg(test)]
 mod sts_tests;
 
 pub use profiles::{load_profiles, LoadedProfiles, ProfileEnv, ProfileLoadError};
+pub use sso::{SsoClient, SsoError};
+pub use sso_cache::FileTokenStore;
 pub use sts::AwsUpstream;

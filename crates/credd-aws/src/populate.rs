@@ -901,9 +901,17 @@ mod tests {
                 .unwrap_or("<missing>")
                 .to_string()
         };
+        // The sso-session section is kept under its own key, beside the profiles.
+        let session_key = credd_core::profile::sso_session_key("corp");
         assert_eq!(
             loaded.raw.keys().collect::<Vec<_>>(),
-            ["default", "dev-PowerUserAccess", "keep", "prod-ReadOnly"]
+            [
+                "default",
+                "dev-PowerUserAccess",
+                "keep",
+                "prod-ReadOnly",
+                session_key.as_str()
+            ]
         );
         for (profile, account, role) in [
             ("dev-PowerUserAccess", "111111111111", "PowerUserAccess"),

@@ -389,10 +389,7 @@ mod tests {
             None,
         );
         let raw = load_profiles(&f.env()).await.unwrap().raw;
-        assert_eq!(
-            raw.keys().collect::<Vec<_>>(),
-            ["dev", "sso-session work"]
-        );
+        assert_eq!(raw.keys().collect::<Vec<_>>(), ["dev", "sso-session work"]);
         assert_eq!(
             props(&raw, "sso-session work"),
             kv(&[

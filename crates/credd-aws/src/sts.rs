@@ -379,6 +379,42 @@ impl Upstream for AwsUpstream {
             )),
         }
     }
+
+    async fn sso_role_credentials(
+        &self,
+        session: &credd_core::sso::SsoSession,
+        access_token: &SecretString,
+        account_id: &str,
+        role_name: &str,
+    ) -> Result<TemporaryCredentials, UpstreamError> {
+        crate::sso::SsoClient::with_env(self.env.clone())
+            .get_role_credentials(session, access_token, account_id, role_name)
+            .await
+            .map_err(UpstreamError::from)
+    }
+
+    async fn sso_refresh_token(
+        &self,
+        session: &credd_core::sso::SsoSession,
+        client: &credd_core::sso::ClientRegistration,
+        refresh_token: &SecretString,
+    ) -> Result<credd_core::sso::TokenGrant, UpstreamError> {
+        crate::sso::SsoClient::with_env(self.env.clone())
+            .refresh_token(session, client, refresh_token)
+            .await
+            .map_err(UpstreamError::from)
+    }
+
+    async fn sso_register_client(
+        &self,
+        session: &credd_core::sso::SsoSession,
+        request: &credd_core::sso::RegistrationRequest,
+    ) -> Result<credd_core::sso::ClientRegistration, UpstreamError> {
+        crate::sso::SsoClient::with_env(self.env.clone())
+            .register_client(session, request)
+            .await
+            .map_err(UpstreamError::from)
+    }
 }
 
 #[cfg(test)]
