@@ -346,6 +346,11 @@ impl SsoClient {
         Self::with_env(Env::real())
     }
 
+    /// Endpoints from `vars` only (`credd demo`, pointed at its sandbox).
+    pub fn with_vars(vars: &[(&str, &str)]) -> Self {
+        Self::with_env(crate::sts::env_of(vars))
+    }
+
     pub(crate) fn with_env(env: Env) -> Self {
         Self {
             env,

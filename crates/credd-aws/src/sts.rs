@@ -69,6 +69,12 @@ impl AwsUpstream {
         Self::with_env(profile_env, Env::real())
     }
 
+    /// An upstream whose environment is exactly `vars` and nothing of the
+    /// process's (`credd demo`, which points every endpoint at its sandbox).
+    pub fn with_vars(profile_env: ProfileEnv, vars: &[(&str, &str)]) -> Self {
+        Self::with_env(profile_env, env_of(vars))
+    }
+
     pub(crate) fn with_env(profile_env: ProfileEnv, env: Env) -> Self {
         let config = aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -133,6 +139,15 @@ impl AwsUpstream {
 /// `ignore_configured_endpoint_urls`), the first of `AWS_ENDPOINT_URL_STS`,
 /// `AWS_ENDPOINT_URL`, the profile's `[services]` `sts.endpoint_url` and its
 /// `endpoint_url`. `None` means AWS's own endpoint for the region.
+/// An SDK environment holding exactly `vars`.
+pub(crate) fn env_of(vars: &[(&str, &str)]) -> Env {
+    Env::from(
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<std::collections::HashMap<_, _>>(),
+    )
+}
+
 pub(crate) fn endpoint_url(env: &Env, profiles: Option<&ProfileSet>) -> Option<String> {
     let ignore = EnvConfigValue::new()
         .env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")

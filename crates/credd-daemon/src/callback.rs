@@ -157,6 +157,12 @@ fn answer(req: &Request<Incoming>, host: &str, tx: &Sender) -> Response<Body> {
 /// status and body. It plays the user who clicks "Allow" on a sign-in page
 /// that approves automatically.
 pub async fn visit(url: &str) -> Result<(u16, String), String> {
+    fetch(url, &[]).await
+}
+
+/// [`visit`] with extra request headers (e.g. `Authorization` for the
+/// demo's self-check of the container endpoint).
+pub async fn fetch(url: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
     use http_body_util::{BodyExt, Empty};
     let mut url = url.to_string();
     for _ in 0..5 {
@@ -179,8 +185,12 @@ pub async fn visit(url: &str) -> Result<(u16, String), String> {
             .await
             .map_err(|e| e.to_string())?;
         let conn = tokio::spawn(conn);
-        let req = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(header::HOST, addr.to_string())
+        let mut req = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(header::HOST, addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| e.to_string())?;
         let resp = send.send_request(req).await.map_err(|e| e.to_string())?;

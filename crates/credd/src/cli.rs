@@ -77,6 +77,39 @@ or credential_process where the tool supports it."
 and survives daemon restarts until it expires.\n\nExamples:\n  credd mfa dev\n  credd mfa dev --code 123456"
     )]
     Mfa(MfaArgs),
+    /// Sign in to IAM Identity Center (SSO): once a day, for every profile on the session.
+    #[command(
+        after_help = "By default credd opens the sign-in page in your browser and listens on 127.0.0.1 for the redirect (authorization code with PKCE, as `aws sso login` does). --device-code prints a URL and a code to approve from any device instead (for machines without a browser); legacy profiles always use it.
+
+The token goes to ~/.aws/sso/cache exactly as the AWS CLI writes it, so `aws` and every SDK use it too, and the daemon refreshes it until the Identity Center session ends. Tokens from `aws sso login` are picked up the same way. credd never starts a login on its own.
+
+Examples:
+  credd login                      # the only [sso-session] in ~/.aws/config
+  credd login work
+  credd login --profile dev        # the session behind a profile (also legacy sso_start_url profiles)
+  credd login work --device-code --no-browser"
+    )]
+    Login(LoginArgs),
+    /// Sign out of IAM Identity Center: the portal's Logout, and the cached token removed.
+    #[command(
+        after_help = "Without SESSION, every SSO session in ~/.aws/config is logged out (as `aws sso logout`).
+
+Example:
+  credd logout work"
+    )]
+    Logout {
+        /// The sso-session to sign out of [default: all].
+        session: Option<String>,
+    },
+    /// IAM Identity Center: the accounts and roles you are assigned, and profiles for them.
+    #[command(subcommand)]
+    Sso(SsoCommand),
+    /// Try credd with no AWS account: a local sandbox, a throwaway config, a login, live refreshes.
+    #[command(
+        after_help = "Starts a local stand-in for IAM Identity Center and STS on 127.0.0.1, writes a throwaway AWS config in a private temporary directory (an sso-session, an SSO profile, a role chained on it and an MFA profile), signs in (approved automatically), serves the three profiles on a free loopback port and prints what to paste in another shell. Tokens and credentials live a few minutes, so refreshes happen while you watch. Your own ~/.aws is never read or written. Ctrl-C stops it and removes the directory.\n\n\
+Examples:\n  credd demo\n  credd demo --self-check      # check every profile end to end, then exit (CI runs this)"
+    )]
+    Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
     Status(JsonArg),
     /// Issue, list and revoke client tokens for the endpoint.
@@ -136,6 +169,68 @@ pub struct ServeArgs {
     /// Also answer IMDSv1 (no session token). Off by default.
     #[arg(long)]
     pub allow_imdsv1: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Check that every demo profile is served end to end, print the result and exit.
+    #[arg(long)]
+    pub self_check: bool,
+    /// Where the demo's endpoint listens [default: a free loopback port].
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The [sso-session NAME] to sign in to [default: the only one in ~/.aws/config].
+    #[arg(conflicts_with = "profile")]
+    pub session: Option<String>,
+    /// Sign in to the session behind this profile instead.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Use the device code flow (a URL and a code to approve on any device).
+    #[arg(long)]
+    pub device_code: bool,
+    /// Do not open a browser; print the URL only.
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SsoCommand {
+    /// List every account and role you are assigned (all pages).
+    #[command(after_help = "Examples:
+  credd sso accounts
+  credd sso accounts work --json")]
+    Accounts {
+        /// The sso-session [default: the only one].
+        session: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add one profile per account and role to ~/.aws/config.
+    #[command(
+        after_help = "Profiles are named ACCOUNT-ROLE (with --prefix in front) and use sso_session = SESSION. Only new sections are appended; every other section and comment stays as it was, and a profile that exists with other settings is left alone. The previous file is kept as config.credd-backup. Re-running adds only what is new.
+
+Examples:
+  credd sso populate work --dry-run     # show the diff, change nothing
+  credd sso populate work --prefix acme- --region eu-west-1"
+    )]
+    Populate {
+        /// The sso-session whose assignments to add.
+        session: String,
+        /// Show the diff and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Put this in front of every profile name.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// Set region = R in every new profile.
+        #[arg(long, value_name = "R")]
+        region: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

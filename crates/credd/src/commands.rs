@@ -53,6 +53,12 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mfa(a) => mfa(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Login(a) => crate::sso_cmd::login(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Logout { session } => crate::sso_cmd::logout(session)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Sso(c) => crate::sso_cmd::sso(c).await.map(|_| ExitCode::SUCCESS),
+        Command::Demo(a) => crate::demo::run(a).await,
         Command::Status(j) => {
             let v = call(Request::Status).await?;
             if j.json {
@@ -415,7 +421,7 @@ fn audit(a: crate::cli::AuditArgs) -> Result<()> {
     Ok(())
 }
 
-fn table(header: &[&str]) -> comfy_table::Table {
+pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
@@ -469,6 +475,42 @@ fn print_status(v: &Value) {
     println!("{t}");
     for n in notes {
         println!("  {n}");
+    }
+    let sessions = v["sso_sessions"].as_array().cloned().unwrap_or_default();
+    if !sessions.is_empty() {
+        let mut t = table(&[
+            "SSO SESSION",
+            "STATE",
+            "TOKEN EXPIRES",
+            "NEXT REFRESH",
+            "START URL",
+        ]);
+        let mut hints = Vec::new();
+        for s in &sessions {
+            let state = s["state"].as_str().unwrap_or_default().replace('_', " ");
+            t.add_row(vec![
+                s["session"].as_str().unwrap_or_default().to_string(),
+                state.clone(),
+                s["token_expires"].as_str().unwrap_or("-").to_string(),
+                s["next_refresh"].as_str().unwrap_or("-").to_string(),
+                s["start_url"].as_str().unwrap_or_default().to_string(),
+            ]);
+            if state != "active" {
+                hints.push(format!(
+                    "{}: run `{}`{}",
+                    s["session"].as_str().unwrap_or_default(),
+                    s["login_command"].as_str().unwrap_or("credd login"),
+                    s["last_error"]
+                        .as_str()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        println!("\n{t}");
+        for h in hints {
+            println!("  {h}");
+        }
     }
 }
 

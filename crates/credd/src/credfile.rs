@@ -122,6 +122,22 @@ pub fn write_lines(path: &Path, header: &str, body: &[String]) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
     };
     let new = replace_section(&text, header, body)?;
+    write_with_mode(path, &new, mode)
+}
+
+/// Replaces the whole file at `path` with `text`, atomically, keeping its
+/// mode (0600 for a new file).
+pub fn write_whole(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.mode() & 0o777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o600,
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+    };
+    write_with_mode(path, text, mode)
+}
+
+fn write_with_mode(path: &Path, new: &str, mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     use std::io::Write;

@@ -6,11 +6,13 @@
 mod cli;
 mod commands;
 mod credfile;
+mod demo;
 mod docker;
 mod exec;
 mod relay_cmd;
 mod serve;
 mod service;
+mod sso_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
         cli.verbose,
         matches!(
             cli.command,
-            cli::Command::Serve(_) | cli::Command::Relay { .. }
+            cli::Command::Serve(_) | cli::Command::Relay { .. } | cli::Command::Demo(_)
         ),
     );
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Reads profiles with the AWS SDK's parser (credd-aws) and resolves them.
-struct AwsProfiles {
-    env: credd_aws::profiles::ProfileEnv,
+pub struct AwsProfiles {
+    pub env: credd_aws::profiles::ProfileEnv,
 }
 
 impl credd_daemon::ProfileLoader for AwsProfiles {
@@ -122,6 +122,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         upstream: Arc::new(credd_aws::sts::AwsUpstream::new(profile_env.clone())),
         profiles: Arc::new(AwsProfiles { env: profile_env }),
         clock: Arc::new(SystemClock),
+        sso_store: Arc::new(crate::sso_cmd::store()?),
+        notifier: Arc::new(credd_daemon::notify::DesktopNotifier::from_env()),
     };
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();

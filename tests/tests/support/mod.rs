@@ -67,8 +67,8 @@ pub fn credd_bin() -> PathBuf {
 
 /// moto behind a counting proxy (`tests/clients/moto_counting.py`).
 pub struct Moto {
-    child: Child,
-    _stdin: ChildStdin,
+    child: Option<Child>,
+    _stdin: Option<ChildStdin>,
     pub url: String,
 }
 
@@ -98,8 +98,16 @@ impl Moto {
             .unwrap_or_else(|| panic!("moto did not start: {line:?}"))
             .to_string();
         Moto {
-            child,
-            _stdin: stdin,
+            child: Some(child),
+            _stdin: Some(stdin),
+            url,
+        }
+    }
+    /// Another STS (the credd sandbox), already running at `url`.
+    pub fn external(url: String) -> Self {
+        Moto {
+            child: None,
+            _stdin: None,
             url,
         }
     }
@@ -112,8 +120,10 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -168,6 +178,8 @@ credential_source = Ec2InstanceMetadata
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub moto: Moto,
+    /// More variables every command gets (e.g. the SSO endpoints).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -182,7 +194,11 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("home/.aws")).unwrap();
         std::fs::write(dir.path().join("home/.aws/config"), config).unwrap();
         std::fs::write(dir.path().join("credd.toml"), "# defaults\n").unwrap();
-        Env { dir, moto }
+        Env {
+            dir,
+            moto,
+            vars: vec![],
+        }
     }
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
@@ -201,7 +217,8 @@ impl Env {
             .env("CREDD_CONFIG", self.path("credd.toml"))
             .env("AWS_ENDPOINT_URL_STS", &self.moto.url)
             .env("NODE_NO_WARNINGS", "1")
-            .env("LANG", "C.UTF-8");
+            .env("LANG", "C.UTF-8")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
     pub fn credd(&self, args: &[&str]) -> Output {
@@ -333,6 +350,10 @@ impl Daemon {
     }
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
+    }
+    /// Whether the daemon is still running.
+    pub fn child_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
     pub fn pid(&self) -> u32 {
         self.child.id()
