@@ -227,7 +227,7 @@ impl Broker {
                         _ = cancel.cancelled() => return,
                         r = changes.changed() => if r.is_err() { return },
                     }
-                    broker.wake_all();
+                    broker.retry_parked_logins();
                 }
             }
             .instrument(tracing::info_span!("sso-wake")),
@@ -835,6 +835,26 @@ impl Broker {
                 }
             })
             .collect()
+    }
+
+    /// A new SSO token arrived (or a session ended): nodes parked on
+    /// "login required" try again now, so that cached credentials are
+    /// renewed without waiting for a request.
+    pub fn retry_parked_logins(&self) {
+        let now = self.now();
+        for n in self.graph().nodes.values() {
+            {
+                let mut st = n.state.lock().unwrap();
+                let parked = st
+                    .last_error
+                    .as_ref()
+                    .is_some_and(|(_, e)| e.kind == UpstreamErrorKind::LoginRequired);
+                if parked && st.next_refresh.is_none() && st.cached.is_some() {
+                    st.next_refresh = Some(now);
+                }
+            }
+            n.wake.notify_one();
+        }
     }
 
     /// Re-checks every node at once (after a resume or a clock jump).

@@ -236,8 +236,14 @@ async fn the_session_ending_notifies_once_then_fails_with_the_login_command_and_
         sso.session_ended = false;
     }
     login(&h, "again", Duration::hours(8));
+    let before = h.upstream.count("GetRoleCredentials");
     h.broker.sso().sync_all();
     settle().await;
+    assert_eq!(
+        h.upstream.count("GetRoleCredentials"),
+        before + 1,
+        "the parked node renews on its own once the token arrives"
+    );
     assert!(h.broker.get("dev").await.is_ok());
     assert!(h.broker.get("dev-admin").await.is_ok());
     assert_eq!(
