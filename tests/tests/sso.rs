@@ -80,6 +80,14 @@ impl Sso {
     /// `credd login ARGS --no-browser`, with the test as the browser: it
     /// reads the URL credd prints and visits it (the sandbox approves).
     fn login(&self, args: &[&str]) -> String {
+        let (ok, out) = self.login_as(args, |url| url.to_string());
+        assert!(ok, "credd login failed:\n{out}");
+        out
+    }
+
+    /// `credd login`, with a browser that visits `browse(url)` instead of
+    /// the URL credd printed; returns whether the login succeeded.
+    fn login_as(&self, args: &[&str], browse: impl Fn(&str) -> String) -> (bool, String) {
         let mut child = self
             .env
             .cmd(credd_bin())
@@ -105,7 +113,7 @@ impl Sso {
                 let url = if t.contains("/device") && !t.contains("user_code") {
                     continue;
                 } else {
-                    t.to_string()
+                    browse(t)
                 };
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -114,14 +122,13 @@ impl Sso {
                 let (status, body) = rt
                     .block_on(credd_daemon::callback::visit(&url))
                     .unwrap_or_else(|e| panic!("visiting {url}: {e}\n{seen}"));
-                assert_eq!(status, 200, "{url}: {body}");
+                assert!(status == 200 || status == 400, "{url}: {status} {body}");
                 visited = true;
             }
         }
         let st = child.wait().unwrap();
-        assert!(st.success(), "credd login failed:\n{seen}");
         assert!(visited, "credd login printed no URL:\n{seen}");
-        seen
+        (st.success(), seen)
     }
 
     fn boto3(&self, profile: &str) -> std::process::Output {
@@ -260,6 +267,24 @@ fn pkce_login_writes_the_clis_cache_and_boto3_and_the_daemon_both_use_it() {
     assert!(!logs.contains(v["accessToken"].as_str().unwrap()), "{logs}");
     assert!(!logs.contains(v["refreshToken"].as_str().unwrap()));
     assert!(!logs.contains(v["clientSecret"].as_str().unwrap()));
+}
+
+#[test]
+fn a_redirect_with_another_logins_state_is_refused() {
+    let s = Sso::new(SandboxConfig::default());
+    // A forged redirect straight to credd's listener, with a state of its own.
+    let (ok, out) = s.login_as(&["work"], |url| {
+        let redirect = url
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("redirect_uri="))
+            .expect("the authorize URL names the redirect");
+        let redirect = redirect.replace("%3A", ":").replace("%2F", "/");
+        format!("{redirect}?code=forged&state=not-the-one-credd-sent")
+    });
+    assert!(!ok, "{out}");
+    assert!(out.contains("another login's state"), "{out}");
+    assert!(!s.cache_file().exists(), "no token written");
+    assert_eq!(s.sandbox.count("CreateToken:authorization_code"), 0);
 }
 
 #[test]

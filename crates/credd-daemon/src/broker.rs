@@ -120,10 +120,17 @@ fn upstream_message(profile: &str, e: &UpstreamError, retry_in: Option<i64>) -> 
             e.message
         ),
         UpstreamErrorKind::Unreachable | UpstreamErrorKind::Throttled => {
-            let what = if e.kind == UpstreamErrorKind::Throttled {
-                "STS is throttling"
+            // SSO failures name their operation first ("SSO GetRoleCredentials",
+            // "SSO OIDC CreateToken", in credd-aws).
+            let service = if e.message.starts_with("SSO ") {
+                "IAM Identity Center"
             } else {
-                "STS unreachable"
+                "STS"
+            };
+            let what = if e.kind == UpstreamErrorKind::Throttled {
+                format!("{service} is throttling")
+            } else {
+                format!("{service} unreachable")
             };
             match retry_in {
                 Some(s) if s > 0 => format!("{what} ({}), retrying in {s} s", e.message),

@@ -331,3 +331,21 @@ async fn the_client_is_re_registered_before_its_registration_lapses() {
     settle().await;
     assert_eq!(h.upstream.count("RegisterClient"), 1, "once");
 }
+
+#[tokio::test]
+async fn an_unreachable_portal_is_named_as_such_and_retried() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    *h.upstream.fail.lock().unwrap() = Some(credd_core::UpstreamError::new(
+        credd_core::UpstreamErrorKind::Unreachable,
+        "SSO GetRoleCredentials: could not reach portal.sso.eu-west-1.amazonaws.com: connection refused",
+    ));
+    let e = message(h.broker.get("dev").await.unwrap_err());
+    assert!(
+        e.starts_with(
+            "IAM Identity Center unreachable (GetRoleCredentials: could not reach portal.sso"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("retrying in"), "{e}");
+}
