@@ -343,7 +343,7 @@ async fn an_unreachable_portal_is_named_as_such_and_retried() {
     let e = message(h.broker.get("dev").await.unwrap_err());
     assert!(
         e.starts_with(
-            "IAM Identity Center unreachable (GetRoleCredentials: could not reach portal.sso"
+            "IAM Identity Center unreachable (SSO GetRoleCredentials: could not reach portal.sso"
         ),
         "{e}"
     );
