@@ -16,6 +16,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Cache files are a few hundred bytes; anything far larger is not read.
+const MAX_CACHE_FILE: u64 = 64 * 1024;
+
 /// The SSO token cache directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileTokenStore {
@@ -52,7 +55,22 @@ impl FileTokenStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
             Err(e) => return Err(store_error(path, &e)),
         };
-        let stamp = stamp_of(&file.metadata().map_err(|e| store_error(path, &e))?);
+        let meta = file.metadata().map_err(|e| store_error(path, &e))?;
+        let stamp = stamp_of(&meta);
+        // A token file planted by someone else (or a device, or a huge file)
+        // is not read: it is reported like a corrupt one, and left alone.
+        let untrusted = if !meta.is_file() {
+            Some("it is not a regular file")
+        } else if meta.uid() != rustix::process::geteuid().as_raw() {
+            Some("it belongs to another user")
+        } else if meta.len() > MAX_CACHE_FILE {
+            Some("it is larger than 64 KiB, far more than a token")
+        } else {
+            None
+        };
+        if let Some(why) = untrusted {
+            return Ok(Loaded::Corrupt(CacheParseError::Untrusted(why), stamp));
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| store_error(path, &e))?;
@@ -194,6 +212,35 @@ mod tests {
     }
 
     #[test]
+    fn files_that_are_not_the_users_own_small_regular_files_are_not_read() {
+        let home = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::new(FileTokenStore::default_dir(home.path()));
+        let path = store.dir().join(work().token_file_name());
+        fs::create_dir_all(store.dir()).unwrap();
+        let untrusted = |why: &str| match store.load_token(&work()).unwrap() {
+            Loaded::Corrupt(CacheParseError::Untrusted(w), _) => assert_eq!(w, why),
+            other => panic!("{other:?}"),
+        };
+        // A directory where the file should be.
+        fs::create_dir(&path).unwrap();
+        untrusted("it is not a regular file");
+        fs::remove_dir(&path).unwrap();
+        // Far too large to be a token.
+        let mut big = token().to_json().into_bytes();
+        big.resize(65 * 1024, b' ');
+        fs::write(&path, &big).unwrap();
+        untrusted("it is larger than 64 KiB, far more than a token");
+        // Another user's file (the tests run as root in CI; elsewhere the
+        // chown is not permitted and this part is covered there).
+        fs::write(&path, token().to_json()).unwrap();
+        let other = rustix::process::geteuid().as_raw() + 1;
+        if std::os::unix::fs::chown(&path, Some(other), None).is_ok() {
+            untrusted("it belongs to another user");
+            assert_eq!(fs::read(&path).unwrap(), token().to_json().into_bytes());
+        }
+    }
+
+    #[test]
     fn tokens_round_trip_as_one_line_without_newline_and_0600() {
         let home = tempfile::tempdir().unwrap();
         let store = FileTokenStore::new(FileTokenStore::default_dir(home.path()));
@@ -330,16 +377,20 @@ mod tests {
     #[test]
     fn io_errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        // A directory where the token file should be: reading it fails with
-        // something other than NotFound.
-        let path = dir.path().join(work().token_file_name());
-        fs::create_dir(&path).unwrap();
-        let store = FileTokenStore::new(dir.path());
+        // A token file that cannot be opened (no permission to search the
+        // directory): an error other than NotFound, naming the file.
+        let store = FileTokenStore::new(dir.path().join("file-not-dir"));
+        fs::write(dir.path().join("file-not-dir"), b"").unwrap();
+        let path = dir.path().join("file-not-dir").join(work().token_file_name());
         let err = match store.load_token(&work()) {
             Err(e) => e,
             Ok(other) => panic!("{other:?}"),
         };
         assert_eq!(err.path, path.display().to_string());
-        assert!(store.save_token(&work(), &token()).is_err());
+        // And a directory where the token file should be cannot be replaced.
+        let dir2 = tempfile::tempdir().unwrap();
+        fs::create_dir(dir2.path().join(work().token_file_name())).unwrap();
+        let store2 = FileTokenStore::new(dir2.path());
+        assert!(store2.save_token(&work(), &token()).is_err());
     }
 }

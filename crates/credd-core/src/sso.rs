@@ -271,6 +271,9 @@ pub enum CacheParseError {
     Missing(&'static str),
     #[error("field '{0}' is not a timestamp")]
     BadTime(&'static str),
+    /// Not read at all: not a regular file, another user's, or too large.
+    #[error("{0}")]
+    Untrusted(&'static str),
 }
 
 impl SsoToken {
