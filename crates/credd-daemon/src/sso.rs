@@ -235,16 +235,20 @@ impl SsoSessions {
         self.inner.entries.lock().unwrap()[session].clone()
     }
 
-    /// Re-reads every session's cache file now (after `credd login`).
-    pub fn sync_all(&self) {
-        let entries: Vec<Arc<Entry>> = self
-            .inner
+    /// The entries, copied out so that no lock is held while they are used.
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        self.inner
             .entries
             .lock()
             .unwrap()
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Re-reads every session's cache file now (after `credd login`).
+    pub fn sync_all(&self) {
+        let entries = self.entries();
         for e in entries {
             self.sync(&e);
         }
@@ -531,14 +535,7 @@ impl SsoSessions {
     /// One row per session, for `credd status`.
     pub fn status(&self) -> Vec<SessionStatus> {
         let now = self.now();
-        let entries: Vec<Arc<Entry>> = self
-            .inner
-            .entries
-            .lock()
-            .unwrap()
-            .values()
-            .cloned()
-            .collect();
+        let entries = self.entries();
         let mut out: Vec<SessionStatus> = entries
             .iter()
             .map(|e| {
