@@ -381,7 +381,10 @@ mod tests {
         // directory): an error other than NotFound, naming the file.
         let store = FileTokenStore::new(dir.path().join("file-not-dir"));
         fs::write(dir.path().join("file-not-dir"), b"").unwrap();
-        let path = dir.path().join("file-not-dir").join(work().token_file_name());
+        let path = dir
+            .path()
+            .join("file-not-dir")
+            .join(work().token_file_name());
         let err = match store.load_token(&work()) {
             Err(e) => e,
             Ok(other) => panic!("{other:?}"),
