@@ -16,6 +16,8 @@
 //! status and the first line of their stderr, never their stdout.
 
 mod classify;
+#[cfg(test)]
+mod fake_http;
 mod local;
 pub mod populate;
 pub mod profiles;

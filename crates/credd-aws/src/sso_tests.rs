@@ -5,59 +5,20 @@
 //! classified errors without secrets. Behaviour against a full fake of the
 //! services is the sandbox's and the end-to-end suite's job.
 
+use crate::fake_http::{Canned, FakeServer};
 use crate::profiles::ProfileEnv;
 use crate::sso::{PollOutcome, SsoClient, SsoError};
 use crate::sts::AwsUpstream;
 use aws_types::os_shim_internal::Env;
 use credd_core::sso::{ClientRegistration, RegistrationRequest, SsoSession};
 use credd_core::{SecretString, Upstream, UpstreamErrorKind};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use time::macros::datetime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn path(&self) -> &str {
-        self.target.split('?').next().unwrap()
-    }
-    fn query(&self, name: &str) -> Option<String> {
-        self.target
-            .split_once('?')?
-            .1
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .map(str::to_string)
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-/// A canned answer: status, extra headers, JSON body.
-#[derive(Debug, Clone)]
-struct Canned {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
 
 fn ok(body: &str) -> Canned {
     Canned {
         status: 200,
+        content_type: "application/json",
         headers: vec![],
         body: body.to_string(),
     }
@@ -67,107 +28,30 @@ fn ok(body: &str) -> Canned {
 fn error(status: u16, code: &str, body: &str) -> Canned {
     Canned {
         status,
+        content_type: "application/json",
         headers: vec![("x-amzn-ErrorType".into(), code.into())],
         body: body.to_string(),
     }
 }
 
-/// Answers the n-th request with the n-th response (the last one repeats,
-/// which covers the SDK's retry).
-struct Fake {
-    url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// A canned portal and OIDC, and clients pointed at it.
+struct Fake(FakeServer);
 
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.task.abort();
+impl std::ops::Deref for Fake {
+    type Target = FakeServer;
+    fn deref(&self) -> &FakeServer {
+        &self.0
     }
 }
 
 impl Fake {
     async fn start(responses: Vec<Canned>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let request = read_request(&mut stream).await;
-                let n = {
-                    let mut all = recorded.lock().unwrap();
-                    all.push(request);
-                    all.len() - 1
-                };
-                let canned = &responses[n.min(responses.len() - 1)];
-                let mut head = format!(
-                    "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    canned.status,
-                    canned.body.len()
-                );
-                for (k, v) in &canned.headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                stream.write_all(head.as_bytes()).await.unwrap();
-                stream.write_all(canned.body.as_bytes()).await.unwrap();
-                stream.shutdown().await.unwrap();
-            }
-        });
-        Self {
-            url,
-            requests,
-            task,
-        }
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        Self(FakeServer::start(responses).await)
     }
 
     /// A client whose portal and OIDC calls both come here.
     fn client(&self) -> SsoClient {
         SsoClient::with_env(Env::from_slice(&[("AWS_ENDPOINT_URL", &self.url)]))
-    }
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Recorded {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-request");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8(buf[..header_end].to_vec()).unwrap();
-    let mut request_line = head.lines().next().unwrap().split(' ');
-    let method = request_line.next().unwrap().to_string();
-    let target = request_line.next().unwrap().to_string();
-    let headers: Vec<(String, String)> = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    while buf.len() < header_end + length {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Recorded {
-        method,
-        target,
-        headers,
-        body: String::from_utf8(buf[header_end..].to_vec()).unwrap(),
     }
 }
 

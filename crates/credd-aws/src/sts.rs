@@ -50,6 +50,9 @@ pub struct AwsUpstream {
     /// Environment`), injected so tests need not touch the real one.
     env: Env,
     client: aws_sdk_sts::Client,
+    /// The Identity Center portal and OIDC, with the same environment; its
+    /// SDK clients are built on first use and then reused.
+    sso: crate::sso::SsoClient,
     command_timeout: Duration,
 }
 
@@ -89,6 +92,7 @@ impl AwsUpstream {
             .build();
         Self {
             profile_env,
+            sso: crate::sso::SsoClient::with_env(env.clone()),
             env,
             client: aws_sdk_sts::Client::from_conf(config),
             command_timeout: local::COMMAND_TIMEOUT,
@@ -402,7 +406,7 @@ impl Upstream for AwsUpstream {
         account_id: &str,
         role_name: &str,
     ) -> Result<TemporaryCredentials, UpstreamError> {
-        crate::sso::SsoClient::with_env(self.env.clone())
+        self.sso
             .get_role_credentials(session, access_token, account_id, role_name)
             .await
             .map_err(UpstreamError::from)
@@ -414,7 +418,7 @@ impl Upstream for AwsUpstream {
         client: &credd_core::sso::ClientRegistration,
         refresh_token: &SecretString,
     ) -> Result<credd_core::sso::TokenGrant, UpstreamError> {
-        crate::sso::SsoClient::with_env(self.env.clone())
+        self.sso
             .refresh_token(session, client, refresh_token)
             .await
             .map_err(UpstreamError::from)
@@ -425,7 +429,7 @@ impl Upstream for AwsUpstream {
         session: &credd_core::sso::SsoSession,
         request: &credd_core::sso::RegistrationRequest,
     ) -> Result<credd_core::sso::ClientRegistration, UpstreamError> {
-        crate::sso::SsoClient::with_env(self.env.clone())
+        self.sso
             .register_client(session, request)
             .await
             .map_err(UpstreamError::from)

@@ -4,82 +4,37 @@
 //! become classified errors without secrets. Behaviour against a real STS
 //! implementation is the end-to-end suite's job.
 
+use crate::fake_http::{Canned, FakeServer, Recorded};
 use crate::profiles::ProfileEnv;
 use crate::sts::AwsUpstream;
 use aws_types::os_shim_internal::Env;
 use credd_core::profile::RoleStep;
 use credd_core::upstream::CallContext;
 use credd_core::{LongTermKeys, SecretString, TemporaryCredentials, Upstream, UpstreamErrorKind};
-use std::sync::{Arc, Mutex};
 use time::macros::datetime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-#[derive(Debug, Clone)]
-struct Recorded {
-    headers: Vec<(String, String)>,
-    body: String,
-}
+/// A canned STS: XML answers, and an upstream pointed at it.
+struct FakeSts(FakeServer);
 
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Answers the n-th request with the n-th response (the last one repeats,
-/// which covers the SDK's retry).
-struct FakeSts {
-    url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeSts {
-    fn drop(&mut self) {
-        self.task.abort();
+impl std::ops::Deref for FakeSts {
+    type Target = FakeServer;
+    fn deref(&self) -> &FakeServer {
+        &self.0
     }
 }
 
 impl FakeSts {
     async fn start(responses: &[(u16, &str)]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let responses: Vec<(u16, String)> =
-            responses.iter().map(|(s, b)| (*s, b.to_string())).collect();
-        let recorded = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let request = read_request(&mut stream).await;
-                let n = {
-                    let mut all = recorded.lock().unwrap();
-                    all.push(request);
-                    all.len() - 1
-                };
-                let (status, body) = &responses[n.min(responses.len() - 1)];
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).await.unwrap();
-                stream.write_all(body.as_bytes()).await.unwrap();
-                stream.shutdown().await.unwrap();
-            }
-        });
-        Self {
-            url,
-            requests,
-            task,
-        }
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        let canned = responses
+            .iter()
+            .map(|(status, body)| Canned {
+                status: *status,
+                content_type: "text/xml",
+                headers: vec![],
+                body: body.to_string(),
+            })
+            .collect();
+        Self(FakeServer::start(canned).await)
     }
 
     fn upstream(&self) -> AwsUpstream {
@@ -87,39 +42,6 @@ impl FakeSts {
             ProfileEnv::default(),
             Env::from_slice(&[("AWS_ENDPOINT_URL_STS", &self.url)]),
         )
-    }
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Recorded {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-request");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8(buf[..header_end].to_vec()).unwrap();
-    let headers: Vec<(String, String)> = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    while buf.len() < header_end + length {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Recorded {
-        headers,
-        body: String::from_utf8(buf[header_end..].to_vec()).unwrap(),
     }
 }
 

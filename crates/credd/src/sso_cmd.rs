@@ -200,7 +200,7 @@ async fn registration(
 
 pub async fn login(a: LoginArgs) -> Result<()> {
     let (raw, config) = profiles().await?;
-    let (session, hint) = pick_session(&raw, &config, a.session.as_deref(), a.profile.as_deref())?;
+    let (session, _) = pick_session(&raw, &config, a.session.as_deref(), a.profile.as_deref())?;
     let store = store()?;
     let client = SsoClient::from_env();
     // The CLI uses the device code for legacy profiles; so does credd.
@@ -226,7 +226,6 @@ the Identity Center session ends. Written to {}.",
         format_expiration(token.expires_at),
         store.token_path(&session),
     );
-    let _ = hint;
     tell_daemon().await;
     Ok(())
 }
