@@ -1,7 +1,7 @@
 //! The HTTP listeners: one accept loop per listener with a connection cap
 //! (the oldest connection not in the middle of a request is closed to make
-//! room), hyper's header
-//! size/count limits and header-read timeout, and the guards both endpoints
+//! room) and a header-read watchdog, hyper's header size/count limits, and
+//! the guards both endpoints
 //! share: an exact `Host` allow-list and a refusal of any request carrying
 //! `Origin` (threat-model rows 1 and 15). Routing lives in
 //! [`crate::container`] and [`crate::imds`].
@@ -11,12 +11,14 @@ use ::http::{header, HeaderValue, Request, Response, StatusCode};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -119,12 +121,66 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Response<Body>> + Send;
 }
 
-struct Conn {
-    cancel: CancellationToken,
-    busy: Arc<AtomicBool>,
+/// What the accept loop asks of a connection task.
+const RUN: u8 = 0;
+/// Finish the request in flight, then close (cap eviction, shutdown).
+const GRACEFUL: u8 = 1;
+/// Close now (no complete request head within the header-read timeout).
+const CLOSE: u8 = 2;
+
+/// One connection's state, shared by its task, its requests and the accept
+/// loop. A request touches only `busy` and `requests`: two relaxed atomic
+/// writes and an increment, instead of the timer hyper would arm and
+/// disarm around every request head.
+#[derive(Default)]
+struct ConnState {
+    signal: AtomicU8,
+    waker: atomic_waker::AtomicWaker,
+    /// A request head has been read and its response is being made.
+    busy: AtomicBool,
+    /// Requests started on this connection.
+    requests: AtomicU64,
+}
+
+impl ConnState {
+    fn send(&self, signal: u8) {
+        self.signal.fetch_max(signal, Ordering::AcqRel);
+        self.waker.wake();
+    }
+}
+
+enum Outcome {
+    Done(hyper::Result<()>),
+    Graceful,
+    Close,
+}
+
+/// The accept loop's view of one connection, for the cap and the watchdog.
+struct Slot {
+    state: Arc<ConnState>,
+    /// `requests` when the watchdog last saw it change, and since when the
+    /// connection has been waiting for a request head.
+    seen: u64,
+    waiting_since: tokio::time::Instant,
+}
+
+/// How often the watchdog looks at the open connections: a connection is
+/// closed between `timeout` and `timeout + tick` after it last started a
+/// request (or was accepted). Only while connections are open.
+fn watchdog_tick(timeout: std::time::Duration) -> std::time::Duration {
+    (timeout / 4).clamp(
+        std::time::Duration::from_millis(10),
+        std::time::Duration::from_secs(1),
+    )
 }
 
 /// Serves `listener` until `cancel`; every connection is a tracked task.
+///
+/// The header-read timeout is enforced here rather than by hyper's own
+/// timer: a watchdog in this loop closes any connection that has not
+/// started a request for `limits.header_read_timeout` (slow or stalled
+/// request heads, and idle keep-alive connections), and never one whose
+/// request is being answered. See `docs/benchmarks.md` for why.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -132,11 +188,20 @@ pub async fn serve<H: Handler>(
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let conns: Arc<Mutex<BTreeMap<u64, Conn>>> = Arc::default();
+    let conns: Arc<Mutex<BTreeMap<u64, Slot>>> = Arc::default();
     let mut next_id: u64 = 0;
+    let tick = watchdog_tick(limits.header_read_timeout);
+    let mut next_sweep = tokio::time::Instant::now() + tick;
     loop {
+        let watching = !conns.lock().unwrap().is_empty();
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next_sweep), if watching => {
+                let now = tokio::time::Instant::now();
+                sweep(&conns, now, limits.header_read_timeout);
+                next_sweep = now + tick;
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -150,19 +215,21 @@ pub async fn serve<H: Handler>(
         let _ = stream.set_nodelay(true);
         next_id += 1;
         let id = next_id;
-        let conn_cancel = cancel.child_token();
-        let busy = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(ConnState::default());
         {
             let mut map = conns.lock().unwrap();
+            if !watching {
+                next_sweep = tokio::time::Instant::now() + tick;
+            }
             if map.len() >= limits.max_connections {
                 let idle = map
                     .iter()
-                    .find(|(_, c)| !c.busy.load(Ordering::Relaxed))
+                    .find(|(_, c)| !c.state.busy.load(Ordering::Relaxed))
                     .map(|(id, _)| *id);
                 match idle {
                     Some(old) => {
                         if let Some(c) = map.remove(&old) {
-                            c.cancel.cancel();
+                            c.state.send(GRACEFUL);
                         }
                     }
                     None => {
@@ -173,42 +240,57 @@ pub async fn serve<H: Handler>(
             }
             map.insert(
                 id,
-                Conn {
-                    cancel: conn_cancel.clone(),
-                    busy: busy.clone(),
+                Slot {
+                    state: state.clone(),
+                    seen: 0,
+                    waiting_since: tokio::time::Instant::now(),
                 },
             );
         }
-        let handler = handler.clone();
         let conns = conns.clone();
+        let ctx = Arc::new((handler.clone(), state));
         tasks.spawn(
             async move {
+                let svc_ctx = ctx.clone();
                 let svc = hyper::service::service_fn(move |req| {
-                    let handler = handler.clone();
-                    let busy = busy.clone();
+                    let ctx = svc_ctx.clone();
                     async move {
-                        busy.store(true, Ordering::Relaxed);
+                        let (handler, state) = &*ctx;
+                        state.busy.store(true, Ordering::Relaxed);
+                        state.requests.fetch_add(1, Ordering::Relaxed);
                         let resp = handler.handle(req, peer).await;
-                        busy.store(false, Ordering::Relaxed);
+                        state.busy.store(false, Ordering::Relaxed);
                         Ok::<_, Infallible>(resp)
                     }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_read_timeout)
+                    // The watchdog in this loop does this job (see above).
+                    .header_read_timeout(None)
                     .max_buf_size(limits.max_header_bytes)
                     .max_headers(limits.max_headers)
                     .keep_alive(true);
                 let conn = builder.serve_connection(TokioIo::new(stream), svc);
                 tokio::pin!(conn);
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
+                let state = &ctx.1;
+                let outcome = std::future::poll_fn(|cx| {
+                    state.waker.register(cx.waker());
+                    match state.signal.load(Ordering::Acquire) {
+                        RUN => conn.as_mut().poll(cx).map(Outcome::Done),
+                        GRACEFUL => Poll::Ready(Outcome::Graceful),
+                        _ => Poll::Ready(Outcome::Close),
                     }
-                    _ = conn_cancel.cancelled() => {
+                })
+                .await;
+                match outcome {
+                    Outcome::Done(Ok(())) => {}
+                    Outcome::Done(Err(e)) => {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    Outcome::Close => {
+                        tracing::debug!("no request head within the header-read timeout; closed");
+                    }
+                    Outcome::Graceful => {
                         conn.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
                     }
@@ -218,6 +300,31 @@ pub async fn serve<H: Handler>(
             .instrument(tracing::debug_span!("conn", %peer)),
         );
     }
+    for slot in conns.lock().unwrap().values() {
+        slot.state.send(GRACEFUL);
+    }
+}
+
+/// The watchdog: closes every connection that has waited for a request head
+/// for `timeout` or longer.
+fn sweep(
+    conns: &Mutex<BTreeMap<u64, Slot>>,
+    now: tokio::time::Instant,
+    timeout: std::time::Duration,
+) {
+    conns.lock().unwrap().retain(|_, slot| {
+        let requests = slot.state.requests.load(Ordering::Relaxed);
+        if slot.state.busy.load(Ordering::Relaxed) || requests != slot.seen {
+            slot.seen = requests;
+            slot.waiting_since = now;
+            return true;
+        }
+        if now.duration_since(slot.waiting_since) < timeout {
+            return true;
+        }
+        slot.state.send(CLOSE);
+        false
+    });
 }
 
 /// Decodes `%XX` escapes in a path segment; `None` if malformed or not UTF-8.
@@ -254,6 +361,98 @@ pub fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers `ok` after `delay`.
+    struct Slow(Duration);
+
+    impl Handler for Slow {
+        async fn handle(&self, _req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+            tokio::time::sleep(self.0).await;
+            text(StatusCode::OK, "ok")
+        }
+    }
+
+    async fn start(
+        delay: Duration,
+        timeout: Duration,
+    ) -> (SocketAddr, CancellationToken, TaskTracker) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            header_read_timeout: timeout,
+            ..Limits::default()
+        };
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(serve(
+            listener,
+            Arc::new(Slow(delay)),
+            limits,
+            cancel.clone(),
+            tasks.clone(),
+        ));
+        (addr, cancel, tasks)
+    }
+
+    /// Reads until the server closes the connection (or 10 s pass: a
+    /// failure); returns what was read.
+    async fn read_to_close(s: &mut tokio::net::TcpStream) -> String {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("the server closed the connection")
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn stalled_heads_and_idle_connections_are_closed_but_a_slow_answer_is_not() {
+        let timeout = Duration::from_millis(300);
+        let (addr, cancel, _tasks) = start(Duration::from_millis(1200), timeout).await;
+
+        // Silent from the start.
+        let t0 = Instant::now();
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Half a request head.
+        let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+        half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // A whole request whose answer takes four timeouts.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(REQUEST).await.unwrap();
+
+        assert_eq!(read_to_close(&mut silent).await, "");
+        assert!(t0.elapsed() >= timeout, "closed before the timeout");
+        assert_eq!(read_to_close(&mut half).await, "");
+        // The slow answer arrives whole; then the connection, idle, is closed.
+        let answer = read_to_close(&mut slow).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_the_request_in_flight_finish_and_closes_idle_connections() {
+        let (addr, cancel, tasks) =
+            start(Duration::from_millis(500), Duration::from_secs(60)).await;
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+        busy.write_all(REQUEST).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+        let answer = read_to_close(&mut busy).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert_eq!(read_to_close(&mut idle).await, "");
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+            .await
+            .expect("every connection task ended");
+    }
 
     #[test]
     fn host_allow_list_is_exact() {
