@@ -3,21 +3,29 @@
 //! rotated by size. Nothing secret is ever in a record: the token *id* is
 //! public, the token itself is not recorded.
 //!
-//! Requests hand records to a bounded channel and never wait on the disk; a
-//! writer task appends them. If the writer falls behind, records are dropped
-//! and the drop is counted and logged rather than slowing requests down.
+//! Vends that are the same in every field within one second (an SDK asking
+//! again and again over one connection) share one line whose `count` says
+//! how many there were; a line without `count` is one vend. Requests never
+//! wait on the disk and never format anything: a vend is counted in a small
+//! per-thread table in memory, and a writer thread writes the table out once
+//! a second (and at shutdown). If a table fills up, vends are dropped and
+//! the drop is counted and logged rather than slowing requests down.
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 /// Rotate when the log passes this size; keep this many old files.
 pub const MAX_BYTES: u64 = 1024 * 1024;
 pub const KEEP: usize = 3;
-const QUEUE: usize = 4096;
+/// Distinct lines a table holds between two writes; more are dropped.
+const TABLE_CAP: usize = 4096;
+/// Tables, so that request threads rarely share a lock.
+const SHARDS: usize = 8;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Record {
@@ -30,6 +38,17 @@ pub struct Record {
     pub endpoint: String,
     /// `IP:PORT` of a TCP peer, or `uid N` on the control socket.
     pub peer: String,
+    /// Vends this line stands for (all in the second `time`); absent means 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 /// What a request hands to the log. Nothing is formatted or copied on the
@@ -38,12 +57,12 @@ pub struct Record {
 pub struct Vend {
     pub at: time::OffsetDateTime,
     pub profile: String,
-    pub token: Option<std::sync::Arc<credd_core::token::TokenRecord>>,
+    pub token: Option<Arc<credd_core::token::TokenRecord>>,
     pub endpoint: &'static str,
     pub peer: Peer,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
     Tcp(std::net::SocketAddr),
     Uid(u32),
@@ -58,7 +77,29 @@ impl std::fmt::Display for Peer {
     }
 }
 
-/// A [`Record`] line borrowed from a [`Vend`] (same fields, same order).
+/// One future line: a vend and how many more like it came in its second.
+#[derive(Debug)]
+struct Tally {
+    second: i64,
+    vend: Vend,
+    count: u64,
+}
+
+impl Tally {
+    fn same(&self, second: i64, v: &Vend) -> bool {
+        self.second == second
+            && self.vend.peer == v.peer
+            && std::ptr::eq(self.vend.endpoint, v.endpoint)
+            && match (&self.vend.token, &v.token) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.id == b.id,
+                (None, None) => true,
+                _ => false,
+            }
+            && self.vend.profile == v.profile
+    }
+}
+
+/// A [`Record`] line borrowed from a [`Tally`] (same fields, same order).
 #[derive(Serialize)]
 struct Line<'a> {
     time: &'a str,
@@ -66,49 +107,121 @@ struct Line<'a> {
     token_id: Option<&'a str>,
     endpoint: &'a str,
     peer: &'a str,
+    #[serde(skip_serializing_if = "is_one")]
+    count: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    tables: [Mutex<Vec<Tally>>; SHARDS],
+    /// The writer, to wake when a table gets its first line.
+    writer: OnceLock<std::thread::Thread>,
+    stopping: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
+
+    fn take(&self) -> Vec<Tally> {
+        let mut all = Vec::new();
+        for t in &self.tables {
+            let mut t = t.lock().unwrap();
+            if all.is_empty() {
+                all = std::mem::take(&mut *t);
+            } else {
+                all.append(&mut t);
+            }
+        }
+        // Tables are in arrival order; across tables, by second.
+        all.sort_by_key(|t| t.second);
+        all
+    }
 }
 
 #[derive(Debug)]
 pub struct AuditLog {
-    tx: Option<std::sync::mpsc::SyncSender<Vend>>,
-    dropped: AtomicU64,
+    shared: Option<Arc<Shared>>,
 }
 
-/// How long the writer lets records gather before it writes them: bounds
-/// its wake-ups (and the requests' wake-up work) under load.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+/// Which table the current thread counts into.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
 
 impl AuditLog {
     /// A log that records nothing (tests of other parts).
     pub fn disabled() -> Self {
-        Self {
-            tx: None,
-            dropped: AtomicU64::new(0),
-        }
+        Self { shared: None }
     }
 
     /// Starts the writer thread for `path`; it stops when `cancel` fires,
-    /// after writing what is queued.
+    /// after writing what is counted.
     pub fn start(
         path: PathBuf,
         cancel: CancellationToken,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        tasks.spawn_blocking(move || writer(path, rx, cancel));
+        let shared = Arc::new(Shared::default());
+        let w = shared.clone();
+        tasks.spawn_blocking(move || writer(path, &w));
+        // The writer sleeps until there is something to write; this wakes
+        // it for the last write.
+        let s = shared.clone();
+        tasks.spawn(async move {
+            cancel.cancelled().await;
+            s.stopping.store(true, Ordering::Release);
+            s.wake();
+        });
         Self {
-            tx: Some(tx),
-            dropped: AtomicU64::new(0),
+            shared: Some(shared),
         }
     }
 
-    pub fn record(&self, r: Vend) {
-        let Some(tx) = &self.tx else { return };
-        if tx.try_send(r).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    pub fn record(&self, v: Vend) {
+        let Some(shared) = &self.shared else { return };
+        let second = v.at.unix_timestamp();
+        let mut table = shared.tables[shard()].lock().unwrap();
+        if let Some(t) = table.iter_mut().rev().find(|t| t.same(second, &v)) {
+            t.count += 1;
+            return;
+        }
+        if table.len() >= TABLE_CAP {
+            drop(table);
+            let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "audit log writer is behind; records dropped");
             }
+            return;
+        }
+        let first = table.is_empty();
+        table.push(Tally {
+            second,
+            vend: v,
+            count: 1,
+        });
+        drop(table);
+        if first {
+            shared.wake();
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    /// Without a stop (a test, a runtime torn down without cancelling), the
+    /// last handle going away still lets the writer write and end.
+    fn drop(&mut self) {
+        if let Some(s) = &self.shared {
+            s.stopping.store(true, Ordering::Release);
+            s.wake();
         }
     }
 }
@@ -133,43 +246,58 @@ fn open(path: &Path) -> std::io::Result<Out> {
     Ok(Out { file, len })
 }
 
-fn writer(path: PathBuf, rx: std::sync::mpsc::Receiver<Vend>, cancel: CancellationToken) {
+/// How long after a second ends its lines are written: vends still being
+/// counted at the turn of the second land in the same line.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn writer(path: PathBuf, shared: &Shared) {
     use std::fmt::Write as _;
-    use std::sync::mpsc::RecvTimeoutError;
+    let _ = shared.writer.set(std::thread::current());
     let mut out: Option<Out> = None;
     let mut buf = Vec::new();
-    // Records of one second share their timestamp text.
+    // Lines of one second share their timestamp text.
     let mut time = (i64::MIN, String::new());
     let mut peer = String::new();
     loop {
-        let first = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            Ok(r) => Some(r),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let stopping = cancel.is_cancelled();
-        let Some(first) = first else {
+        let stopping = shared.stopping.load(Ordering::Acquire);
+        let empty = shared.tables.iter().all(|t| t.lock().unwrap().is_empty());
+        if empty {
             if stopping {
                 break;
             }
+            std::thread::park();
             continue;
-        };
+        }
         if !stopping {
-            std::thread::sleep(GATHER);
+            // Wait for the current second to end, so that its vends are
+            // counted in one line; a stop cuts this short.
+            let now = time::OffsetDateTime::now_utc();
+            let into = std::time::Duration::from_nanos(u64::from(now.nanosecond()));
+            let deadline = std::time::Instant::now()
+                + (std::time::Duration::from_secs(1).saturating_sub(into))
+                + SETTLE;
+            while !shared.stopping.load(Ordering::Acquire) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
         }
         buf.clear();
-        for v in std::iter::once(first).chain(rx.try_iter()) {
-            if v.at.unix_timestamp() != time.0 {
-                time = (v.at.unix_timestamp(), credd_core::format_expiration(v.at));
+        for t in shared.take() {
+            if t.second != time.0 {
+                time = (t.second, credd_core::format_expiration(t.vend.at));
             }
             peer.clear();
-            let _ = write!(peer, "{}", v.peer);
+            let _ = write!(peer, "{}", t.vend.peer);
             let line = Line {
                 time: &time.1,
-                profile: &v.profile,
-                token_id: v.token.as_ref().map(|t| t.id.as_str()),
-                endpoint: v.endpoint,
+                profile: &t.vend.profile,
+                token_id: t.vend.token.as_ref().map(|t| t.id.as_str()),
+                endpoint: t.vend.endpoint,
                 peer: &peer,
+                count: t.count,
             };
             if serde_json::to_writer(&mut buf, &line).is_ok() {
                 buf.push(b'\n');
@@ -270,6 +398,7 @@ mod tests {
             token_id: Some("0011223344556677".into()),
             endpoint: "container".into(),
             peer: "127.0.0.1:5000".into(),
+            count: 1,
         }
     }
 
@@ -297,6 +426,101 @@ mod tests {
         assert_eq!(all.last().unwrap().profile, format!("p{}", n - 1));
         let first: usize = all[0].profile[1..].parse().unwrap();
         assert_eq!(first, per_file, "oldest kept first");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeated_vends_share_a_line_with_their_count_and_none_is_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let cancel = CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        let at = time::OffsetDateTime::from_unix_timestamp(1_795_424_400).unwrap()
+            + time::Duration::milliseconds(250);
+        let token = Arc::new(credd_core::token::TokenRecord {
+            id: "0011223344556677".into(),
+            sha256: String::new(),
+            profiles: vec!["dev".into()],
+            created: at,
+            expires: None,
+            label: String::new(),
+        });
+        let vend = |port: u16, at: time::OffsetDateTime| Vend {
+            at,
+            profile: "dev".into(),
+            token: Some(token.clone()),
+            endpoint: "container",
+            peer: Peer::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        };
+        // Four threads (so several tables), 2,500 vends each, one peer.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2500 {
+                        log.record(vend(5000, at));
+                    }
+                });
+            }
+        });
+        // Another peer, and the same peer in the next second.
+        for _ in 0..7 {
+            log.record(vend(5001, at));
+        }
+        log.record(vend(5000, at + time::Duration::seconds(1)));
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+
+        let all = read_all(&p);
+        let sum = |peer: &str, time: &str| -> u64 {
+            all.iter()
+                .filter(|r| r.peer == peer && r.time == time)
+                .map(|r| r.count)
+                .sum()
+        };
+        assert_eq!(sum("127.0.0.1:5000", "2026-11-23T09:00:00Z"), 10_000);
+        assert_eq!(sum("127.0.0.1:5001", "2026-11-23T09:00:00Z"), 7);
+        assert_eq!(sum("127.0.0.1:5000", "2026-11-23T09:00:01Z"), 1);
+        assert!(all.len() <= 4 + 1 + 1, "coalesced: {all:?}");
+        assert!(all
+            .iter()
+            .all(|r| r.token_id.as_deref() == Some("0011223344556677")));
+        // A single vend's line has no count; a repeated one has.
+        let raw = std::fs::read_to_string(&p).unwrap();
+        let last = raw.lines().last().unwrap();
+        assert!(
+            last.contains("09:00:01Z") && !last.contains("count"),
+            "{last}"
+        );
+        assert!(raw.lines().any(|l| l.contains(r#""count":"#)), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn a_vend_is_written_within_about_a_second_without_a_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let cancel = CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        // Let the writer go to sleep first: the vend must wake it.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for profile in ["a", "b"] {
+            log.record(Vend {
+                at: time::OffsetDateTime::now_utc(),
+                profile: profile.into(),
+                token: None,
+                endpoint: "control",
+                peer: Peer::Uid(1000),
+            });
+            let mut waited = 0;
+            while !read_all(&p).iter().any(|r| r.profile == profile) {
+                assert!(waited < 100, "{profile} not written within 10 s");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                waited += 1;
+            }
+        }
+        assert_eq!(read_all(&p)[1].peer, "uid 1000");
+        cancel.cancel();
     }
 
     #[tokio::test]

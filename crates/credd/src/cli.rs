@@ -143,7 +143,9 @@ Example (a compose service at 169.254.170.2, see docs/docker.md):\n  credd relay
     /// Show which credentials were vended: when, which profile, to which token and peer.
     #[command(
         after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
-it never holds a secret, only token ids (see `credd token list`).\n\nExamples:\n  credd audit --since 1h\n  credd audit --json | jq ."
+it never holds a secret, only token ids (see `credd token list`). Vends alike in every field \
+within one second share a line: VENDS (`count` in --json, absent when 1) says how many. Lines are \
+written about a second after their vends, and at once when the daemon stops.\n\nExamples:\n  credd audit --since 1h\n  credd audit --json | jq ."
     )]
     Audit(AuditArgs),
 }

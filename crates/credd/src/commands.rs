@@ -407,7 +407,7 @@ fn audit(a: crate::cli::AuditArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let mut t = table(&["TIME", "PROFILE", "ENDPOINT", "TOKEN", "PEER"]);
+    let mut t = table(&["TIME", "PROFILE", "ENDPOINT", "TOKEN", "PEER", "VENDS"]);
     for r in records {
         t.add_row(vec![
             r.time,
@@ -415,6 +415,7 @@ fn audit(a: crate::cli::AuditArgs) -> Result<()> {
             r.endpoint,
             r.token_id.unwrap_or_else(|| "-".into()),
             r.peer,
+            r.count.to_string(),
         ]);
     }
     println!("{t}");
