@@ -26,7 +26,24 @@ pub struct TokenRecord {
     pub expires: Option<OffsetDateTime>,
     #[serde(default)]
     pub label: String,
+    /// `sha256` decoded, the first time it is needed.
+    #[serde(skip)]
+    pub decoded: DigestCache,
 }
+
+/// The binary form of a record's digest, decoded once instead of on every
+/// request. A cache, not part of the value: it never makes two records
+/// unequal.
+#[derive(Debug, Clone, Default)]
+pub struct DigestCache(std::sync::OnceLock<Option<[u8; 32]>>);
+
+impl PartialEq for DigestCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DigestCache {}
 
 /// Makes a token from 40 random bytes (8 for the id, 32 for the secret).
 pub fn mint(
@@ -49,6 +66,7 @@ pub fn mint(
             created,
             expires,
             label,
+            decoded: DigestCache::default(),
         },
     )
 }
@@ -77,11 +95,20 @@ pub fn parse(presented: &str) -> Option<Presented<'_>> {
 impl TokenRecord {
     /// Constant-time check of a presented secret's digest against this record.
     pub fn matches(&self, p: &Presented<'_>) -> bool {
-        let mut stored = [0u8; 32];
-        if hex::decode_to_slice(&self.sha256, &mut stored).is_err() {
-            return false;
-        }
-        p.id == self.id && bool::from(stored.ct_eq(&p.digest))
+        let stored = self.decoded.0.get_or_init(|| {
+            let mut d = [0u8; 32];
+            hex::decode_to_slice(&self.sha256, &mut d).ok().map(|()| d)
+        });
+        let Some(stored) = stored else { return false };
+        // Four 64-bit constant-time comparisons rather than 32 byte-wise
+        // ones: the same guarantee for an eighth of the work.
+        let word = |d: &[u8; 32], i: usize| {
+            u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        };
+        let same = (0..4).fold(subtle::Choice::from(1), |acc, i| {
+            acc & word(stored, i).ct_eq(&word(&p.digest, i))
+        });
+        p.id == self.id && bool::from(same)
     }
     pub fn expired(&self, now: OffsetDateTime) -> bool {
         self.expires.is_some_and(|e| e <= now)
@@ -134,6 +161,31 @@ mod tests {
         assert!(parse("credd_zz_abc").is_none());
         let other_id = format!("credd_{}{}", "0".repeat(16), &t[22..]);
         assert!(!rec.matches(&parse(&other_id).unwrap()));
+    }
+
+    #[test]
+    fn every_byte_of_the_digest_counts() {
+        let (tok, rec) = minted();
+        let good = parse(tok.expose()).unwrap();
+        assert!(rec.matches(&good));
+        for i in 0..32 {
+            let mut digest = good.digest;
+            digest[i] ^= 0x01;
+            let p = Presented {
+                id: good.id,
+                digest,
+            };
+            assert!(!rec.matches(&p), "byte {i} ignored");
+        }
+        // A stored digest that is not hex never matches.
+        let mut broken = rec.clone();
+        broken.sha256 = "zz".repeat(32);
+        broken.decoded = DigestCache::default();
+        assert!(!broken.matches(&good));
+        // The cache never makes two records unequal.
+        let mut fresh = broken.clone();
+        fresh.decoded = DigestCache::default();
+        assert_eq!(broken, fresh);
     }
 
     #[test]

@@ -54,9 +54,9 @@ fn is_one(n: &u64) -> bool {
 /// What a request hands to the log. Nothing is formatted or copied on the
 /// request path: the writer thread turns it into a [`Record`] line.
 #[derive(Debug)]
-pub struct Vend {
+pub struct Vend<'a> {
     pub at: time::OffsetDateTime,
-    pub profile: String,
+    pub profile: &'a str,
     pub token: Option<Arc<credd_core::token::TokenRecord>>,
     pub endpoint: &'static str,
     pub peer: Peer,
@@ -81,21 +81,25 @@ impl std::fmt::Display for Peer {
 #[derive(Debug)]
 struct Tally {
     second: i64,
-    vend: Vend,
+    at: time::OffsetDateTime,
+    profile: String,
+    token: Option<Arc<credd_core::token::TokenRecord>>,
+    endpoint: &'static str,
+    peer: Peer,
     count: u64,
 }
 
 impl Tally {
-    fn same(&self, second: i64, v: &Vend) -> bool {
+    fn same(&self, second: i64, v: &Vend<'_>) -> bool {
         self.second == second
-            && self.vend.peer == v.peer
-            && std::ptr::eq(self.vend.endpoint, v.endpoint)
-            && match (&self.vend.token, &v.token) {
+            && self.peer == v.peer
+            && std::ptr::eq(self.endpoint, v.endpoint)
+            && match (&self.token, &v.token) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.id == b.id,
                 (None, None) => true,
                 _ => false,
             }
-            && self.vend.profile == v.profile
+            && self.profile == v.profile
     }
 }
 
@@ -186,7 +190,7 @@ impl AuditLog {
         }
     }
 
-    pub fn record(&self, v: Vend) {
+    pub fn record(&self, v: Vend<'_>) {
         let Some(shared) = &self.shared else { return };
         let second = v.at.unix_timestamp();
         let mut table = shared.tables[shard()].lock().unwrap();
@@ -205,7 +209,11 @@ impl AuditLog {
         let first = table.is_empty();
         table.push(Tally {
             second,
-            vend: v,
+            at: v.at,
+            profile: v.profile.to_owned(),
+            token: v.token,
+            endpoint: v.endpoint,
+            peer: v.peer,
             count: 1,
         });
         drop(table);
@@ -287,15 +295,15 @@ fn writer(path: PathBuf, shared: &Shared) {
         buf.clear();
         for t in shared.take() {
             if t.second != time.0 {
-                time = (t.second, credd_core::format_expiration(t.vend.at));
+                time = (t.second, credd_core::format_expiration(t.at));
             }
             peer.clear();
-            let _ = write!(peer, "{}", t.vend.peer);
+            let _ = write!(peer, "{}", t.peer);
             let line = Line {
                 time: &time.1,
-                profile: &t.vend.profile,
-                token_id: t.vend.token.as_ref().map(|t| t.id.as_str()),
-                endpoint: t.vend.endpoint,
+                profile: &t.profile,
+                token_id: t.token.as_ref().map(|t| t.id.as_str()),
+                endpoint: t.endpoint,
                 peer: &peer,
                 count: t.count,
             };
@@ -437,17 +445,13 @@ mod tests {
         let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
         let at = time::OffsetDateTime::from_unix_timestamp(1_795_424_400).unwrap()
             + time::Duration::milliseconds(250);
-        let token = Arc::new(credd_core::token::TokenRecord {
-            id: "0011223344556677".into(),
-            sha256: String::new(),
-            profiles: vec!["dev".into()],
-            created: at,
-            expires: None,
-            label: String::new(),
-        });
+        let (_, record) =
+            credd_core::token::mint([7; 40], vec!["dev".into()], at, None, String::new());
+        let id = record.id.clone();
+        let token = Arc::new(record);
         let vend = |port: u16, at: time::OffsetDateTime| Vend {
             at,
-            profile: "dev".into(),
+            profile: "dev",
             token: Some(token.clone()),
             endpoint: "container",
             peer: Peer::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
@@ -484,7 +488,7 @@ mod tests {
         assert!(all.len() <= 4 + 1 + 1, "coalesced: {all:?}");
         assert!(all
             .iter()
-            .all(|r| r.token_id.as_deref() == Some("0011223344556677")));
+            .all(|r| r.token_id.as_deref() == Some(id.as_str())));
         // A single vend's line has no count; a repeated one has.
         let raw = std::fs::read_to_string(&p).unwrap();
         let last = raw.lines().last().unwrap();
@@ -507,7 +511,7 @@ mod tests {
         for profile in ["a", "b"] {
             log.record(Vend {
                 at: time::OffsetDateTime::now_utc(),
-                profile: profile.into(),
+                profile,
                 token: None,
                 endpoint: "control",
                 peer: Peer::Uid(1000),
@@ -533,7 +537,7 @@ mod tests {
         for i in 0..100 {
             log.record(Vend {
                 at: time::OffsetDateTime::now_utc(),
-                profile: format!("p{i}"),
+                profile: &format!("p{i}"),
                 token: None,
                 endpoint: "container",
                 peer: Peer::Tcp("127.0.0.1:5000".parse().unwrap()),

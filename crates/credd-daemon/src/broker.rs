@@ -200,6 +200,16 @@ struct Inner {
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What [`Broker::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// No such profile in the AWS files.
+    Unknown,
+    /// The profile exists; nothing servable is cached (or it cannot be served).
+    NotCached,
+    Cached(Arc<Cached>),
+}
+
 impl Broker {
     pub fn new(
         upstream: Arc<dyn Upstream>,
@@ -378,6 +388,23 @@ impl Broker {
     }
 
     /// [`Self::cached`] with the caller's "now" (one clock read per request).
+    /// The request path's one look at the graph: whether `profile` exists
+    /// and, if so, its servable cached credential.
+    pub fn lookup(&self, profile: &str, now: OffsetDateTime) -> Lookup {
+        let graph = self.inner.graph.load();
+        let Some(node) = graph.serving.get(profile) else {
+            return if graph.plans.contains_key(profile) {
+                Lookup::NotCached
+            } else {
+                Lookup::Unknown
+            };
+        };
+        match node.served.load_full() {
+            Some(c) if self.inner.policy.servable(now, c.creds.expiration()) => Lookup::Cached(c),
+            _ => Lookup::NotCached,
+        }
+    }
+
     pub fn cached_at(&self, profile: &str, now: OffsetDateTime) -> Option<Arc<Cached>> {
         let graph = self.inner.graph.load();
         let node = graph.serving.get(profile)?;

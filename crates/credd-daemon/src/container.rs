@@ -10,7 +10,7 @@
 //! valid for this profile, 404 unknown profile, 503 with what to do.
 
 use crate::audit::{AuditLog, Peer, Vend};
-use crate::broker::{Broker, ServeError};
+use crate::broker::{Broker, Lookup, ServeError};
 use crate::server::{self, Body, HostAllowList};
 use crate::tokens::{AuthError, TokenStore};
 use ::http::{header, Method, Request, Response, StatusCode};
@@ -102,7 +102,7 @@ impl ContainerEndpoint {
                     }
                 },
                 None => match record.profiles.as_slice() {
-                    [one] if one != "*" => one.clone(),
+                    [one] if one != "*" => std::borrow::Cow::Owned(one.clone()),
                     _ => return server::error(
                         StatusCode::BAD_REQUEST,
                         "ProfileRequired",
@@ -110,8 +110,9 @@ impl ContainerEndpoint {
                     ),
                 },
             };
-        if !self.broker.has_profile(&profile) {
-            let e = ServeError::UnknownProfile(profile.clone());
+        let found = self.broker.lookup(&profile, now);
+        if let Lookup::Unknown = found {
+            let e = ServeError::UnknownProfile(profile.into_owned());
             return server::error(StatusCode::NOT_FOUND, e.code(), &e.to_string());
         }
         if !record.allows(&profile) {
@@ -122,9 +123,9 @@ impl ContainerEndpoint {
                 &format!("this token is not valid for profile '{profile}': issue one with `credd token issue --profile {profile}`"),
             );
         }
-        let cached = match self.broker.cached_at(&profile, now) {
-            Some(c) => Ok(c),
-            None => self.broker.get(&profile).await,
+        let cached = match found {
+            Lookup::Cached(c) => Ok(c),
+            _ => self.broker.get(&profile).await,
         };
         match cached {
             Ok(c) => {
@@ -134,7 +135,7 @@ impl ContainerEndpoint {
                     token: Some(record),
                     endpoint: "container",
                     peer: Peer::Tcp(peer),
-                    profile,
+                    profile: &profile,
                 });
                 server::json(StatusCode::OK, c.container_body.clone())
             }

@@ -133,7 +133,7 @@ impl ControlState {
                 let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;
                 self.audit.record(crate::audit::Vend {
                     at: now,
-                    profile,
+                    profile: &profile,
                     token: None,
                     endpoint: "control",
                     peer: crate::audit::Peer::Uid(uid),

@@ -167,7 +167,7 @@ impl ImdsEndpoint {
                     Ok(c) => {
                         self.audit.record(Vend {
                             at: self.broker.now(),
-                            profile: self.profile.clone(),
+                            profile: &self.profile,
                             token: None,
                             endpoint: "imds",
                             peer: Peer::Tcp(peer),

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,38 +55,38 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 /// The `Host` values a listener answers to: its literal address and port,
 /// `localhost:PORT` on loopback, and the bare address on port 80.
 #[derive(Debug, Clone)]
-pub struct HostAllowList(HashSet<String>);
+pub struct HostAllowList(Vec<String>);
 
 impl HostAllowList {
     pub fn for_addr(addr: SocketAddr) -> Self {
-        let mut set = HashSet::new();
+        let mut set = Vec::new();
         let ip = match addr {
             SocketAddr::V4(a) => a.ip().to_string(),
             SocketAddr::V6(a) => format!("[{}]", a.ip()),
         };
-        set.insert(format!("{ip}:{}", addr.port()));
+        set.push(format!("{ip}:{}", addr.port()));
         if addr.ip().is_loopback() {
-            set.insert(format!("localhost:{}", addr.port()));
+            set.push(format!("localhost:{}", addr.port()));
         }
         // The ECS link-local addresses are reached on port 80, directly or
         // through `credd docker setup`'s DNAT to an unprivileged port.
         if crate::config::is_local(&addr) && !addr.ip().is_loopback() {
-            set.insert(ip.clone());
+            set.push(ip.clone());
         }
         if addr.port() == 80 {
-            set.insert(ip);
+            set.push(ip);
             if addr.ip().is_loopback() {
-                set.insert("localhost".into());
+                set.push("localhost".into());
             }
         }
+        set.dedup();
         Self(set)
     }
     pub fn allows(&self, host: Option<&HeaderValue>) -> bool {
-        host.and_then(|h| h.to_str().ok()).is_some_and(|h| {
-            // The set is lower-case; copy only a Host that is not.
-            self.0.contains(h)
-                || (h.bytes().any(|b| b.is_ascii_uppercase())
-                    && self.0.contains(&h.to_ascii_lowercase()))
+        // At most four lower-case names: a scan beats hashing.
+        host.is_some_and(|h| {
+            let h = h.as_bytes();
+            self.0.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(h))
         })
     }
 }
@@ -110,6 +110,22 @@ pub fn guard<B>(hosts: &HostAllowList, req: &Request<B>) -> Result<(), Response<
         ));
     }
     Ok(())
+}
+
+/// hyper's own cap on header lines when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// The answer to a request with more header lines than allowed; the
+/// connection is closed after it, as hyper does for its own cap.
+fn too_many_headers(max: usize) -> Response<Body> {
+    let mut r = error(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "TooManyHeaders",
+        &format!("more than {max} header lines (limits.max_headers)"),
+    );
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// What a listener does with a request.
@@ -258,7 +274,11 @@ pub async fn serve<H: Handler>(
                         let (handler, state) = &*ctx;
                         state.busy.store(true, Ordering::Relaxed);
                         state.requests.fetch_add(1, Ordering::Relaxed);
-                        let resp = handler.handle(req, peer).await;
+                        let resp = if req.headers().len() > limits.max_headers {
+                            too_many_headers(limits.max_headers)
+                        } else {
+                            handler.handle(req, peer).await
+                        };
                         state.busy.store(false, Ordering::Relaxed);
                         Ok::<_, Infallible>(resp)
                     }
@@ -268,8 +288,13 @@ pub async fn serve<H: Handler>(
                     // The watchdog in this loop does this job (see above).
                     .header_read_timeout(None)
                     .max_buf_size(limits.max_header_bytes)
-                    .max_headers(limits.max_headers)
                     .keep_alive(true);
+                // Up to hyper's default of 100 header lines, hyper parses
+                // into a buffer on the stack and the service counts; a
+                // lower cap given to hyper costs a 3 KB copy per request.
+                if limits.max_headers > HYPER_DEFAULT_MAX_HEADERS {
+                    builder.max_headers(limits.max_headers);
+                }
                 let conn = builder.serve_connection(TokioIo::new(stream), svc);
                 tokio::pin!(conn);
                 let state = &ctx.1;
@@ -328,7 +353,11 @@ fn sweep(
 }
 
 /// Decodes `%XX` escapes in a path segment; `None` if malformed or not UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
+/// A segment without escapes is borrowed, not copied.
+pub fn percent_decode(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !s.contains('%') {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -342,7 +371,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 /// Encodes a profile name for a URL path segment.
@@ -437,6 +466,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn more_header_lines_than_allowed_get_431_and_a_close() {
+        let (addr, cancel, _tasks) = start(Duration::ZERO, Duration::from_secs(60)).await;
+        let max = Limits::default().max_headers;
+        let ask = |lines: usize| async move {
+            let extra: String = (1..lines).map(|i| format!("X-H{i}: v\r\n")).collect();
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            read_to_close(&mut s).await
+        };
+        // `Host` plus `Connection` plus the extras.
+        let at_cap = ask(max - 1).await;
+        assert!(at_cap.starts_with("HTTP/1.1 200 OK"), "{at_cap}");
+        let over = ask(max).await;
+        assert!(over.starts_with("HTTP/1.1 431 "), "{over}");
+        assert!(over.contains("TooManyHeaders"), "{over}");
+        // Past hyper's own cap too.
+        assert!(ask(250).await.starts_with("HTTP/1.1 431 "));
+        cancel.cancel();
+    }
+
+    #[tokio::test]
     async fn shutdown_lets_the_request_in_flight_finish_and_closes_idle_connections() {
         let (addr, cancel, tasks) =
             start(Duration::from_millis(500), Duration::from_secs(60)).await;
@@ -487,5 +541,9 @@ mod tests {
         assert_eq!(percent_decode("dev%20admin%2Fx").unwrap(), "dev admin/x");
         assert!(percent_decode("%zz").is_none());
         assert!(percent_decode("%4").is_none());
+        assert!(matches!(
+            percent_decode("dev-admin"),
+            Some(std::borrow::Cow::Borrowed("dev-admin"))
+        ));
     }
 }
