@@ -410,6 +410,22 @@ mod tests {
         }
     }
 
+    /// A log writing to a fresh directory, and what stops it.
+    fn started() -> (
+        tempfile::TempDir,
+        PathBuf,
+        CancellationToken,
+        tokio_util::task::TaskTracker,
+        AuditLog,
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let cancel = CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        (d, p, cancel, tasks, log)
+    }
+
     #[test]
     fn appends_rotates_and_reads_back_in_order() {
         let d = tempfile::tempdir().unwrap();
@@ -438,11 +454,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn repeated_vends_share_a_line_with_their_count_and_none_is_lost() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("audit.log");
-        let cancel = CancellationToken::new();
-        let tasks = tokio_util::task::TaskTracker::new();
-        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        let (_d, p, cancel, tasks, log) = started();
         let at = time::OffsetDateTime::from_unix_timestamp(1_795_424_400).unwrap()
             + time::Duration::milliseconds(250);
         let (_, record) =
@@ -501,11 +513,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_vend_is_written_within_about_a_second_without_a_stop() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("audit.log");
-        let cancel = CancellationToken::new();
-        let tasks = tokio_util::task::TaskTracker::new();
-        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        let (_d, p, cancel, tasks, log) = started();
         // Let the writer go to sleep first: the vend must wake it.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         for profile in ["a", "b"] {
@@ -525,15 +533,13 @@ mod tests {
         }
         assert_eq!(read_all(&p)[1].peer, "uid 1000");
         cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
     }
 
     #[tokio::test]
     async fn the_writer_drains_on_shutdown() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("audit.log");
-        let cancel = CancellationToken::new();
-        let tasks = tokio_util::task::TaskTracker::new();
-        let log = AuditLog::start(p.clone(), cancel.clone(), &tasks);
+        let (_d, p, cancel, tasks, log) = started();
         for i in 0..100 {
             log.record(Vend {
                 at: time::OffsetDateTime::now_utc(),
