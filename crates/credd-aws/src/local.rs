@@ -35,6 +35,9 @@ const SCRUBBED_ENV: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    // The service manager's socket is the daemon's, not its children's
+    // (systemd also ignores them: `NotifyAccess=main`).
+    "NOTIFY_SOCKET",
 ];
 
 /// Runs `credential_process` and parses its Version 1 JSON document.
@@ -583,7 +586,8 @@ mod tests {
             [
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN"
+                "AWS_SESSION_TOKEN",
+                "NOTIFY_SOCKET"
             ]
         );
     }

@@ -54,12 +54,10 @@ impl DesktopNotifier {
     }
 }
 
-impl Notifier for DesktopNotifier {
-    fn notify(&self, title: &str, body: &str) {
-        tracing::warn!(title, "{body}");
-        let Some((program, pre)) = &self.command else {
-            return;
-        };
+impl DesktopNotifier {
+    /// The helper command that shows one notification, if there is a desktop.
+    fn command(&self, title: &str, body: &str) -> Option<Command> {
+        let (program, pre) = self.command.as_ref()?;
         let mut cmd = Command::new(program);
         if program.ends_with("osascript") {
             // AppleScript string literals: escape backslashes and quotes.
@@ -75,6 +73,25 @@ impl Notifier for DesktopNotifier {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // Nothing of the daemon's own for a desktop helper.
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "NOTIFY_SOCKET",
+        ] {
+            cmd.env_remove(var);
+        }
+        Some(cmd)
+    }
+}
+
+impl Notifier for DesktopNotifier {
+    fn notify(&self, title: &str, body: &str) {
+        tracing::warn!(title, "{body}");
+        let Some(mut cmd) = self.command(title, body) else {
+            return;
+        };
         match cmd.spawn() {
             // Reaped in the background: a notification must never block the
             // daemon.
@@ -124,5 +141,22 @@ mod tests {
             "--app-name=credd\ncredd: AWS sign-in needed\nSSO session 'work' ended: run `credd login work`\n"
         );
         assert!(!DesktopNotifier::detect(None, false, true).has_desktop());
+        // The helper gets none of the daemon's keys nor its service socket.
+        let removed: Vec<_> = n
+            .command("t", "b")
+            .unwrap()
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "NOTIFY_SOCKET"
+            ]
+        );
     }
 }
