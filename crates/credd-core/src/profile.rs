@@ -318,6 +318,14 @@ pub struct ConfigError {
     pub kind: ConfigErrorKind,
 }
 
+fn known_sessions(names: &[String]) -> String {
+    if names.is_empty() {
+        "it has none: add one (`aws configure sso-session`)".into()
+    } else {
+        format!("it has: {}", names.join(", "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigErrorKind {
     #[error("no such profile in the AWS config or credentials file")]
@@ -332,8 +340,9 @@ pub enum ConfigErrorKind {
     UnsupportedCredentialSource(String),
     #[error("credential_source and source_profile are both set: keep one")]
     BothSources,
-    #[error("sso_session = {0}, but there is no [sso-session {0}] section in the config file")]
-    MissingSsoSession(String),
+    /// The session named, and the ones the config file does have.
+    #[error("sso_session = {0}, but there is no [sso-session {0}] section in the config file; {known}", known = known_sessions(.1))]
+    MissingSsoSession(String, Vec<String>),
     #[error("[sso-session {0}] has no {1}: add it (see `aws configure sso-session`)")]
     SsoSessionIncomplete(String, &'static str),
     #[error("it sets {0} but not {1}: an SSO profile needs sso_account_id and sso_role_name")]
@@ -631,9 +640,14 @@ fn sso_role(
     }
     let session = match get("sso_session") {
         Some(s) => {
-            let props = raw
-                .get(&sso_session_key(s))
-                .ok_or_else(|| err(name, ConfigErrorKind::MissingSsoSession(s.into())))?;
+            let props = raw.get(&sso_session_key(s)).ok_or_else(|| {
+                let known = raw
+                    .keys()
+                    .filter_map(|k| k.strip_prefix(SSO_SESSION_PREFIX))
+                    .map(str::to_string)
+                    .collect();
+                err(name, ConfigErrorKind::MissingSsoSession(s.into(), known))
+            })?;
             let session = session_from(s, props).map_err(|k| err(name, k))?;
             // The CLI refuses a profile whose own start URL or region
             // contradicts its session.
@@ -1192,6 +1206,16 @@ mod tests {
         assert!(msg("d").contains("sso_role_name"), "{}", msg("d"));
         assert!(msg("e").contains("12-digit"), "{}", msg("e"));
         assert!(msg("f").contains("no [sso-session wrok]"), "{}", msg("f"));
+        // It names the sessions there are, so the typo is plain.
+        assert!(
+            msg("f").contains("it has: ") && msg("f").contains("work"),
+            "{}",
+            msg("f")
+        );
+        let mut bare = r.clone();
+        bare.retain(|k, _| k.strip_prefix(SSO_SESSION_PREFIX).is_none());
+        let none = resolve(&bare, "f").unwrap_err().to_string();
+        assert!(none.contains("it has none"), "{none}");
         assert!(msg("g").contains("disagree"), "{}", msg("g"));
         assert!(
             msg("h").contains("sso_start_url and sso_region"),
