@@ -585,3 +585,35 @@ fn profiles_link_serves_ides_through_credential_process() {
     let unknown = env.credd(&["profiles", "link", "nope"]);
     assert!(stderr_of(&unknown).contains("unknown profile 'nope'"));
 }
+
+#[test]
+fn a_profile_added_to_the_config_is_served_without_a_command_or_restart() {
+    let env = Env::new();
+    let d = env.serve(&[]);
+    let token = env
+        .credd_ok(&["token", "issue", "--profile", "*"])
+        .trim()
+        .to_string();
+    let host = d.addr().to_string();
+    let ask = || get(d.addr(), "/v1/credentials/added", Some(&host), Some(&token));
+    assert_eq!(ask().0, 404);
+    // The user adds a profile in an editor; nothing tells credd.
+    let config = env.home().join(".aws/config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[profile added]\nrole_arn = arn:aws:iam::123456789012:role/added\nsource_profile = base\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut last = ask();
+    for _ in 0..100 {
+        if last.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = ask();
+    }
+    assert_eq!(last.0, 200, "{}", last.1);
+    let body: serde_json::Value = serde_json::from_str(&last.1).unwrap();
+    assert!(body["AccessKeyId"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(env.moto.count("AssumeRole") >= 1);
+}

@@ -42,6 +42,57 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait ProfileLoader: Send + Sync + 'static {
     /// `Err` is a message naming the file and what to fix.
     fn load(&self) -> BoxFuture<'_, Result<Plans, String>>;
+    /// The files `load` reads: the daemon re-reads them when one changes.
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+}
+
+/// How often the daemon looks at the AWS files for changes.
+const PROFILE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What tells one version of a file from the next: size, modification
+/// time and inode (editors that save by renaming change only the inode
+/// when size and time happen to match). `None` when the file is missing.
+type FileStamp = Option<(u64, i64, i64, u64)>;
+
+fn stamp(paths: &[std::path::PathBuf]) -> Vec<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+        })
+        .collect()
+}
+
+/// Re-reads the AWS files whenever they change, so that a profile added or
+/// edited in `~/.aws/config` is served within seconds, with no CLI command
+/// and no restart. A broken file keeps the last good profiles (see
+/// [`control::ControlState::reload`]).
+async fn watch_profiles(
+    state: Arc<control::ControlState>,
+    paths: Vec<std::path::PathBuf>,
+    mut last: Vec<FileStamp>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(PROFILE_POLL) => {}
+        }
+        let p = paths.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || stamp(&p)).await else {
+            return;
+        };
+        if now != last {
+            last = now;
+            tracing::info!("the AWS config or credentials file changed: re-reading the profiles");
+            state.reload().await;
+        }
+    }
 }
 
 /// What the daemon is given from outside: the AWS side, the SSO token
@@ -206,7 +257,21 @@ pub async fn run(
         config_error: Default::default(),
         started: credd_core::format_expiration(now),
     });
+    let watched = services.profiles.watched_files();
+    // Stamped before the first read, so that a change during it is seen.
+    let stamps = stamp(&watched);
     control_state.reload().await;
+    if !watched.is_empty() {
+        tasks.spawn(
+            watch_profiles(
+                control_state.clone(),
+                watched,
+                stamps,
+                shutdown.child_token(),
+            )
+            .instrument(tracing::info_span!("profiles-watch")),
+        );
+    }
 
     let container = Arc::new(container::ContainerEndpoint {
         broker: broker.clone(),

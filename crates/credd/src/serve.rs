@@ -22,6 +22,9 @@ impl credd_daemon::ProfileLoader for AwsProfiles {
             Ok(credd_core::profile::resolve_all(&loaded.raw))
         })
     }
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        vec![self.env.config_path(), self.env.credentials_path()]
+    }
 }
 
 pub fn env_var(k: &str) -> Option<String> {
