@@ -83,10 +83,9 @@ async fn watch_profiles(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(PROFILE_POLL) => {}
         }
-        let p = paths.clone();
-        let Ok(now) = tokio::task::spawn_blocking(move || stamp(&p)).await else {
-            return;
-        };
+        // Two stat(2) calls on local files: not worth a blocking-pool thread
+        // that would otherwise sit in the daemon's memory.
+        let now = stamp(&paths);
         if now != last {
             last = now;
             tracing::info!("the AWS config or credentials file changed: re-reading the profiles");
