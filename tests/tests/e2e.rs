@@ -206,7 +206,20 @@ fn mfa_profiles_need_credd_mfa_once_and_survive_a_restart() {
     assert!(status.contains("needs MFA"), "{status}");
     let bad = env.credd(&["mfa", "mfa", "--code", "12a"]);
     assert!(!bad.status.success() && stderr_of(&bad).contains("digits"));
-    env.credd_ok(&["mfa", "mfa", "--code", "123456"]);
+    // The code piped in on standard input, as `ykman ... | credd mfa` does:
+    // never on a command line.
+    let mut child = env
+        .cmd(credd_bin())
+        .args(["mfa", "mfa"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"123456\n").unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert!(piped.status.success(), "{}", stderr_of(&piped));
     assert_ran(&run(), "assumed-role/mfa/credd-mfa", "after credd mfa");
     assert_eq!(env.moto.count("GetSessionToken"), 1);
     // A restart keeps the MFA session: no new code, no new GetSessionToken.

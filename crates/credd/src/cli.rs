@@ -74,7 +74,9 @@ or credential_process where the tool supports it."
     /// Start the MFA session behind a profile (asks for the code).
     #[command(
         after_help = "One MFA session is shared by every profile built on the same keys and mfa_serial, \
-and survives daemon restarts until it expires.\n\nExamples:\n  credd mfa dev\n  credd mfa dev --code 123456"
+and survives daemon restarts until it expires. Without --code the code is read from standard input, \
+so a script can pipe it in and keep it off the command line (which other users can see in `ps`).\n\n\
+Examples:\n  credd mfa dev\n  ykman oath accounts code -s aws | credd mfa dev\n  credd mfa dev --code 123456"
     )]
     Mfa(MfaArgs),
     /// Sign in to IAM Identity Center (SSO): once a day, for every profile on the session.
@@ -386,7 +388,8 @@ pub struct WriteCredentialsArgs {
 pub struct MfaArgs {
     /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
     pub profile: String,
-    /// The code; asked for on the terminal when omitted.
+    /// The code; read from standard input when omitted (prefer that: a
+    /// command line is visible to every user of the machine).
     #[arg(long)]
     pub code: Option<String>,
 }
