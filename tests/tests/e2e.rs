@@ -630,3 +630,25 @@ fn a_profile_added_to_the_config_is_served_without_a_command_or_restart() {
     assert!(body["AccessKeyId"].as_str().is_some_and(|k| !k.is_empty()));
     assert!(env.moto.count("AssumeRole") >= 1);
 }
+
+#[test]
+fn token_files_left_by_a_killed_cli_are_swept() {
+    let env = Env::new();
+    let _d = env.serve(&[]);
+    // What `credd exec` leaves behind when it is SIGKILLed: the file of a
+    // token that is then revoked (here by hand).
+    let token = env.credd_ok(&["token", "issue", "--profile", "dev"]);
+    // `credd_<16-hex id>_<secret>`
+    let id = token.trim()["credd_".len()..]
+        .split('_')
+        .next()
+        .unwrap()
+        .to_string();
+    let dir = env.path("run/tokens");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&id), "credd_x").unwrap();
+    env.credd_ok(&["token", "list"]);
+    assert!(dir.join(&id).exists(), "a live token's file is kept");
+    env.credd_ok(&["token", "revoke", &id]);
+    assert!(!dir.join(&id).exists(), "a revoked token's file is removed");
+}

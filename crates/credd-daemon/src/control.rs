@@ -79,6 +79,9 @@ pub struct ControlState {
     pub config_error: Mutex<Option<String>>,
     pub started: String,
     pub audit: Arc<crate::audit::AuditLog>,
+    /// Where the CLI writes token files (`RUNTIME_DIR/tokens`), swept of
+    /// dead tokens' files whenever tokens are issued, listed or revoked.
+    pub token_files: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for ControlState {
@@ -105,6 +108,16 @@ impl ControlState {
         }
     }
 
+    fn sweep_token_files(&self, now: time::OffsetDateTime) {
+        let n = self.tokens.sweep_files(&self.token_files, now);
+        if n > 0 {
+            tracing::info!(
+                removed = n,
+                "removed the files of expired or revoked tokens"
+            );
+        }
+    }
+
     async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, String> {
         let now = self.broker.now();
         if !matches!(
@@ -112,6 +125,9 @@ impl ControlState {
             Request::Ping | Request::TokenList | Request::TokenRevoke { .. }
         ) {
             self.reload().await;
+        }
+        if matches!(req, Request::TokenIssue { .. } | Request::TokenList) {
+            self.sweep_token_files(now);
         }
         match req {
             Request::Ping | Request::Reload => Ok(json!({"pong": true})),
@@ -188,6 +204,7 @@ impl ControlState {
                     .tokens
                     .revoke(&id, now)
                     .map_err(|e| format!("cannot store the token list: {e}"))?;
+                self.sweep_token_files(now);
                 if found {
                     Ok(json!({"revoked": id}))
                 } else {

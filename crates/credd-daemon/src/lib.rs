@@ -237,6 +237,7 @@ pub async fn run(
         &tasks,
     ));
     let control_state = Arc::new(control::ControlState {
+        token_files: config.runtime_dir.join("tokens"),
         audit: audit.clone(),
         broker: broker.clone(),
         tokens: tokens.clone(),

@@ -111,6 +111,34 @@ impl TokenStore {
         Ok(removed)
     }
 
+    /// Removes the token files (`credd exec`, `credd env`, `credd docker`
+    /// write one per token, named by its id, in `dir`) whose token is
+    /// revoked or expired: normally the CLI removes its own, but not when it
+    /// was killed. Only regular files named like a token id are touched.
+    /// Returns how many were removed.
+    pub fn sweep_files(&self, dir: &std::path::Path, now: OffsetDateTime) -> usize {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let records = self.records.load();
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str() else { continue };
+            if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            if records.get(id).is_some_and(|r| !r.expired(now)) {
+                continue;
+            }
+            // `file_type` does not follow symlinks.
+            if e.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     pub fn list(&self, now: OffsetDateTime) -> Vec<TokenRecord> {
         let mut v: Vec<TokenRecord> = self
             .records
@@ -234,6 +262,46 @@ mod tests {
             Err(AuthError::Invalid)
         );
         assert!(TokenStore::open(path, NOW).list(NOW).is_empty());
+    }
+
+    #[test]
+    fn files_of_dead_tokens_are_swept_and_nothing_else() {
+        let store = TokenStore::in_memory();
+        let issue = |ttl: i64| {
+            store
+                .issue(
+                    vec!["a".into()],
+                    NOW,
+                    Some(time::Duration::hours(ttl)),
+                    "t".into(),
+                )
+                .unwrap()
+                .1
+                .id
+        };
+        let (live, expiring, revoked) = (issue(24), issue(1), issue(24));
+        store.revoke(&revoked, NOW).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(name);
+        for id in [&live, &expiring, &revoked] {
+            std::fs::write(file(id), "credd_secret").unwrap();
+        }
+        // Never issued by this daemon: also dead.
+        std::fs::write(file("00112233aabbccdd"), "x").unwrap();
+        // Not named like a token, a directory, a symlink: left alone.
+        std::fs::write(file("notes.txt"), "keep").unwrap();
+        std::fs::create_dir(file("0123456789abcdef")).unwrap();
+        std::os::unix::fs::symlink(file("notes.txt"), file("fedcba9876543210")).unwrap();
+
+        assert_eq!(store.sweep_files(dir.path(), NOW), 2, "revoked and unknown");
+        assert!(file(&live).exists() && file(&expiring).exists());
+        assert!(!file(&revoked).exists() && !file("00112233aabbccdd").exists());
+        let later = NOW + time::Duration::hours(2);
+        assert_eq!(store.sweep_files(dir.path(), later), 1, "expired");
+        assert!(file(&live).exists() && !file(&expiring).exists());
+        assert!(file("notes.txt").exists() && file("0123456789abcdef").is_dir());
+        assert!(std::fs::symlink_metadata(file("fedcba9876543210")).is_ok());
+        assert_eq!(store.sweep_files(&file("missing"), NOW), 0);
     }
 
     #[test]
