@@ -29,17 +29,6 @@ pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const STDOUT_LIMIT: usize = 1 << 20;
 const STDERR_LIMIT: usize = 64 << 10;
 
-/// Removed from children so that a credential helper cannot pick up (and
-/// print back) the daemon's own keys.
-const SCRUBBED_ENV: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    // The service manager's socket is the daemon's, not its children's
-    // (systemd also ignores them: `NotifyAccess=main`).
-    "NOTIFY_SOCKET",
-];
-
 /// Runs `credential_process` and parses its Version 1 JSON document.
 pub(crate) async fn credential_process(
     profile: &str,
@@ -161,9 +150,7 @@ fn child_command(program: &str, args: &[String]) -> tokio::process::Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
+    credd_core::child_env::scrub(cmd.as_std_mut());
     cmd
 }
 
@@ -575,20 +562,9 @@ mod tests {
     #[test]
     fn children_do_not_inherit_the_daemons_keys() {
         let cmd = child_command("tool", &[]);
-        let removed: Vec<_> = cmd
-            .as_std()
-            .get_envs()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.to_string_lossy().into_owned())
-            .collect();
         assert_eq!(
-            removed,
-            [
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN",
-                "NOTIFY_SOCKET"
-            ]
+            credd_core::child_env::removed_from(cmd.as_std()),
+            credd_core::child_env::REMOVED
         );
     }
 

@@ -4,6 +4,7 @@
 //! every input (time, randomness, profile text) is passed in, so all of it is
 //! testable without sleeping or touching the file system.
 
+pub mod child_env;
 pub mod credentials;
 pub mod duration;
 pub mod profile;

@@ -74,14 +74,7 @@ impl DesktopNotifier {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // Nothing of the daemon's own for a desktop helper.
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "NOTIFY_SOCKET",
-        ] {
-            cmd.env_remove(var);
-        }
+        credd_core::child_env::scrub(&mut cmd);
         Some(cmd)
     }
 }
@@ -142,21 +135,10 @@ mod tests {
         );
         assert!(!DesktopNotifier::detect(None, false, true).has_desktop());
         // The helper gets none of the daemon's keys nor its service socket.
-        let removed: Vec<_> = n
-            .command("t", "b")
-            .unwrap()
-            .get_envs()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.to_string_lossy().into_owned())
-            .collect();
+        let cmd = n.command("t", "b").unwrap();
         assert_eq!(
-            removed,
-            [
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN",
-                "NOTIFY_SOCKET"
-            ]
+            credd_core::child_env::removed_from(&cmd),
+            credd_core::child_env::REMOVED
         );
     }
 }
