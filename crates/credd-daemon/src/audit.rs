@@ -80,8 +80,8 @@ impl std::fmt::Display for Peer {
 /// One future line: a vend and how many more like it came in its second.
 #[derive(Debug)]
 struct Tally {
+    /// Unix time of the vends, whole seconds (all a line records).
     second: i64,
-    at: time::OffsetDateTime,
     profile: String,
     token: Option<Arc<credd_core::token::TokenRecord>>,
     endpoint: &'static str,
@@ -125,6 +125,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// Tells the writer to write what is counted and end.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake();
+    }
+
     fn wake(&self) {
         if let Some(t) = self.writer.get() {
             t.unpark();
@@ -182,8 +188,7 @@ impl AuditLog {
         let s = shared.clone();
         tasks.spawn(async move {
             cancel.cancelled().await;
-            s.stopping.store(true, Ordering::Release);
-            s.wake();
+            s.stop();
         });
         Self {
             shared: Some(shared),
@@ -209,7 +214,6 @@ impl AuditLog {
         let first = table.is_empty();
         table.push(Tally {
             second,
-            at: v.at,
             profile: v.profile.to_owned(),
             token: v.token,
             endpoint: v.endpoint,
@@ -228,8 +232,7 @@ impl Drop for AuditLog {
     /// last handle going away still lets the writer write and end.
     fn drop(&mut self) {
         if let Some(s) = &self.shared {
-            s.stopping.store(true, Ordering::Release);
-            s.wake();
+            s.stop();
         }
     }
 }
@@ -295,7 +298,9 @@ fn writer(path: PathBuf, shared: &Shared) {
         buf.clear();
         for t in shared.take() {
             if t.second != time.0 {
-                time = (t.second, credd_core::format_expiration(t.at));
+                let at = time::OffsetDateTime::from_unix_timestamp(t.second)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                time = (t.second, credd_core::format_expiration(at));
             }
             peer.clear();
             let _ = write!(peer, "{}", t.peer);

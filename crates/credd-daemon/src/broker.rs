@@ -387,9 +387,9 @@ impl Broker {
         self.cached_at(profile, self.inner.clock.now())
     }
 
-    /// [`Self::cached`] with the caller's "now" (one clock read per request).
-    /// The request path's one look at the graph: whether `profile` exists
-    /// and, if so, its servable cached credential.
+    /// The request path's one look at the graph, with the caller's "now"
+    /// (one clock read per request): whether `profile` exists and, if so,
+    /// its servable cached credential.
     pub fn lookup(&self, profile: &str, now: OffsetDateTime) -> Lookup {
         let graph = self.inner.graph.load();
         let Some(node) = graph.serving.get(profile) else {
@@ -399,22 +399,20 @@ impl Broker {
                 Lookup::Unknown
             };
         };
+        // The lock-free copy of `state.cached`: requests never take the
+        // node's mutex while a servable credential is cached.
         match node.served.load_full() {
             Some(c) if self.inner.policy.servable(now, c.creds.expiration()) => Lookup::Cached(c),
             _ => Lookup::NotCached,
         }
     }
 
+    /// [`Self::cached`] with the caller's "now".
     pub fn cached_at(&self, profile: &str, now: OffsetDateTime) -> Option<Arc<Cached>> {
-        let graph = self.inner.graph.load();
-        let node = graph.serving.get(profile)?;
-        // The lock-free copy of `state.cached`: requests never take the
-        // node's mutex while a servable credential is cached.
-        let c = node.served.load_full()?;
-        self.inner
-            .policy
-            .servable(now, c.creds.expiration())
-            .then_some(c)
+        match self.lookup(profile, now) {
+            Lookup::Cached(c) => Some(c),
+            _ => None,
+        }
     }
 
     fn node_get<'a>(
@@ -762,11 +760,6 @@ impl Broker {
             .get(profile)
             .and_then(|p| p.as_ref().ok())
             .and_then(|p| p.region.clone())
-    }
-
-    /// Whether `profile` is in the AWS files (servable or not); no allocation.
-    pub fn has_profile(&self, profile: &str) -> bool {
-        self.inner.graph.load().plans.contains_key(profile)
     }
 
     pub fn profile_names(&self) -> Vec<String> {
