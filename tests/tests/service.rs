@@ -111,6 +111,9 @@ impl ServiceUser {
         )
     }
     fn credd_with_path(&self, args: &[&str], path: &str) -> Output {
+        self.credd_with_env(args, path, &[])
+    }
+    fn credd_with_env(&self, args: &[&str], path: &str, vars: &[(&str, &str)]) -> Output {
         Command::new(credd_bin())
             .args(args)
             .env_clear()
@@ -118,6 +121,7 @@ impl ServiceUser {
             .env("HOME", self.home())
             .env("CREDD_RUNTIME_DIR", self.path("run"))
             .env("LANG", "C.UTF-8")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -252,6 +256,86 @@ fn install_print_shows_the_binary_path_and_changes_nothing() {
     assert_eq!(u.tree(), before, "--print changed files");
     assert!(u.log("systemctl").is_empty(), "--print ran systemctl");
     assert!(u.log("launchctl").is_empty(), "--print ran launchctl");
+}
+
+#[test]
+fn install_print_shows_the_settings_it_carries_and_never_a_secret() {
+    let u = ServiceUser::new();
+    let aws = u.path("aws config");
+    std::fs::write(&aws, "[profile dev]\nregion = eu-west-1\n").unwrap();
+    let toml = u.path("credd.toml");
+    std::fs::write(&toml, "# defaults\n").unwrap();
+    let vars = [
+        ("AWS_CONFIG_FILE", aws.to_str().unwrap()),
+        ("CREDD_CONFIG", toml.to_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", LONG_TERM_ID),
+        ("AWS_SECRET_ACCESS_KEY", LONG_TERM_SECRET),
+    ];
+    let path = format!("{}:/usr/bin:/bin", u.path("bin").display());
+    let before = u.tree();
+    let o = u.credd_with_env(
+        &["service", "install", "--print", "--manager", "systemd"],
+        &path,
+        &vars,
+    );
+    let said = ok(&o, "service install --print");
+    let out = stdout_of(&o);
+    assert!(
+        out.contains(&format!(
+            "    Environment=\"AWS_CONFIG_FILE={}\"\n",
+            aws.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "    Environment=CREDD_CONFIG={}\n",
+            toml.display()
+        )),
+        "{out}"
+    );
+    assert!(said.contains("warning: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY are set"));
+    assert!(!out.contains(LONG_TERM_ID) && !out.contains(LONG_TERM_SECRET));
+    assert!(!said.contains(LONG_TERM_ID) && !said.contains(LONG_TERM_SECRET));
+    assert_eq!(u.tree(), before, "--print changed files");
+
+    // What is installed carries the same, and systemd reads it.
+    ok(
+        &u.credd_with_env(
+            &["service", "install", "--manager", "systemd"],
+            &path,
+            &vars,
+        ),
+        "service install",
+    );
+    let unit_dir = u.home().join(".config/systemd/user");
+    let unit = std::fs::read_to_string(unit_dir.join("credd.service")).unwrap();
+    assert!(unit.contains(&format!("\nEnvironment=CREDD_CONFIG={}\n", toml.display())));
+    assert!(!unit.contains(LONG_TERM_SECRET));
+    let files: Vec<PathBuf> = UNITS.iter().map(|n| unit_dir.join(n)).collect();
+    assert_verifies(u.dir.path(), &files);
+
+    // launchd: EnvironmentVariables.
+    ok(
+        &u.credd_with_env(
+            &["service", "install", "--manager", "launchd"],
+            &path,
+            &vars,
+        ),
+        "service install --manager launchd",
+    );
+    let v: plist::Value =
+        plist::from_file(u.home().join("Library/LaunchAgents/com.credd.daemon.plist")).unwrap();
+    let env = v.as_dictionary().unwrap()["EnvironmentVariables"]
+        .as_dictionary()
+        .unwrap()
+        .clone();
+    let keys: Vec<&String> = env.keys().collect();
+    assert_eq!(
+        keys,
+        ["AWS_CONFIG_FILE", "CREDD_CONFIG", "CREDD_RUNTIME_DIR"]
+    );
+    assert_eq!(env["AWS_CONFIG_FILE"].as_string(), aws.to_str());
 }
 
 #[test]
@@ -642,4 +726,486 @@ fn readiness_reaches_notify_socket_and_foreign_listen_fds_are_ignored() {
     assert!(st.success());
     let stopping = recv_notify(&notify);
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
+}
+
+// ---------------------------------------------------------------------------
+// The unit's file-system sandbox, reproduced without a user manager.
+
+/// The directives of a unit's `[Service]` section, in file order, with the
+/// specifiers the test can expand (`%h`, `%t`, `%%`) expanded.
+fn service_directives(unit: &str, home: &Path, runtime: &Path) -> Vec<(String, String)> {
+    let mut in_service = false;
+    let mut out = Vec::new();
+    for line in unit.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+            continue;
+        }
+        if !in_service || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').expect("a directive is KEY=VALUE");
+        let mut value = String::new();
+        let mut chars = v.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                value.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('h') => value.push_str(home.to_str().unwrap()),
+                Some('t') => value.push_str(runtime.to_str().unwrap()),
+                Some('%') => value.push('%'),
+                other => panic!("specifier %{other:?} in {line}: teach the test to expand it"),
+            }
+        }
+        out.push((k.to_string(), value));
+    }
+    out
+}
+
+/// systemd's word splitting for the values the test reads: blanks separate,
+/// double quotes group, a backslash escapes the next character.
+fn unit_words(value: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut any) = (false, false);
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                word.push(chars.next().expect("a backslash escapes something"));
+                any = true;
+            }
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    assert!(!quoted, "unbalanced quotes in {value}");
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+/// One mount point per line of /proc/self/mountinfo, octal escapes decoded.
+fn mount_points() -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let raw = line.split(' ').nth(4).unwrap();
+        let mut bytes = Vec::new();
+        let b = raw.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\' && i + 3 < b.len() {
+                bytes.push(u8::from_str_radix(&raw[i + 1..i + 4], 8).unwrap());
+                i += 4;
+            } else {
+                bytes.push(b[i]);
+                i += 1;
+            }
+        }
+        out.push(String::from_utf8(bytes).unwrap());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The file-system sandbox a unit asks for, as a shell script to run as
+/// root in a new mount namespace (`unshare --mount`), ending in
+/// `exec "$@"`. It reproduces what decides where the daemon can write:
+/// `ProtectSystem=strict` (every mount read-only but /proc, /sys and
+/// /dev), `ProtectHome=read-only` (applied to the test's HOME, which stands
+/// for /home/USER), `ReadWritePaths=` (bound onto themselves and made
+/// writable again; a path prefixed with `-` is skipped when missing, any
+/// other missing path fails as systemd fails the unit) and `PrivateTmp=yes`
+/// (fresh /tmp and /var/tmp). Any other value of these is refused, so a
+/// change to the unit cannot go untested.
+struct FsSandbox {
+    script: String,
+}
+
+impl FsSandbox {
+    fn from_unit(directives: &[(String, String)], home: &Path) -> Self {
+        let get = |k: &str| -> Vec<&str> {
+            directives
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        let mut script = String::from("set -e\n");
+        match get("ProtectHome").last().copied() {
+            Some("read-only") => {
+                let h = sh_quote(home.to_str().unwrap());
+                script.push_str(&format!(
+                    "mount --bind {h} {h}\nmount -o remount,bind,ro {h}\n"
+                ));
+            }
+            other => {
+                panic!("the test reproduces ProtectHome=read-only only, the unit has {other:?}")
+            }
+        }
+        match get("ProtectSystem").last().copied() {
+            Some("strict") => {
+                for m in mount_points() {
+                    let api = ["/proc", "/sys", "/dev"]
+                        .iter()
+                        .any(|a| Path::new(&m).starts_with(a));
+                    if !api {
+                        // Other tests on this kernel come and go with mounts
+                        // of their own: one gone meanwhile is no failure.
+                        let m = sh_quote(&m);
+                        script.push_str(&format!(
+                            "mount -o remount,bind,ro {m} || ! mountpoint -q {m}\n"
+                        ));
+                    }
+                }
+            }
+            other => {
+                panic!("the test reproduces ProtectSystem=strict only, the unit has {other:?}")
+            }
+        }
+        for value in get("ReadWritePaths") {
+            for word in unit_words(value) {
+                let (optional, path) = match word.strip_prefix('-') {
+                    Some(p) => (true, p.to_string()),
+                    None => (false, word),
+                };
+                if !Path::new(&path).exists() {
+                    assert!(
+                        optional,
+                        "ReadWritePaths={path} does not exist: systemd would fail the unit (226/NAMESPACE)"
+                    );
+                    continue;
+                }
+                let p = sh_quote(&path);
+                script.push_str(&format!(
+                    "mount --bind {p} {p}\nmount -o remount,bind,rw {p}\n"
+                ));
+            }
+        }
+        match get("PrivateTmp").last().copied() {
+            Some("yes") => script.push_str(
+                "mount -t tmpfs -o mode=1777 tmpfs /tmp\nmount -t tmpfs -o mode=1777 tmpfs /var/tmp\n",
+            ),
+            None | Some("no") => {}
+            other => panic!("PrivateTmp={other:?}"),
+        }
+        script.push_str("exec \"$@\"\n");
+        FsSandbox { script }
+    }
+
+    /// `argv` inside the sandbox.
+    fn command(&self, argv: &[String]) -> Command {
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(&self.script)
+            .arg("sh")
+            .args(argv);
+        c
+    }
+}
+
+/// `ExecStart=`/`ExecStartPre=` as argv, with its prefixes (`+`, `-`, ...).
+fn exec_line(value: &str) -> (String, Vec<String>) {
+    let prefix: String = value.chars().take_while(|c| "-+!@:".contains(*c)).collect();
+    (prefix.clone(), unit_words(&value[prefix.len()..]))
+}
+
+#[test]
+fn the_service_writes_a_refreshed_sso_token_to_the_shared_cache_under_its_sandbox() {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| stdout_of(&o).trim() == "0")
+            .unwrap_or(false),
+        "this test builds a mount namespace and needs root (CI runs as root)"
+    );
+    // Not under /tmp: the unit's PrivateTmp=yes hides it.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = dir.path();
+    let home = root.join("home");
+    let runtime = private_dir(&root.join("xdg-run"));
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("systemctl"),
+        "#!/bin/sh\ncase \"$*\" in\n  *MainPID*) echo 0 ;;\nesac\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("systemctl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    // The AWS config and credd.toml are where the installing user's
+    // variables say, not in their default places: install must carry them.
+    let aws_config = root.join("aws/config");
+    std::fs::create_dir_all(aws_config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &aws_config,
+        "[sso-session work]\nsso_start_url = https://d-1234567890.awsapps.com/start\n\
+         sso_region = eu-west-1\nsso_registration_scopes = sso:account:access\n\n\
+         [profile dev]\nsso_session = work\nsso_account_id = 111122223333\n\
+         sso_role_name = PowerUserAccess\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let credd_toml = root.join("cfg/credd.toml");
+    std::fs::create_dir_all(credd_toml.parent().unwrap()).unwrap();
+    std::fs::write(&credd_toml, "listen = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = rt
+        .block_on(credd_sandbox::Sandbox::start(
+            credd_sandbox::SandboxConfig {
+                auto_approve_device: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let url = sandbox.url();
+    // The endpoints of the stand-in for AWS: what a drop-in would set.
+    let endpoints = [
+        ("AWS_ENDPOINT_URL_SSO", url.as_str()),
+        ("AWS_ENDPOINT_URL_SSO_OIDC", url.as_str()),
+        ("AWS_ENDPOINT_URL_STS", url.as_str()),
+    ];
+    // The user's shell.
+    let user = |program: &dyn AsRef<std::ffi::OsStr>| {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .env("CREDD_CONFIG", &credd_toml)
+            .env("LANG", "C.UTF-8")
+            .envs(endpoints)
+            .stdin(Stdio::null());
+        c
+    };
+
+    // A login, then the token ages until it is due for refresh (expired,
+    // with a refresh token that still works).
+    let o = user(&credd_bin())
+        .args(["login", "work", "--device-code", "--no-browser"])
+        .output()
+        .unwrap();
+    ok(&o, "credd login");
+    let cache = home.join(".aws/sso/cache/e274eeff768c6396088ec6eb091f4bf4d47ab1e0.json");
+    let mut token: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    let stale = token["accessToken"].as_str().unwrap().to_string();
+    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    token["expiresAt"] = past
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap()
+        .into();
+    std::fs::write(&cache, token.to_string()).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The unit exactly as `credd service install` writes it.
+    let o = user(&credd_bin())
+        .args(["service", "install", "--manager", "systemd"])
+        .output()
+        .unwrap();
+    ok(&o, "credd service install");
+    let unit = std::fs::read_to_string(home.join(".config/systemd/user/credd.service")).unwrap();
+    let directives = service_directives(&unit, &home, &runtime);
+
+    // What the user manager would do: its environment, the unit's
+    // Environment= lines, the ExecStartPre= commands, then ExecStart= in
+    // the sandbox.
+    let mut service_env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), home.to_str().unwrap().into()),
+        ("XDG_RUNTIME_DIR".into(), runtime.to_str().unwrap().into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("CREDD_LOG".into(), "info,credd_daemon=debug".into()),
+    ];
+    service_env.extend(
+        endpoints
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    for (k, v) in &directives {
+        if k == "Environment" {
+            for assignment in unit_words(v) {
+                let (name, value) = assignment.split_once('=').unwrap();
+                service_env.push((name.into(), value.into()));
+            }
+        }
+    }
+    for (k, v) in &directives {
+        if k == "ExecStartPre" {
+            let (prefix, argv) = exec_line(v);
+            assert!(prefix.contains('+'), "ExecStartPre={v} runs in the sandbox");
+            let st = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env_clear()
+                .envs(service_env.iter().map(|(k, v)| (k, v)))
+                .status()
+                .unwrap();
+            assert!(
+                st.success() || prefix.contains('-'),
+                "ExecStartPre={v}: {st}"
+            );
+        }
+    }
+    // systemd sets up the namespace for each command as it runs it: after
+    // the ExecStartPre= commands made their directories.
+    let sandbox_fs = FsSandbox::from_unit(&directives, &home);
+    let exec_start = directives
+        .iter()
+        .find(|(k, _)| k == "ExecStart")
+        .map(|(_, v)| exec_line(v).1)
+        .unwrap();
+    let in_sandbox = |argv: &[String]| {
+        let mut c = sandbox_fs.command(argv);
+        c.env_clear()
+            .envs(service_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        c
+    };
+
+    // The daemon, as the service runs it.
+    let log = root.join("serve.log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let mut daemon = in_sandbox(&exec_start)
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let logs = || std::fs::read_to_string(&log).unwrap();
+    let start = std::time::Instant::now();
+    let fresh = loop {
+        if let Some(st) = daemon.try_wait().unwrap() {
+            panic!("credd serve exited under the sandbox ({st}):\n{}", logs());
+        }
+        let now: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+        if now["accessToken"] != stale.as_str() {
+            break now;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon did not write a refreshed token to {} (refreshes: {}):\n{}",
+            cache.display(),
+            sandbox.count("CreateToken:refresh_token"),
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let daemon = Kill(daemon);
+    assert_eq!(sandbox.count("CreateToken:refresh_token"), 1);
+    let expires = time::PrimitiveDateTime::parse(
+        fresh["expiresAt"].as_str().unwrap(),
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"),
+    )
+    .unwrap()
+    .assume_utc();
+    assert!(expires > time::OffsetDateTime::now_utc() + time::Duration::minutes(30));
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Unmodified botocore reads the token the service wrote: it would
+    // refresh a stale one itself, and it does not.
+    let o = user(&python())
+        .arg(clients().join("whoami.py"))
+        .env("AWS_PROFILE", "dev")
+        .output()
+        .unwrap();
+    ok(&o, "boto3 with the SSO profile");
+    let arn = stdout_of(&o);
+    assert!(
+        arn.trim()
+            .ends_with(":assumed-role/PowerUserAccess/demo-user"),
+        "{arn}"
+    );
+    assert_eq!(
+        sandbox.count("CreateToken:refresh_token"),
+        1,
+        "botocore refreshed the token again: it did not read the service's"
+    );
+
+    // And the service serves the profile, found through the carried
+    // AWS_CONFIG_FILE, to a client through `credd exec`.
+    let o = user(&credd_bin())
+        .args(["exec", "dev", "--"])
+        .arg(python())
+        .arg(clients().join("whoami.py"))
+        .output()
+        .unwrap();
+    ok(&o, "credd exec dev against the service");
+    assert!(stdout_of(&o).contains(":assumed-role/PowerUserAccess/"));
+    let logs = logs();
+    assert!(!logs.contains(fresh["accessToken"].as_str().unwrap()));
+    assert!(!logs.contains("could not write"), "{logs}");
+    drop(daemon);
+
+    // The sandbox is real: the home directory is read-only in it, the
+    // token cache writable.
+    let touch = |p: &Path| {
+        in_sandbox(&["touch".into(), p.to_str().unwrap().into()])
+            .output()
+            .unwrap()
+    };
+    let o = touch(&home.join(".aws/elsewhere"));
+    assert!(
+        !o.status.success() && stderr_of(&o).contains("Read-only file system"),
+        "a write elsewhere in HOME got through the sandbox: {} {}",
+        o.status,
+        stderr_of(&o)
+    );
+    assert!(!home.join(".aws/elsewhere").exists());
+    for (writable, why) in [
+        (home.join(".aws/sso/cache/probe"), "the SSO token cache"),
+        (home.join(".aws/login/cache/probe"), "the aws login cache"),
+    ] {
+        let o = touch(&writable);
+        assert!(
+            o.status.success(),
+            "{why} is not writable under the unit's sandbox: {}",
+            stderr_of(&o)
+        );
+        std::fs::remove_file(&writable).unwrap();
+    }
 }

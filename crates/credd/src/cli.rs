@@ -431,7 +431,12 @@ pub enum ServiceCommand {
         after_help = "systemd: writes credd.service, credd.socket and credd-control.socket to \
 ~/.config/systemd/user/, then runs `systemctl --user daemon-reload`, enables the three units and \
 (re)starts credd.service. launchd: writes ~/Library/LaunchAgents/com.credd.daemon.plist and runs \
-`launchctl bootstrap gui/UID` on it. Running it again updates the files and restarts the daemon."
+`launchctl bootstrap gui/UID` on it. Running it again updates the files and restarts the daemon.\n\n\
+The settings of this shell that change what credd reads are written into the unit (Environment=) or \
+plist (EnvironmentVariables): AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, CREDD_CONFIG (or a credd.toml \
+under XDG_CONFIG_HOME), a moved state directory and AWS_LOGIN_CACHE_DIRECTORY. Secrets \
+(AWS_ACCESS_KEY_ID...) never are: install warns and leaves them out. --print shows it all. \
+The systemd unit lets credd write only its own directories, ~/.aws/sso/cache and ~/.aws/login/cache."
     )]
     Install(ServiceArgs),
     /// Stop and disable the service and remove the files install wrote (sessions are kept).

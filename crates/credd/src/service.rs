@@ -1,7 +1,10 @@
 //! credd under a service manager. The systemd user units and the launchd
 //! agent are embedded from `systemd/` and `launchd/`, so the files in the
 //! repository are the ones installed; `credd service install | uninstall |
-//! status` writes, removes and inspects them. The daemon's side of the
+//! status` writes, removes and inspects them. `install` carries the settings
+//! of the shell it runs in that change what the daemon reads (never a
+//! secret) into the unit or plist, and the unit's `ReadWritePaths=` follow
+//! them. The daemon's side of the
 //! protocol lives here too: listeners handed in through `LISTEN_FDS` (socket
 //! activation) and readiness sent to `$NOTIFY_SOCKET`.
 
@@ -244,6 +247,8 @@ struct Site {
     home: PathBuf,
     exe: PathBuf,
     uid: u32,
+    /// What `install` carries over from this shell.
+    carried: Carried,
 }
 
 impl Site {
@@ -270,7 +275,16 @@ impl Site {
             home,
             exe,
             uid: credd_daemon::fsutil::my_uid(),
+            carried: Carried::default(),
         })
+    }
+
+    /// With the settings of this shell that `install` carries; only
+    /// `install` reads them, so a bad one never blocks `uninstall`.
+    fn carrying(mut self) -> Result<Self> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| self.home.clone());
+        self.carried = Carried::from_env(&crate::serve::env_var, self.manager, &self.home, &cwd)?;
+        Ok(self)
     }
 
     /// `$XDG_CONFIG_HOME/systemd/user`, where the user manager looks first.
@@ -299,6 +313,9 @@ impl Site {
     /// Where the installed daemon keeps sessions and tokens (the unit pins
     /// it; launchd agents get the default).
     fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.carried.state_dir {
+            return d.clone();
+        }
         match self.manager {
             ServiceManager::Systemd => self.home.join(".local/state/credd"),
             ServiceManager::Launchd => credd_daemon::config::state_dir(&crate::serve::env_var),
@@ -306,16 +323,287 @@ impl Site {
     }
 }
 
-/// The shipped unit with `ExecStart=` pointing at `exe`.
-pub fn render_service_unit(exe: &Path) -> Result<String> {
-    if !SERVICE_UNIT.contains(UNIT_EXEC_START) {
-        bail!("systemd/credd.service has no line `{UNIT_EXEC_START}` to replace");
+// ---------------------------------------------------------------------------
+// What `install` carries over from the shell it runs in.
+
+/// Variables that change what the daemon reads, carried into the unit or
+/// plist so that the service sees the same files as the CLI.
+const CARRIED_PATHS: [&str; 3] = [
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "CREDD_CONFIG",
+];
+/// botocore's override of `~/.aws/login/cache` (`aws login` sessions).
+const LOGIN_CACHE_VAR: &str = "AWS_LOGIN_CACHE_DIRECTORY";
+/// Secrets a shell may hold; a unit file or plist is readable by anything
+/// running as the user and lands in backups, so they are never written
+/// there, whatever else is carried.
+const SECRET_VARS: [&str; 6] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
+];
+
+/// The settings `install` carries from the installing shell.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Carried {
+    /// `NAME=value` for the service's environment, values absolute paths,
+    /// in a fixed order. Never a secret (see [`SECRET_VARS`]).
+    pub vars: Vec<(&'static str, String)>,
+    /// A state directory other than the service's default.
+    pub state_dir: Option<PathBuf>,
+    /// An `aws login` cache other than `~/.aws/login/cache`.
+    pub login_cache: Option<PathBuf>,
+    /// What the user is told on stderr: variables left out, and why.
+    pub warnings: Vec<String>,
+}
+
+impl Carried {
+    /// Reads the settings from `env` (the installing shell), with `~` and
+    /// relative paths made absolute against `home` and `cwd`.
+    pub fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        manager: ServiceManager,
+        home: &Path,
+        cwd: &Path,
+    ) -> Result<Self> {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        let absolute = |name: &str, v: &str| -> Result<PathBuf> {
+            let p = match v.strip_prefix('~') {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                    home.join(rest.trim_start_matches('/'))
+                }
+                _ => cwd.join(v),
+            };
+            utf8_path(&p).with_context(|| format!("{name} cannot be carried into the service"))?;
+            Ok(p)
+        };
+        let mut c = Carried::default();
+        for name in CARRIED_PATHS {
+            let Some(v) = get(name) else { continue };
+            let p = absolute(name, &v)?;
+            c.vars.push((name, p.to_string_lossy().into_owned()));
+        }
+        // credd.toml: CREDD_CONFIG, or one found through XDG_CONFIG_HOME,
+        // which the service manager may not have.
+        let default_toml = home.join(".config/credd/credd.toml");
+        let (toml, _) = credd_daemon::config::config_path(&|k: &str| match k {
+            "CREDD_CONFIG" => None,
+            "HOME" => Some(home.to_string_lossy().into_owned()),
+            _ => get(k),
+        });
+        if get("CREDD_CONFIG").is_none() && toml != default_toml && toml.is_file() {
+            let p = absolute("XDG_CONFIG_HOME", &toml.to_string_lossy())?;
+            c.vars
+                .push(("CREDD_CONFIG", p.to_string_lossy().into_owned()));
+        }
+        if let Some((_, p)) = c.vars.iter().find(|(k, _)| *k == "CREDD_CONFIG") {
+            // The daemon refuses to start on a credd.toml it cannot read:
+            // say so now, before anything is installed.
+            credd_daemon::config::FileConfig::load(Path::new(p), false).with_context(|| {
+                format!(
+                    "the service would use {p} as its credd.toml (CREDD_CONFIG or \
+                     XDG_CONFIG_HOME in this shell) and cannot: fix it or unset the variable, \
+                     then run `credd service install` again"
+                )
+            })?;
+        }
+        // The state directory, where the daemon and the CLI must agree
+        // (token records, MFA sessions, the audit log).
+        let home_s = home.to_string_lossy().into_owned();
+        let service_default =
+            credd_daemon::config::state_dir(&|k: &str| (k == "HOME").then(|| home_s.clone()));
+        let state = credd_daemon::config::state_dir(&|k: &str| match k {
+            "HOME" => Some(home_s.clone()),
+            _ => get(k),
+        });
+        if state != service_default {
+            let p = absolute("CREDD_STATE_DIR", &state.to_string_lossy())?;
+            c.state_dir = Some(p);
+        }
+        if let Some(v) = get(LOGIN_CACHE_VAR) {
+            if v.contains('$') {
+                bail!(
+                    "{LOGIN_CACHE_VAR}={v} holds a variable, which the service cannot expand the \
+                     way your shell did: set it to the directory's full path and run \
+                     `credd service install` again"
+                );
+            }
+            let p = absolute(LOGIN_CACHE_VAR, &v)?;
+            c.vars
+                .push((LOGIN_CACHE_VAR, p.to_string_lossy().into_owned()));
+            c.login_cache = Some(p);
+        }
+        match (manager, get("CREDD_RUNTIME_DIR")) {
+            (ServiceManager::Launchd, Some(v)) => {
+                let p = absolute("CREDD_RUNTIME_DIR", &v)?;
+                c.vars
+                    .push(("CREDD_RUNTIME_DIR", p.to_string_lossy().into_owned()));
+            }
+            (ServiceManager::Systemd, Some(v)) => {
+                let service = get("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("credd"));
+                if service.as_deref() != Some(Path::new(&v)) {
+                    c.warnings.push(format!(
+                        "CREDD_RUNTIME_DIR={v} is not carried: the service's control socket is \
+                         %t/credd/control.sock (credd-control.socket), so unset CREDD_RUNTIME_DIR \
+                         in your shell for `credd` to reach the service"
+                    ));
+                }
+            }
+            (_, None) => {}
+        }
+        if let Some(state) = &c.state_dir {
+            let value = state.to_string_lossy().into_owned();
+            c.vars.push(("CREDD_STATE_DIR", value));
+        }
+        let secrets: Vec<&str> = SECRET_VARS
+            .iter()
+            .copied()
+            .filter(|k| get(k).is_some())
+            .collect();
+        if !secrets.is_empty() {
+            c.warnings.push(format!(
+                "{} {} set in this shell and not written to the service's files (a unit file or \
+                 plist is no place for a secret); a profile that takes credd's own environment \
+                 keys does not work under the service: put long-term keys in \
+                 ~/.aws/credentials instead",
+                secrets.join(", "),
+                if secrets.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        if manager == ServiceManager::Systemd {
+            for (name, value) in &c.vars {
+                if Path::new(value).starts_with("/tmp") || Path::new(value).starts_with("/var/tmp")
+                {
+                    c.warnings.push(format!(
+                        "{name}={value} is under /tmp, which the service does not see (it has a \
+                         /tmp of its own, PrivateTmp=yes): move it"
+                    ));
+                }
+            }
+        }
+        Ok(c)
     }
-    Ok(SERVICE_UNIT.replacen(
+}
+
+/// Lines of `systemd/credd.service` that [`render_service_unit`] replaces.
+const UNIT_STATE_ENV: &str = "Environment=CREDD_STATE_DIR=%h/.local/state/credd";
+const UNIT_RUNTIME_ENV: &str = "Environment=CREDD_RUNTIME_DIR=%t/credd";
+const UNIT_MKDIR_OWN: &str = "ExecStartPre=+/bin/mkdir -p -m 0700 %h/.local/state/credd %t/credd";
+const UNIT_MKDIR_SHARED: &str =
+    "ExecStartPre=-+/bin/mkdir -p -m 0700 %h/.aws/sso/cache %h/.aws/login/cache";
+const UNIT_RW_OWN: &str = "ReadWritePaths=%h/.local/state/credd %t/credd";
+const UNIT_RW_SHARED: &str = "ReadWritePaths=-%h/.aws/sso/cache -%h/.aws/login/cache";
+
+/// The shipped unit with `ExecStart=` pointing at `exe` and the carried
+/// settings in: `Environment=` lines, and the directories to create and
+/// write (`ReadWritePaths=`) following a moved state directory or login
+/// cache. The SSO token cache is always `%h/.aws/sso/cache`, where the AWS
+/// CLI and SDKs keep it whatever their environment says.
+pub fn render_service_unit(exe: &Path, carried: &Carried) -> Result<String> {
+    let mut unit = SERVICE_UNIT.to_string();
+    let mut replace = |old: &str, new: String| -> Result<()> {
+        let line = format!("\n{old}\n");
+        if !unit.contains(&line) {
+            bail!("systemd/credd.service has no line `{old}` to replace");
+        }
+        unit = unit.replacen(&line, &format!("\n{new}\n"), 1);
+        Ok(())
+    };
+    replace(
         UNIT_EXEC_START,
-        &format!("ExecStart={} serve", systemd_quote(exe)?),
-        1,
-    ))
+        format!("ExecStart={} serve", systemd_quote(exe)?),
+    )?;
+    let state = carried.state_dir.as_deref();
+    let (state_cmd, state_rw) = match state {
+        Some(p) => (systemd_quote(p)?, unit_path_word(p, "")?),
+        None => (
+            "%h/.local/state/credd".to_string(),
+            "%h/.local/state/credd".to_string(),
+        ),
+    };
+    let (login_cmd, login_rw) = match &carried.login_cache {
+        Some(p) => (systemd_quote(p)?, unit_path_word(p, "-")?),
+        None => (
+            "%h/.aws/login/cache".to_string(),
+            "-%h/.aws/login/cache".to_string(),
+        ),
+    };
+    let mut env_lines = vec![match state {
+        Some(p) => unit_environment("CREDD_STATE_DIR", utf8_path(p)?)?,
+        None => UNIT_STATE_ENV.to_string(),
+    }];
+    env_lines.push(UNIT_RUNTIME_ENV.to_string());
+    let others: Vec<&(&str, String)> = carried
+        .vars
+        .iter()
+        .filter(|(k, _)| *k != "CREDD_STATE_DIR")
+        .collect();
+    if !others.is_empty() {
+        env_lines.push("# Carried from the shell `credd service install` ran in.".to_string());
+        for (k, v) in others {
+            env_lines.push(unit_environment(k, v)?);
+        }
+    }
+    replace(
+        &format!("{UNIT_STATE_ENV}\n{UNIT_RUNTIME_ENV}"),
+        env_lines.join("\n"),
+    )?;
+    replace(
+        UNIT_MKDIR_OWN,
+        format!("ExecStartPre=+/bin/mkdir -p -m 0700 {state_cmd} %t/credd"),
+    )?;
+    replace(
+        UNIT_MKDIR_SHARED,
+        format!("ExecStartPre=-+/bin/mkdir -p -m 0700 %h/.aws/sso/cache {login_cmd}"),
+    )?;
+    replace(UNIT_RW_OWN, format!("ReadWritePaths={state_rw} %t/credd"))?;
+    replace(
+        UNIT_RW_SHARED,
+        format!("ReadWritePaths=-%h/.aws/sso/cache {login_rw}"),
+    )?;
+    Ok(unit)
+}
+
+/// `Environment=NAME=value` as systemd reads it back: `%` escaped (a
+/// specifier otherwise), and quoted, with `\` and `"` escaped, when the
+/// value holds a blank, a quote or a backslash. `$` is not special there.
+fn unit_environment(name: &str, value: &str) -> Result<String> {
+    if value.contains(['\n', '\r']) {
+        bail!("{name} holds a line break, which a unit file cannot carry: fix it and run the command again");
+    }
+    let escaped = value.replace('%', "%%");
+    if escaped
+        .chars()
+        .any(|c| c.is_whitespace() || "\"'\\".contains(c))
+    {
+        Ok(format!(
+            "Environment=\"{name}={}\"",
+            escaped.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    } else {
+        Ok(format!("Environment={name}={escaped}"))
+    }
+}
+
+/// A path as one word of `ReadWritePaths=`, with its prefix (`-`: skipped
+/// when missing), quoted like [`unit_environment`].
+fn unit_path_word(path: &Path, prefix: &str) -> Result<String> {
+    let escaped = utf8_path(path)?.replace('%', "%%");
+    if escaped
+        .chars()
+        .any(|c| c.is_whitespace() || "\"'\\".contains(c))
+    {
+        Ok(format!(
+            "\"{prefix}{}\"",
+            escaped.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    } else {
+        Ok(format!("{prefix}{escaped}"))
+    }
 }
 
 /// A path as one word of a systemd command line: specifiers (`%`) and
@@ -336,11 +624,31 @@ fn systemd_quote(path: &Path) -> Result<String> {
     }
 }
 
-/// The shipped plist with the binary's path and the home directory filled in.
-pub fn render_plist(exe: &Path, home: &Path) -> Result<String> {
-    Ok(LAUNCHD_PLIST
+/// The shipped plist with the binary's path and the home directory filled
+/// in, and the carried settings as `EnvironmentVariables`.
+pub fn render_plist(exe: &Path, home: &Path, carried: &Carried) -> Result<String> {
+    let mut plist = LAUNCHD_PLIST
         .replace("@CREDD_BIN@", &xml_escape(utf8_path(exe)?))
-        .replace("@HOME@", &xml_escape(utf8_path(home)?)))
+        .replace("@HOME@", &xml_escape(utf8_path(home)?));
+    if !carried.vars.is_empty() {
+        const ANCHOR: &str = "\t<key>RunAtLoad</key>\n";
+        if !plist.contains(ANCHOR) {
+            bail!("launchd/com.credd.daemon.plist has no RunAtLoad key to put EnvironmentVariables before");
+        }
+        let mut dict = String::from("\t<key>EnvironmentVariables</key>\n\t<dict>\n");
+        for (k, v) in &carried.vars {
+            if v.contains(['\n', '\r']) {
+                bail!("{k} holds a line break, which the plist cannot carry: fix it and run the command again");
+            }
+            dict.push_str(&format!(
+                "\t\t<key>{k}</key>\n\t\t<string>{}</string>\n",
+                xml_escape(v)
+            ));
+        }
+        dict.push_str("\t</dict>\n");
+        plist = plist.replacen(ANCHOR, &format!("{dict}{ANCHOR}"), 1);
+    }
+    Ok(plist)
 }
 
 fn xml_escape(s: &str) -> String {
@@ -374,7 +682,7 @@ fn install_plan(site: &Site) -> Result<Vec<Step>> {
                 },
                 Step::Write {
                     path: dir.join("credd.service"),
-                    contents: render_service_unit(&site.exe)?,
+                    contents: render_service_unit(&site.exe, &site.carried)?,
                 },
                 Step::Write {
                     path: dir.join("credd.socket"),
@@ -421,7 +729,7 @@ fn install_plan(site: &Site) -> Result<Vec<Step>> {
                 },
                 Step::Write {
                     path: plist,
-                    contents: render_plist(&site.exe, &site.home)?,
+                    contents: render_plist(&site.exe, &site.home, &site.carried)?,
                 },
                 Step::Run {
                     argv: vec!["launchctl".into(), "bootout".into(), target.clone()],
@@ -511,8 +819,11 @@ fn status_commands(site: &Site) -> Vec<Vec<String>> {
 }
 
 async fn install(a: &ServiceArgs) -> Result<ExitCode> {
-    let site = Site::new(a)?;
+    let site = Site::new(a)?.carrying()?;
     let plan = install_plan(&site)?;
+    for w in &site.carried.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.print {
         print_plan("credd service install", &plan);
         return Ok(ExitCode::SUCCESS);
@@ -544,7 +855,17 @@ async fn install(a: &ServiceArgs) -> Result<ExitCode> {
 }
 
 async fn uninstall(a: &ServiceArgs) -> Result<ExitCode> {
-    let site = Site::new(a)?;
+    let mut site = Site::new(a)?;
+    // Only to name where the sessions are kept: a setting `install` would
+    // refuse does not block `uninstall`.
+    if let Ok(carried) = Carried::from_env(
+        &crate::serve::env_var,
+        site.manager,
+        &site.home,
+        &std::env::current_dir().unwrap_or_else(|_| site.home.clone()),
+    ) {
+        site.carried = carried;
+    }
     let (present, plan) = uninstall_plan(&site);
     if present.is_empty() {
         let looked: Vec<String> = match site.manager {
@@ -596,7 +917,7 @@ async fn status(a: &ServiceArgs) -> Result<ExitCode> {
         Ok(text) => {
             println!("installed: {}", installed.display());
             let runs_this = match site.manager {
-                ServiceManager::Systemd => render_service_unit(&site.exe)
+                ServiceManager::Systemd => render_service_unit(&site.exe, &Carried::default())
                     .map(|u| exec_start(&u) == exec_start(&text))
                     .unwrap_or(false),
                 ServiceManager::Launchd => text.contains(&xml_escape(utf8_path(&site.exe)?)),
@@ -912,12 +1233,174 @@ fn shell_words(argv: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    fn carried(vars: &[(&str, &str)], manager: ServiceManager) -> Carried {
+        Carried::from_env(
+            &env_of(vars),
+            manager,
+            Path::new("/home/me"),
+            Path::new("/home/me/src"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_unit_lets_the_daemon_write_only_its_own_dirs_and_the_shared_caches() {
+        let u = render_service_unit(Path::new("/opt/credd"), &Carried::default()).unwrap();
+        let rw: Vec<&str> = u
+            .lines()
+            .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+            .flat_map(str::split_whitespace)
+            .collect();
+        assert_eq!(
+            rw,
+            [
+                "%h/.local/state/credd",
+                "%t/credd",
+                "-%h/.aws/sso/cache",
+                "-%h/.aws/login/cache"
+            ]
+        );
+        assert!(u.contains("\nProtectHome=read-only\n"));
+        assert!(u.contains("\nProtectSystem=strict\n"));
+        // Every writable directory is made before the sandbox is set up.
+        let made: Vec<&str> = u
+            .lines()
+            .filter_map(|l| l.strip_prefix("ExecStartPre="))
+            .flat_map(|l| l.split_whitespace().skip(3))
+            .collect();
+        for p in &rw {
+            assert!(made.contains(&p.trim_start_matches('-')), "{p} is not made");
+        }
+        // Nothing is carried from an empty shell.
+        assert!(!u.contains("Carried"));
+    }
+
+    #[test]
+    fn install_carries_the_files_the_daemon_reads_and_never_a_secret() {
+        let c = carried(
+            &[
+                ("AWS_CONFIG_FILE", "~/work/aws config"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "creds"),
+                ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "canary-secret"),
+                ("AWS_PROFILE", "dev"),
+                ("AWS_ENDPOINT_URL", "http://localhost:4566"),
+                ("AWS_LOGIN_CACHE_DIRECTORY", "/srv/me/login 100%"),
+                ("CREDD_STATE_DIR", "/srv/me/state"),
+            ],
+            ServiceManager::Systemd,
+        );
+        assert_eq!(
+            c.vars,
+            [
+                ("AWS_CONFIG_FILE", "/home/me/work/aws config".to_string()),
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    "/home/me/src/creds".to_string()
+                ),
+                (
+                    "AWS_LOGIN_CACHE_DIRECTORY",
+                    "/srv/me/login 100%".to_string()
+                ),
+                ("CREDD_STATE_DIR", "/srv/me/state".to_string()),
+            ]
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY are set")),
+            "{:?}",
+            c.warnings
+        );
+        let u = render_service_unit(Path::new("/opt/credd"), &c).unwrap();
+        assert!(!u.contains("AKIAEXAMPLE") && !u.contains("canary-secret"));
+        assert!(!u.contains("AWS_PROFILE") && !u.contains("localhost:4566"));
+        assert!(u.contains("\nEnvironment=\"AWS_CONFIG_FILE=/home/me/work/aws config\"\n"));
+        assert!(u.contains("\nEnvironment=\"AWS_LOGIN_CACHE_DIRECTORY=/srv/me/login 100%%\"\n"));
+        // The writable directories follow the moved ones.
+        assert!(
+            u.contains("\nEnvironment=CREDD_STATE_DIR=/srv/me/state\n"),
+            "{u}"
+        );
+        assert!(
+            u.contains("\nReadWritePaths=/srv/me/state %t/credd\n"),
+            "{u}"
+        );
+        assert!(u.contains("\nReadWritePaths=-%h/.aws/sso/cache \"-/srv/me/login 100%%\"\n"));
+        assert!(u.contains(
+            "\nExecStartPre=-+/bin/mkdir -p -m 0700 %h/.aws/sso/cache \"/srv/me/login 100%%\"\n"
+        ));
+        assert!(!u.contains(".local/state"), "{u}");
+
+        let p = render_plist(Path::new("/opt/credd"), Path::new("/Users/me"), &c).unwrap();
+        assert!(
+            p.contains("<key>AWS_CONFIG_FILE</key>\n\t\t<string>/home/me/work/aws config</string>")
+        );
+        assert!(!p.contains("AKIAEXAMPLE"));
+    }
+
+    #[test]
+    fn a_default_state_dir_or_runtime_dir_is_not_carried() {
+        let c = carried(
+            &[
+                ("CREDD_STATE_DIR", "/home/me/.local/state/credd"),
+                ("XDG_RUNTIME_DIR", "/run/user/1000"),
+                ("CREDD_RUNTIME_DIR", "/run/user/1000/credd"),
+            ],
+            ServiceManager::Systemd,
+        );
+        assert_eq!(c, Carried::default());
+        let c = carried(
+            &[("CREDD_RUNTIME_DIR", "/elsewhere")],
+            ServiceManager::Systemd,
+        );
+        assert!(c.vars.is_empty());
+        assert!(c.warnings[0].contains("unset CREDD_RUNTIME_DIR"), "{c:?}");
+        let c = carried(
+            &[("CREDD_RUNTIME_DIR", "/elsewhere")],
+            ServiceManager::Launchd,
+        );
+        assert_eq!(c.vars, [("CREDD_RUNTIME_DIR", "/elsewhere".to_string())]);
+    }
+
+    #[test]
+    fn a_credd_toml_the_daemon_could_not_read_is_refused_at_install() {
+        let e = Carried::from_env(
+            &env_of(&[("CREDD_CONFIG", "/nonexistent/credd.toml")]),
+            ServiceManager::Systemd,
+            Path::new("/home/me"),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("/nonexistent/credd.toml"),
+            "{e:#}"
+        );
+        let e = Carried::from_env(
+            &env_of(&[("AWS_LOGIN_CACHE_DIRECTORY", "$HOME/x")]),
+            ServiceManager::Systemd,
+            Path::new("/home/me"),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("full path"), "{e:#}");
+    }
+
     #[test]
     fn the_unit_gets_the_binary_path_escaped() {
-        let u = render_service_unit(Path::new("/opt/credd/bin/credd")).unwrap();
+        let none = Carried::default();
+        let u = render_service_unit(Path::new("/opt/credd/bin/credd"), &none).unwrap();
         assert!(u.contains("\nExecStart=/opt/credd/bin/credd serve\n"));
         assert!(!u.contains(UNIT_EXEC_START));
-        let u = render_service_unit(Path::new("/home/a b/100%/$x/credd")).unwrap();
+        let u = render_service_unit(Path::new("/home/a b/100%/$x/credd"), &none).unwrap();
         assert!(
             u.contains("\nExecStart=\"/home/a b/100%%/$$x/credd\" serve\n"),
             "{u}"
@@ -926,12 +1409,18 @@ mod tests {
             systemd_quote(Path::new("/a\"b\\c")).unwrap(),
             "\"/a\\\"b\\\\c\""
         );
-        assert!(render_service_unit(Path::new("/a\nb")).is_err());
+        assert!(render_service_unit(Path::new("/a\nb"), &none).is_err());
     }
 
     #[test]
     fn the_plist_gets_the_binary_and_home_escaped() {
-        let p = render_plist(Path::new("/Users/a&b/bin/credd"), Path::new("/Users/a&b")).unwrap();
+        let p = render_plist(
+            Path::new("/Users/a&b/bin/credd"),
+            Path::new("/Users/a&b"),
+            &Carried::default(),
+        )
+        .unwrap();
+        assert!(!p.contains("EnvironmentVariables"));
         assert!(p.contains("<string>/Users/a&amp;b/bin/credd</string>"));
         assert!(p.contains("<string>/Users/a&amp;b/Library/Logs/credd/credd.log</string>"));
         assert!(!p.contains('@'), "a placeholder was left: {p}");
