@@ -331,7 +331,7 @@ fn imds_mode_and_the_legacy_js_container_provider() {
     // daemon's is).
     env.credd_ok(&["credential-process", "dev"]);
     let mut failures = Vec::new();
-    for client in ["boto3", "aws-cli", "rust-sdk"] {
+    for client in ["boto3", "aws-cli", "js-sdk", "rust-sdk"] {
         let o = user_cmd(&env, &case, credd_bin())
             .args(["exec", "--imds", "dev", "--"])
             .args(client_argv(client))

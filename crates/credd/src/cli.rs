@@ -126,6 +126,10 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
     )]
     Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
+    #[command(
+        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json)."
+    )]
     Status(JsonArg),
     /// Issue, list and revoke client tokens for the endpoint.
     #[command(subcommand)]
@@ -134,7 +138,9 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
     Whoami(ProfileArg),
     /// List the profiles credd can serve, and why any other cannot be served.
     #[command(
-        after_help = "Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
+        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+is not used (a [default] with credentials), naming the file and section (on stderr with --json).\n\n\
+Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
     )]
     Profiles(ProfilesArgs),
     /// Forward credential requests from a network that cannot reach the host's
@@ -352,7 +358,10 @@ Examples:\n  credd docker setup --print     # show the commands, change nothing\
     /// Print the `docker run` flags that give a container PROFILE's credentials.
     #[command(
         after_help = "The token is mounted read-only at /run/secrets/credd-token (never on argv or in the \
-environment). Without a container listener (`credd docker setup`), the flags include --network host.\n\n\
+environment), and so are an overlay config with only PROFILE's non-credential settings \
+(/run/secrets/credd-aws-config, AWS_CONFIG_FILE) and an empty credentials file \
+(/run/secrets/credd-aws-credentials, AWS_SHARED_CREDENTIALS_FILE), so nothing else wins over credd \
+in the container, even with ~/.aws mounted. Without a container listener (`credd docker setup`), the flags include --network host.\n\n\
 Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-identity"
     )]
     Args {
