@@ -365,14 +365,19 @@ fn imds_mode_and_the_legacy_js_container_provider() {
 fn imds_mode_needs_the_emulation() {
     let env = Env::new();
     let _d = env.serve(&[]);
-    let o = env.credd(&["exec", "--imds", "dev", "--", "true"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr_of(&o).contains("does not run the IMDS emulation")
-            && stderr_of(&o).contains("--imds-listen"),
-        "{}",
-        stderr_of(&o)
-    );
+    for args in [
+        &["exec", "--imds", "dev", "--", "true"][..],
+        &["env", "--imds", "dev"][..],
+    ] {
+        let o = env.credd(args);
+        assert!(!o.status.success() && o.stdout.is_empty(), "{args:?}");
+        assert!(
+            stderr_of(&o).contains("does not run the IMDS emulation")
+                && stderr_of(&o).contains("--imds-listen"),
+            "{args:?}: {}",
+            stderr_of(&o)
+        );
+    }
 }
 
 #[test]
