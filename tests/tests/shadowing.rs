@@ -290,6 +290,24 @@ fn env_json_exports_and_unsets_what_exec_sets() {
         };
     }
     check(&c.output().unwrap(), "boto3 with credd env --format json").unwrap();
+    // The opt-out does what it says: the user's files are seen again, and
+    // their [default] wins (with a warning).
+    let o = user_cmd(&env, &case, credd_bin())
+        .args(["exec", "--keep-aws-config", "dev", "--"])
+        .args(&boto)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && stdout_of(&o) != DEV_ARN && !stdout_of(&o).is_empty(),
+        "{}\n{}",
+        stdout_of(&o),
+        stderr_of(&o)
+    );
+    assert!(
+        stderr_of(&o).contains("--keep-aws-config") && stderr_of(&o).contains("[default] in"),
+        "{}",
+        stderr_of(&o)
+    );
     // Every shell format unsets the same and sets AWS_DEFAULT_REGION.
     for (format, unset, set) in [
         (

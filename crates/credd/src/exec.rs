@@ -108,7 +108,15 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
             .push(("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), Some(token)));
         env.token = Some((id, file));
     }
-    if !o.keep_aws_config {
+    if o.keep_aws_config {
+        // The user chose to see their files: say what in them wins.
+        for s in ep["files"]["shadows"].as_array().into_iter().flatten() {
+            eprintln!(
+                "credd: warning (--keep-aws-config): {}",
+                s["message"].as_str().unwrap_or_default()
+            );
+        }
+    } else {
         let (config, credentials) = write_overlay(profile, &settings_of(&ep), &[])?;
         env.vars
             .push(("AWS_CONFIG_FILE".into(), Some(config.display().to_string())));
