@@ -567,7 +567,12 @@ fn status_and_profiles_warn_about_what_shadows_credd() {
 
 #[test]
 fn credential_process_never_prompts_fails_naming_credd_mfa_and_notifies() {
-    let env = Env::new();
+    // An SSO profile with no sign-in yet: no token in the cache, so nothing
+    // to call upstream with.
+    let env = Env::with_config(&format!(
+        "{CONFIG}\n[profile sso]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\n\n\
+         [sso-session corp]\nsso_start_url = https://d-1234567890.awsapps.com/start\nsso_region = us-east-1\n"
+    ));
     let bin = env.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let record = env.path("notified");
@@ -623,12 +628,36 @@ fn credential_process_never_prompts_fails_naming_credd_mfa_and_notifies() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        std::fs::read_to_string(&record)
-            .unwrap()
-            .matches("credd mfa mfa")
-            .count(),
-        1
+    // A sign-in needed: the same, naming `credd login`.
+    let o = env
+        .cmd(credd_bin())
+        .args(["credential-process", "sso"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("run `credd login corp`"),
+        "{}",
+        stderr_of(&o)
     );
+    for _ in 0..100 {
+        shown = std::fs::read_to_string(&record).unwrap_or_default();
+        if shown.contains("credd login corp") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        shown.contains("run `credd login corp`"),
+        "notification: {shown:?}"
+    );
+    assert_eq!(
+        shown.matches("credd mfa mfa").count(),
+        1,
+        "told once: {shown}"
+    );
+    for action in ["GetSessionToken", "AssumeRole"] {
+        assert_eq!(env.moto.count(action), 0, "no upstream call for {action}");
+    }
 }
