@@ -82,10 +82,19 @@ fn exec_passes_the_status_and_a_clean_environment() {
         "{out}"
     );
     assert!(out.contains("AWS_REGION=eu-west-1") && out.contains("AWS_DEFAULT_REGION=eu-west-1"));
+    // The token scoped to the child is in its file and, for clients that
+    // read only the variable (the legacy JS container provider), in its
+    // environment: the same token, never on a command line.
+    let token_line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_CONTAINER_AUTHORIZATION_TOKEN="))
+        .expect("the token variable");
+    assert!(token_line.starts_with("credd_"), "{out}");
     assert!(
-        !out.contains("credd_"),
-        "the token is in a file, not in the environment: {out}"
+        out.lines().last() == Some(&token_line.len().to_string()),
+        "the file holds the same token: {out}"
     );
+    assert!(out.contains("AWS_CONFIG_FILE=") && out.contains("AWS_SHARED_CREDENTIALS_FILE="));
     let not_found = env.credd(&["exec", "dev", "--", "no-such-command-xyz"]);
     assert_eq!(not_found.status.code(), Some(127));
     let unknown = env.credd(&["exec", "nope", "--", "true"]);

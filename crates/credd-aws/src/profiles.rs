@@ -11,6 +11,7 @@
 use aws_config::profile::{ProfileFileLoadError, ProfileParseError, ProfileSet};
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
+use credd_core::overlay::{ProfileSettings, CARRIED_KEYS, CREDENTIAL_KEYS};
 use credd_core::profile::{sso_session_key, RawProfiles};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -209,6 +210,101 @@ pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLo
     })
 }
 
+/// The non-credential settings of `profile` (see
+/// [`credd_core::overlay::CARRIED_KEYS`]) and the `[services NAME]` section
+/// it names, for the overlay config `credd exec` gives its child. `None`
+/// when the files have no such profile.
+pub async fn profile_settings(
+    env: &ProfileEnv,
+    profile: &str,
+) -> Result<Option<ProfileSettings>, ProfileLoadError> {
+    let set = load_profile_set(env, None).await?;
+    let Some(p) = set.get_profile(profile) else {
+        return Ok(None);
+    };
+    let settings: BTreeMap<String, String> = CARRIED_KEYS
+        .iter()
+        .filter_map(|k| p.get(k).map(|v| (k.to_string(), v.to_string())))
+        .collect();
+    let services = match settings.get("services") {
+        Some(name) => {
+            let path = env.config_path();
+            match tokio::fs::read_to_string(&path).await {
+                Ok(text) => services_section(&text, name.trim()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => return Err(ProfileLoadError::Read { path, source }),
+            }
+        }
+        None => None,
+    };
+    Ok(Some(ProfileSettings { settings, services }))
+}
+
+/// Every `[services NAME]` section of a config file, verbatim.
+///
+/// The SDK's parsed view of these sections can only be looked up by
+/// service id, and there are hundreds of ids; so the section is copied as
+/// text (header, comments, indented sub-properties) for the child's own SDK
+/// to parse exactly as it parses the user's file. Headers are recognised as
+/// the SDK's parser does: trimmed, comments after `#`/`;` dropped, words
+/// split on whitespace.
+fn services_section(text: &str, name: &str) -> Option<String> {
+    fn header(line: &str) -> Option<Vec<&str>> {
+        let t = line.trim();
+        let t = t.split(['#', ';']).next().unwrap_or_default().trim();
+        let inner = t.strip_prefix('[')?.strip_suffix(']')?;
+        Some(inner.split_whitespace().collect())
+    }
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if let Some(words) = header(line) {
+            inside = words == ["services", name];
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Each file parsed on its own (the config file, then the credentials
+/// file), so that a finding can name the file it is in.
+pub async fn load_each_file(
+    env: &ProfileEnv,
+) -> Result<(RawProfiles, RawProfiles), ProfileLoadError> {
+    use aws_runtime::env_config::file::EnvConfigFiles as Files;
+    let one = |config: bool| {
+        Files::builder()
+            .include_default_config_file(config)
+            .include_default_credentials_file(!config)
+            .build()
+    };
+    let mut out = Vec::new();
+    for config in [true, false] {
+        let set = aws_config::profile::load(&Fs::real(), &env.sdk_env(), &one(config), None)
+            .await
+            .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?;
+        let raw: RawProfiles = set
+            .profiles()
+            .filter_map(|name| set.get_profile(name))
+            .map(|profile| {
+                let props: BTreeMap<String, String> = KNOWN_KEYS
+                    .iter()
+                    .chain(CREDENTIAL_KEYS)
+                    .filter_map(|key| profile.get(key).map(|v| (key.to_string(), v.to_string())))
+                    .collect();
+                (profile.name().to_string(), props)
+            })
+            .collect();
+        out.push(raw);
+    }
+    let creds = out.pop().unwrap_or_default();
+    let config = out.pop().unwrap_or_default();
+    Ok((config, creds))
+}
+
 /// The SDK's parsed view of the files, with `selected` as the profile that
 /// the SDK's own config lookups (such as endpoint URLs) consult.
 pub(crate) async fn load_profile_set(
@@ -401,6 +497,54 @@ mod tests {
         let plans = credd_core::profile::resolve_all(&raw);
         assert_eq!(plans.keys().collect::<Vec<_>>(), ["dev"]);
         assert!(plans["dev"].is_ok(), "{:?}", plans["dev"]);
+    }
+
+    #[tokio::test]
+    async fn settings_carry_no_credentials_and_copy_the_services_section() {
+        let f = Files::new(
+            Some(
+                "[default]\nregion = us-east-1\n\
+                 [profile dev] # mine\nrole_arn = arn:aws:iam::1:role/dev\nsource_profile = base\n\
+                 region = eu-west-1\nservices = local\nretry_mode = adaptive\n\
+                 s3 =\n  addressing_style = path\n\
+                 [services other]\nsts =\n  endpoint_url = http://other\n\
+                 [ services  local ] ; the one\n# a comment\nsts =\n  endpoint_url = http://127.0.0.1:1\n\
+                 [profile base]\nregion = x\n",
+            ),
+            Some("[dev]\naws_access_key_id = AKIA\naws_secret_access_key = canary\nmax_attempts = 7\n"),
+        );
+        let s = profile_settings(&f.env(), "dev").await.unwrap().unwrap();
+        assert_eq!(
+            s.settings.keys().collect::<Vec<_>>(),
+            ["max_attempts", "region", "retry_mode", "s3", "services"]
+        );
+        assert_eq!(s.settings["s3"], "\naddressing_style = path");
+        assert_eq!(
+            s.services.as_deref(),
+            Some("[ services  local ] ; the one\n# a comment\nsts =\n  endpoint_url = http://127.0.0.1:1\n")
+        );
+        assert!(profile_settings(&f.env(), "nope").await.unwrap().is_none());
+        // The overlay built from them parses back, with the same settings.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("overlay"), s.overlay("dev", &[])).unwrap();
+        fs::write(dir.path().join("empty"), "").unwrap();
+        let env = ProfileEnv {
+            home: None,
+            config_file: Some(dir.path().join("overlay")),
+            credentials_file: Some(dir.path().join("empty")),
+        };
+        let back = profile_settings(&env, "default").await.unwrap().unwrap();
+        assert_eq!(back, s);
+        let raw = load_profiles(&env).await.unwrap().raw;
+        assert!(raw
+            .values()
+            .all(|p| !p.contains_key("aws_access_key_id") && !p.contains_key("role_arn")));
+        let (config, creds) = load_each_file(&f.env()).await.unwrap();
+        assert!(
+            config["dev"].contains_key("role_arn")
+                && !config["dev"].contains_key("aws_access_key_id")
+        );
+        assert!(creds["dev"].contains_key("aws_access_key_id"));
     }
 
     #[tokio::test]

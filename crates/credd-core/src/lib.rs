@@ -7,6 +7,7 @@
 pub mod child_env;
 pub mod credentials;
 pub mod duration;
+pub mod overlay;
 pub mod profile;
 pub mod schedule;
 pub mod sso;

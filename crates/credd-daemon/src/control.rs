@@ -29,6 +29,12 @@ pub enum Request {
     Credentials {
         profile: String,
     },
+    /// `credd credential-process`: [`Request::Credentials`] for a tool that
+    /// shows the user nothing (an IDE): when the profile needs `credd mfa`
+    /// or `credd login`, the daemon also raises a desktop notification.
+    ProcessCredentials {
+        profile: String,
+    },
     Mfa {
         profile: String,
         code: String,
@@ -66,6 +72,8 @@ impl std::fmt::Debug for Request {
 pub struct Endpoints {
     pub container_url: String,
     pub imds_url: Option<String>,
+    /// The profile the IMDS emulation serves.
+    pub imds_profile: Option<String>,
     /// Further container-endpoint URLs (e.g. `http://169.254.170.2/v1/credentials`).
     pub extra_urls: Vec<String>,
 }
@@ -82,7 +90,16 @@ pub struct ControlState {
     /// Where the CLI writes token files (`RUNTIME_DIR/tokens`), swept of
     /// dead tokens' files whenever tokens are issued, listed or revoked.
     pub token_files: std::path::PathBuf,
+    /// Tells the user what a tool with no terminal cannot (see
+    /// [`Request::ProcessCredentials`]).
+    pub notifier: Arc<dyn crate::sso::Notifier>,
+    /// When each message was last shown, so an IDE retrying every few
+    /// seconds raises one notification, not one per retry.
+    pub told: Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
 }
+
+/// How long the same "needs you" notification stays quiet.
+const RETELL_AFTER: time::Duration = time::Duration::minutes(15);
 
 impl std::fmt::Debug for ControlState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +122,27 @@ impl ControlState {
                 tracing::warn!(error = %e, "cannot read the AWS config; keeping the profiles loaded before");
                 *self.config_error.lock().unwrap() = Some(e);
             }
+        }
+    }
+
+    /// Raises `message` on the desktop unless it was raised within
+    /// [`RETELL_AFTER`].
+    fn tell_once(&self, message: &str, now: time::OffsetDateTime) {
+        let mut told = self.told.lock().unwrap();
+        if told.get(message).is_some_and(|t| now - *t < RETELL_AFTER) {
+            return;
+        }
+        told.retain(|_, t| now - *t < RETELL_AFTER);
+        told.insert(message.to_string(), now);
+        drop(told);
+        self.notifier
+            .notify("credd: AWS credentials need you", message);
+    }
+
+    async fn findings(&self) -> Value {
+        match self.loader.findings().await {
+            Ok(f) => serde_json::to_value(f).unwrap_or_default(),
+            Err(e) => json!({"error": e}),
         }
     }
 
@@ -132,6 +170,7 @@ impl ControlState {
         match req {
             Request::Ping | Request::Reload => Ok(json!({"pong": true})),
             Request::Status | Request::Profiles => Ok(json!({
+                "files": self.findings().await,
                 "daemon": {
                     "version": env!("CARGO_PKG_VERSION"),
                     "pid": std::process::id(),
@@ -147,6 +186,32 @@ impl ControlState {
             })),
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;
+                self.audit.record(crate::audit::Vend {
+                    at: now,
+                    profile: &profile,
+                    token: None,
+                    endpoint: "control",
+                    peer: crate::audit::Peer::Uid(uid),
+                });
+                Ok(c.creds.process_json())
+            }
+            Request::ProcessCredentials { profile } => {
+                // Never waits on a prompt: a profile that needs the user
+                // fails at once (the broker does not call upstream for it).
+                let c = match self.broker.get(&profile).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let needs_user = matches!(&e, crate::broker::ServeError::Upstream { error, .. }
+                            if matches!(error.kind, credd_core::UpstreamErrorKind::MfaRequired
+                                | credd_core::UpstreamErrorKind::InvalidMfa
+                                | credd_core::UpstreamErrorKind::LoginRequired));
+                        let msg = e.to_string();
+                        if needs_user {
+                            self.tell_once(&msg, now);
+                        }
+                        return Err(msg);
+                    }
+                };
                 self.audit.record(crate::audit::Vend {
                     at: now,
                     profile: &profile,
@@ -227,11 +292,19 @@ impl ControlState {
                         ));
                     }
                 }
+                let settings = match &profile {
+                    Some(p) => self.loader.settings(p).await?,
+                    None => None,
+                };
+                let files = self.findings().await;
                 Ok(json!({
                     "container_url": self.endpoints.container_url,
                     "imds_url": self.endpoints.imds_url,
+                    "imds_profile": self.endpoints.imds_profile,
                     "extra_urls": self.endpoints.extra_urls,
                     "region": profile.and_then(|p| self.broker.region(&p)),
+                    "settings": settings,
+                    "files": files,
                 }))
             }
         }

@@ -46,6 +46,18 @@ pub trait ProfileLoader: Send + Sync + 'static {
     fn watched_files(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
     }
+    /// The non-credential settings of `profile` (`None`: no such profile in
+    /// the files), for the overlay config of `credd exec`.
+    fn settings(
+        &self,
+        _profile: &str,
+    ) -> BoxFuture<'_, Result<Option<credd_core::overlay::ProfileSettings>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// What in the files would win over credd where no overlay is used.
+    fn findings(&self) -> BoxFuture<'_, Result<credd_core::overlay::Findings, String>> {
+        Box::pin(async { Ok(Default::default()) })
+    }
 }
 
 /// How often the daemon looks at the AWS files for changes.
@@ -244,6 +256,9 @@ pub async fn run(
         endpoints: control::Endpoints {
             container_url: format!("http://{container_addr}{}", container::CREDENTIALS_PATH),
             imds_url: imds_addr.map(|a| format!("http://{a}")),
+            imds_profile: imds_addr
+                .and(config.imds.as_ref())
+                .map(|i| i.profile.clone()),
             extra_urls: extra_addrs
                 .iter()
                 .map(|a| match a.port() {
@@ -256,6 +271,8 @@ pub async fn run(
         default_token_ttl: config.default_token_ttl,
         config_error: Default::default(),
         started: credd_core::format_expiration(now),
+        notifier: services.notifier.clone(),
+        told: Default::default(),
     });
     let watched = services.profiles.watched_files();
     // Stamped before the first read, so that a change during it is seen.

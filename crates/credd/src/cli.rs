@@ -44,23 +44,36 @@ Docs: docs/service.md."
     )]
     Service(ServiceCommand),
     /// Run a command with a profile's credentials, served by the daemon.
-    #[command(
-        after_help = "The command gets AWS_CONTAINER_CREDENTIALS_FULL_URI and \
-AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (a token scoped to PROFILE, revoked when the command exits), \
-AWS_REGION and AWS_DEFAULT_REGION from the profile, and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE, \
-so SDKs fetch fresh credentials from credd for as long as it runs.\n\n\
-Example:\n  credd exec dev -- aws sts get-caller-identity"
-    )]
+    #[command(after_help = "The command gets:\n  \
+AWS_CONTAINER_CREDENTIALS_FULL_URI     the endpoint, for PROFILE\n  \
+AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE a token scoped to PROFILE, revoked when the command exits\n  \
+AWS_CONTAINER_AUTHORIZATION_TOKEN      the same token (for clients that read only the variable)\n  \
+AWS_CONFIG_FILE                        an overlay holding only PROFILE's non-credential settings\n                                         \
+(region, endpoint_url, services, retries, ca_bundle...) as [default]\n  \
+AWS_SHARED_CREDENTIALS_FILE            an empty file\n  \
+AWS_REGION, AWS_DEFAULT_REGION         the profile's region\n\
+and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_DEFAULT_PROFILE, \
+AWS_WEB_IDENTITY_TOKEN_FILE or AWS_ROLE_ARN. So nothing in your ~/.aws files or environment (a [default] \
+with keys, role_arn, sso_session or credential_process, an exported AWS_PROFILE) wins over credd, and SDKs \
+fetch fresh credentials from credd for as long as the command runs. --keep-aws-config leaves your files \
+visible instead; --imds sets AWS_EC2_METADATA_SERVICE_ENDPOINT (no token) instead of the container variables.\n\n\
+Examples:\n  credd exec dev -- aws sts get-caller-identity\n  credd exec --imds dev -- some-tool   # needs `credd serve --imds-listen ... --imds-profile dev`")]
     Exec(ExecArgs),
     /// Print the variables that point a shell or tool at the endpoint.
     #[command(
-        after_help = "Examples:\n  eval \"$(credd env dev)\"                  # sh, bash, zsh\n  credd env dev --format fish | source\n  credd env dev --static                   # the temporary keys themselves (they expire!)"
+        after_help = "Prints (and unsets) exactly what `credd exec` sets for its command (see `credd exec --help`), \
+including the overlay AWS_CONFIG_FILE and AWS_DEFAULT_REGION; the token is not revoked on its own \
+(`credd token list`, `credd token revoke ID`). With --format json, a variable to unset is null.\n\n\
+Examples:\n  eval \"$(credd env dev)\"                  # sh, bash, zsh\n  credd env dev --format fish | source\n  credd env dev --static                   # the temporary keys themselves (they expire!)"
     )]
     Env(EnvArgs),
     /// Print credentials as credential_process JSON (Version 1).
     #[command(
         name = "credential-process",
-        after_help = "Use it from ~/.aws/config so that the AWS CLI, Terraform and IDE plugins get credentials from credd:\n\n  [profile dev-via-credd]\n  credential_process = credd credential-process dev"
+        after_help = "Use it from ~/.aws/config so that the AWS CLI, Terraform and IDE plugins get credentials from credd:\n\n  [profile dev-via-credd]\n  credential_process = credd credential-process dev\n\n\
+It answers from the daemon's cache and never prompts: when the profile needs `credd mfa` or `credd login`, \
+it fails at once with that command in the message (exit 1) and the daemon raises a desktop notification \
+(an IDE shows neither stderr nor a prompt)."
     )]
     CredentialProcess(ProfileArg),
     /// Write a profile's temporary keys into ~/.aws/credentials.
@@ -113,6 +126,10 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
     )]
     Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
+    #[command(
+        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json)."
+    )]
     Status(JsonArg),
     /// Issue, list and revoke client tokens for the endpoint.
     #[command(subcommand)]
@@ -121,7 +138,9 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
     Whoami(ProfileArg),
     /// List the profiles credd can serve, and why any other cannot be served.
     #[command(
-        after_help = "Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
+        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+is not used (a [default] with credentials), naming the file and section (on stderr with --json).\n\n\
+Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
     )]
     Profiles(ProfilesArgs),
     /// Forward credential requests from a network that cannot reach the host's
@@ -244,6 +263,14 @@ pub struct ExecArgs {
     /// Lifetime of the command's token (it is revoked when the command exits).
     #[arg(long, value_name = "DUR", default_value = "24h")]
     pub token_ttl: String,
+    /// Point the command at the daemon's IMDSv2 emulation instead of the
+    /// container endpoint (the daemon must serve IMDS for PROFILE).
+    #[arg(long)]
+    pub imds: bool,
+    /// Let the command see your own AWS config and credentials files (no
+    /// overlay): their [default] or AWS_PROFILE's profile may then win over credd.
+    #[arg(long)]
+    pub keep_aws_config: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -271,6 +298,14 @@ pub struct EnvArgs {
     /// Lifetime of the endpoint token written for this shell.
     #[arg(long, value_name = "DUR", default_value = "12h")]
     pub token_ttl: String,
+    /// Point the shell at the daemon's IMDSv2 emulation instead of the
+    /// container endpoint (the daemon must serve IMDS for PROFILE).
+    #[arg(long, conflicts_with = "static_keys")]
+    pub imds: bool,
+    /// Leave AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE alone (no
+    /// overlay): your files' [default] may then win over credd.
+    #[arg(long)]
+    pub keep_aws_config: bool,
 }
 
 #[derive(Debug, Args)]
@@ -288,7 +323,9 @@ pub enum ProfilesAction {
     /// through credential_process (for IDE plugins, Terraform, the AWS CLI).
     #[command(
         after_help = "Only the new section is written (every other section and comment stays as it was), \
-atomically. A section credd did not write is never overwritten.\n\n\
+atomically. A section credd did not write is never overwritten. The new profile carries NAME's \
+non-credential settings (region, endpoint_url, services, retries...). credd refuses when the credentials \
+file has a section of the new name holding keys (SDKs would use those instead).\n\n\
 Then use it: AWS_PROFILE=dev-credd terraform plan, or pick dev-credd in the AWS Toolkit."
     )]
     Link {
@@ -321,7 +358,10 @@ Examples:\n  credd docker setup --print     # show the commands, change nothing\
     /// Print the `docker run` flags that give a container PROFILE's credentials.
     #[command(
         after_help = "The token is mounted read-only at /run/secrets/credd-token (never on argv or in the \
-environment). Without a container listener (`credd docker setup`), the flags include --network host.\n\n\
+environment), and so are an overlay config with only PROFILE's non-credential settings \
+(/run/secrets/credd-aws-config, AWS_CONFIG_FILE) and an empty credentials file \
+(/run/secrets/credd-aws-credentials, AWS_SHARED_CREDENTIALS_FILE), so nothing else wins over credd \
+in the container, even with ~/.aws mounted. Without a container listener (`credd docker setup`), the flags include --network host.\n\n\
 Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-identity"
     )]
     Args {

@@ -30,7 +30,9 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Exec(a) => crate::exec::run(a).await,
         Command::Env(a) => env(a).await.map(|_| ExitCode::SUCCESS),
         Command::CredentialProcess(a) => {
-            let v = call(Request::Credentials { profile: a.profile }).await?;
+            // Never reads stdin and never prompts: an IDE runs this with no
+            // terminal and a time limit.
+            let v = call(Request::ProcessCredentials { profile: a.profile }).await?;
             println!("{}", serde_json::to_string(&v)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -75,6 +77,11 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Profiles(j) => {
             let v = call(Request::Profiles).await?;
             if j.json {
+                // The list of profiles as before; the warnings about the
+                // files on stderr, so the document keeps its shape.
+                for s in v["files"]["shadows"].as_array().into_iter().flatten() {
+                    eprintln!("warning: {}", s["message"].as_str().unwrap_or_default());
+                }
                 println!("{}", serde_json::to_string_pretty(&v["profiles"])?);
             } else {
                 print_profiles(&v);
@@ -177,13 +184,12 @@ pub fn endpoint_url(base: &str, profile: &str) -> String {
 }
 
 async fn env(a: EnvArgs) -> Result<()> {
-    let ep = call(Request::Endpoint {
-        profile: Some(a.profile.clone()),
-    })
-    .await?;
-    let region = ep["region"].as_str().map(str::to_string);
-    let mut vars: Vec<(&str, Option<String>)> = Vec::new();
+    let mut vars: Vec<(String, Option<String>)> = Vec::new();
     if a.static_keys {
+        let ep = call(Request::Endpoint {
+            profile: Some(a.profile.clone()),
+        })
+        .await?;
         let c = call(Request::Credentials {
             profile: a.profile.clone(),
         })
@@ -192,50 +198,54 @@ async fn env(a: EnvArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&c)?);
             return Ok(());
         }
+        // Keys in the environment win over every profile, but an explicit
+        // AWS_PROFILE makes the AWS CLI ignore them.
+        for v in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"] {
+            vars.push((v.into(), None));
+        }
         for (var, key) in [
             ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
             ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
             ("AWS_SESSION_TOKEN", "SessionToken"),
             ("AWS_CREDENTIAL_EXPIRATION", "Expiration"),
         ] {
-            vars.push((var, c[key].as_str().map(str::to_string)));
+            vars.push((var.into(), c[key].as_str().map(str::to_string)));
+        }
+        if let Some(r) = ep["region"].as_str() {
+            vars.push(("AWS_REGION".into(), Some(r.to_string())));
+            vars.push(("AWS_DEFAULT_REGION".into(), Some(r.to_string())));
         }
     } else {
-        let (path, _) =
-            issue_token_file(&a.profile, &a.token_ttl, format!("env {}", a.profile)).await?;
-        let url = endpoint_url(ep["container_url"].as_str().unwrap_or_default(), &a.profile);
-        vars.push(("AWS_CONTAINER_CREDENTIALS_FULL_URI", Some(url)));
-        vars.push((
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-            Some(path.display().to_string()),
-        ));
-        for v in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-        ] {
-            vars.push((v, None));
-        }
+        let env = crate::exec::child_env(
+            &a.profile,
+            &crate::exec::Options {
+                imds: a.imds,
+                keep_aws_config: a.keep_aws_config,
+                token_ttl: a.token_ttl.clone(),
+                label: format!("env {}", a.profile),
+            },
+        )
+        .await?;
+        vars = env.vars;
     }
-    if let Some(r) = region {
-        vars.push(("AWS_REGION", Some(r)));
-    }
+    let vars: Vec<(&str, Option<String>)> =
+        vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     print!("{}", render_env(a.format, &vars));
     Ok(())
 }
 
-/// Renders variables in the AWS CLI's export shapes (`None` = unset).
+/// Renders variables in the AWS CLI's export shapes (`None` = unset; `null`
+/// in JSON).
 pub fn render_env(format: Shell, vars: &[(&str, Option<String>)]) -> String {
     let mut out = String::new();
     if format == Shell::Json {
         let m: serde_json::Map<String, Value> = vars
             .iter()
-            .filter_map(|(k, v)| {
-                v.as_ref()
-                    .map(|v| (k.to_string(), Value::String(v.clone())))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.as_ref().map_or(Value::Null, |v| Value::String(v.clone())),
+                )
             })
             .collect();
         return serde_json::to_string_pretty(&m).expect("serializes") + "\n";
@@ -355,6 +365,21 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     } else {
         bin
     };
+    // Keys under the new name in the credentials file would win over the
+    // credential_process written here, in every SDK.
+    let files = &ep["files"];
+    if files["credentials_sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| s.as_str() == Some(new.as_str()))
+    {
+        bail!(
+            "[{new}] in {} holds credentials, which SDKs would use instead of credd's credential_process: \
+             remove that section, or pick another name with --as",
+            files["credentials_file"].as_str().unwrap_or("the credentials file")
+        );
+    }
     let mut body = vec![
         format!(
             "{} profiles link for profile '{name}'",
@@ -362,9 +387,9 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
         ),
         format!("credential_process = {quoted} credential-process {name}"),
     ];
-    if let Some(r) = ep["region"].as_str() {
-        body.push(format!("region = {r}"));
-    }
+    // The source profile's settings (region, endpoints, retries...), so the
+    // linked profile behaves as the source does.
+    body.extend(crate::exec::settings_of(&ep).lines(&[]));
     let path = crate::credfile::config_path()?;
     crate::credfile::write_lines(&path, &format!("profile {new}"), &body)?;
     eprintln!(
@@ -452,6 +477,7 @@ fn print_status(v: &Value) {
     if let Some(e) = d["config_error"].as_str() {
         println!("AWS config problem (serving the profiles loaded before): {e}");
     }
+    print_shadows(v);
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
     let mut notes = Vec::new();
     for p in v["profiles"].as_array().into_iter().flatten() {
@@ -515,7 +541,25 @@ fn print_status(v: &Value) {
     }
 }
 
+/// The warning about what in the user's files wins over credd outside
+/// `credd exec`/`credd env` (said once, before the tables).
+fn print_shadows(v: &Value) {
+    let shadows = v["files"]["shadows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if shadows.is_empty() {
+        return;
+    }
+    println!("warning: your AWS files hold credentials that win over credd:");
+    for s in &shadows {
+        println!("  {}", s["message"].as_str().unwrap_or_default());
+    }
+    println!();
+}
+
 fn print_profiles(v: &Value) {
+    print_shadows(v);
     let mut t = table(&["PROFILE", "SERVED FROM"]);
     let mut bad = Vec::new();
     for p in v["profiles"].as_array().into_iter().flatten() {
@@ -563,6 +607,6 @@ mod tests {
         assert!(render_env(Shell::Fish, &vars).starts_with("set -gx AWS_ACCESS_KEY_ID ASIA1\n"));
         let j: Value = serde_json::from_str(&render_env(Shell::Json, &vars)).unwrap();
         assert_eq!(j["AWS_ACCESS_KEY_ID"], "ASIA1");
-        assert!(j.get("AWS_PROFILE").is_none());
+        assert!(j["AWS_PROFILE"].is_null() && j.get("AWS_PROFILE").is_some());
     }
 }

@@ -24,6 +24,10 @@ pub const ADDRS: [&str; 2] = ["169.254.170.2", "169.254.170.23"];
 pub const PORT: u16 = 9913;
 /// Where the token file appears inside the container.
 pub const TOKEN_IN_CONTAINER: &str = "/run/secrets/credd-token";
+/// Where the overlay config (the profile's non-credential settings, see
+/// `credd exec --help`) and the empty credentials file appear.
+pub const CONFIG_IN_CONTAINER: &str = "/run/secrets/credd-aws-config";
+pub const CREDENTIALS_IN_CONTAINER: &str = "/run/secrets/credd-aws-credentials";
 
 /// One change `setup` makes: a check (passes when already done), the
 /// command that makes it and the one that takes it back.
@@ -221,6 +225,28 @@ pub async fn flags(profile: &str, ttl: &str) -> Result<(Vec<String>, String, std
     ));
     f.push("-v".into());
     f.push(format!("{}:{TOKEN_IN_CONTAINER}:ro", file.display()));
+    // The container's SDK must not find other credentials or another
+    // profile first, even with the user's ~/.aws mounted: the config and
+    // credentials files it reads are credd's overlay and an empty file
+    // (ca_bundle, a path on this machine, is left out).
+    let (config, credentials) = crate::exec::write_overlay(
+        profile,
+        &crate::exec::settings_of(&ep),
+        credd_core::overlay::HOST_PATH_KEYS,
+    )?;
+    for (host, inside, var) in [
+        (&config, CONFIG_IN_CONTAINER, "AWS_CONFIG_FILE"),
+        (
+            &credentials,
+            CREDENTIALS_IN_CONTAINER,
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ),
+    ] {
+        f.push("-e".into());
+        f.push(format!("{var}={inside}"));
+        f.push("-v".into());
+        f.push(format!("{}:{inside}:ro", host.display()));
+    }
     if let Some(r) = ep["region"].as_str() {
         f.push("-e".into());
         f.push(format!("AWS_REGION={r}"));
@@ -267,7 +293,13 @@ pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<Exi
                 && a.contains('d'))
     });
     let docker = std::env::var_os("CREDD_DOCKER").unwrap_or_else(|| "docker".into());
-    let status = Command::new(&docker)
+    let mut cmd = Command::new(&docker);
+    // `-e AWS_PROFILE` (no value) passes docker's own variable through:
+    // docker gets none of those that would win over credd.
+    for v in crate::exec::REMOVED {
+        cmd.env_remove(v);
+    }
+    let status = cmd
         .arg("run")
         .args(&f)
         .args(docker_args)
