@@ -491,9 +491,22 @@ fn table(path: Path, clients: &[Whoami], cells: &[Cell]) -> String {
     out
 }
 
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n    ")
+/// The lines of a failed run's stderr that say what went wrong: those naming an
+/// error (up to three), else the last three.
+fn gist(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.to_ascii_lowercase().contains("error"))
+        .take(3)
+        .collect();
+    let chosen = if errors.is_empty() {
+        &lines[lines.len().saturating_sub(3)..]
+    } else {
+        &errors[..]
+    };
+    chosen.join("\n    ")
 }
 
 /// Runs every client of `path` in every case, and fails with the table if any
@@ -560,7 +573,7 @@ fn matrix(path: Path, clients: &[Whoami]) {
             c.output.status,
             c.arn(),
         );
-        let stderr = last_lines(&stderr_of(&c.output), 4);
+        let stderr = gist(&stderr_of(&c.output));
         if !stderr.is_empty() {
             let _ = writeln!(details, "    {stderr}");
         }

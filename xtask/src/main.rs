@@ -553,6 +553,11 @@ fn java_client(clients: &Path) -> Result<PathBuf> {
             "up to date ({java_line}; stamp {} matches pom.xml and Whoami.java)",
             stamp.display()
         ));
+        // The JVM ignores an archive made from another jar: record it again after a
+        // `mvn package` by hand.
+        if !newer_than(&archive, &jar) {
+            record_class_archive(&jar, &archive)?;
+        }
         return Ok(jar);
     }
     let _ = fs::remove_file(&stamp);
@@ -568,6 +573,12 @@ fn java_client(clients: &Path) -> Result<PathBuf> {
     write_stamp(&stamp, &wanted)?;
     note(&format!("built {}", jar.display()));
     Ok(jar)
+}
+
+/// Whether `path` exists and was modified after `than`.
+fn newer_than(path: &Path, than: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(path), modified(than)), (Some(a), Some(b)) if a > b)
 }
 
 /// Runs the jar once with `-XX:ArchiveClassesAtExit` (AppCDS) so that later runs map
