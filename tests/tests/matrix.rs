@@ -167,7 +167,9 @@ fn expected(path: Path, sdk: Whoami, case: Case) -> Expect {
         //   `case sharedProfileSet` comes from the programmatic sources alone, then
         //   `case envConfig.Credentials.HasKeys()`);
         // - the Java SDK v2's DefaultCredentialsProvider asks
-        //   EnvironmentVariableCredentialsProvider before ProfileCredentialsProvider;
+        //   EnvironmentVariableCredentialsProvider before ProfileCredentialsProvider
+        //   (auth/credentials/DefaultCredentialsProvider.java, createChain: system
+        //   properties, environment, web identity, profile, container, instance);
         // - the Rust SDK's DefaultCredentialsChain tries "Environment" first
         //   (aws-config default_provider/credentials.rs, Builder::build);
         // - the JS SDK v3 skips fromEnv whenever AWS_PROFILE is set
