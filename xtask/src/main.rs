@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask test [-- ARGS...]`: installs the system packages the tests use (Debian
 //!   packages, see [`SYSTEM_PACKAGES`]) and the pinned test clients (a Python virtualenv
-//!   with moto, boto3 and the AWS CLI; the JS SDK with `npm ci`), then builds and runs
-//!   every test in the workspace. ARGS go to `cargo test`.
+//!   with moto, boto3 and the AWS CLI; the JS SDK with `npm ci`; the Go SDK v2 and Java
+//!   SDK v2 clients, built from `tests/clients/go` and `tests/clients/java`), then builds
+//!   and runs every test in the workspace. ARGS go to `cargo test`.
 //! - `cargo xtask lint`: `cargo fmt --check` and `cargo clippy -D warnings`.
 //! - `cargo xtask setup`: only the installs, and the variables to export to run
 //!   `cargo test` by hand.
@@ -23,6 +24,14 @@ const MIN_PYTHON: (u32, u32) = (3, 10);
 const MIN_NODE_MAJOR: u32 = 20;
 /// Debian package that provides `python3 -m venv` (with ensurepip) for Debian's python3.
 const DEBIAN_VENV_PACKAGE: &str = "python3-venv";
+/// Oldest Go that builds the pinned AWS SDK for Go v2 (the `go` line of
+/// tests/clients/go/go.mod).
+const MIN_GO: (u32, u32) = (1, 24);
+/// Oldest Java for the Java SDK v2 client (`maven.compiler.release` in its pom.xml).
+const MIN_JAVA_MAJOR: u32 = 17;
+/// Debian packages for the Java client: a JDK (javac) and Maven.
+const DEBIAN_JDK_PACKAGE: &str = "openjdk-17-jdk-headless";
+const DEBIAN_MAVEN_PACKAGE: &str = "maven";
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -30,8 +39,9 @@ usage: cargo xtask <command>
 commands:
   test [-- ARGS...]  install the missing system packages the tests use (apt-get, as root
                      or through `sudo -n`) and the pinned test clients (Python venv at .venv,
-                     JS SDK in tests/clients/node_modules), then
-                     `cargo build --workspace --all-targets` and
+                     JS SDK in tests/clients/node_modules, Go SDK v2 client in
+                     tests/clients/go/bin, Java SDK v2 client in tests/clients/java/target),
+                     then `cargo build --workspace --all-targets` and
                      `cargo test --workspace --all-targets [ARGS...]`
                      (plus the doctests when no ARGS are given)
   lint               `cargo fmt --all -- --check` and
@@ -275,6 +285,11 @@ const SYSTEM_PACKAGES: &[SystemPackage] = &[
         used_by: "tests/tests/containers.rs (`credd docker setup`)",
     },
     SystemPackage {
+        debian: "maven",
+        probe: Probe::Commands(&["mvn"]),
+        used_by: "building the AWS SDK for Java v2 client (tests/clients/java)",
+    },
+    SystemPackage {
         debian: "mount",
         probe: Probe::Commands(&["mount"]),
         used_by: "tests/tests/service.rs (the unit's sandbox, with bind mounts)",
@@ -288,6 +303,11 @@ const SYSTEM_PACKAGES: &[SystemPackage] = &[
         debian: "npm",
         probe: Probe::Commands(&["npm"]),
         used_by: "installing tests/clients/package-lock.json",
+    },
+    SystemPackage {
+        debian: "openjdk-17-jdk-headless",
+        probe: Probe::Commands(&["java", "javac"]),
+        used_by: "the AWS SDK for Java v2 client (tests/clients/java)",
     },
     SystemPackage {
         debian: "python3",
@@ -429,6 +449,8 @@ fn setup() -> Result<ClientEnv> {
     let clients = root.join("tests").join("clients");
     python_clients(&root, &clients)?;
     js_clients(&clients)?;
+    let go_whoami = go_client(&clients)?;
+    let java_whoami = java_client(&clients)?;
     Ok(ClientEnv {
         vars: vec![
             (
@@ -441,6 +463,8 @@ fn setup() -> Result<ClientEnv> {
             ),
             ("CREDD_TEST_NODE", "node".to_string()),
             ("CREDD_TEST_CLIENTS", clients.display().to_string()),
+            ("CREDD_TEST_GO_WHOAMI", go_whoami.display().to_string()),
+            ("CREDD_TEST_JAVA_WHOAMI", java_whoami.display().to_string()),
         ],
     })
 }
@@ -610,6 +634,185 @@ fn js_clients(clients: &Path) -> Result<()> {
          to the npm registry and the error above, then re-run `cargo xtask test`",
     )?;
     write_stamp(&stamp, &wanted)?;
+    Ok(())
+}
+
+/// `go` on PATH, or the official toolchain's place when PATH lacks it.
+fn find_go() -> Option<(OsString, String)> {
+    ["go", "/usr/local/go/bin/go"].into_iter().find_map(|go| {
+        capture(Command::new(go).args(["env", "GOVERSION"])).map(|v| (OsString::from(go), v))
+    })
+}
+
+/// Builds the Go SDK v2 client (`tests/clients/go`) into `tests/clients/go/bin/whoami`.
+fn go_client(clients: &Path) -> Result<PathBuf> {
+    header("Go SDK v2 test client: go build in tests/clients/go");
+    let dir = clients.join("go");
+    let bin_dir = dir.join("bin");
+    let binary = bin_dir.join("whoami");
+    let wanted_go = format!("{}.{}", MIN_GO.0, MIN_GO.1);
+    let (go, version) = find_go().ok_or_else(|| {
+        Failure::new(format!(
+            "go not found on PATH (nor /usr/local/go/bin/go): install Go {wanted_go} or newer \
+             (Debian 13: `apt-get install golang-go`; Debian 12's golang-go is 1.19, too old \
+             for the pinned SDK: install the Go toolchain into /usr/local/go instead), then re-run"
+        ))
+    })?;
+    let parts = parse_version(&version);
+    let have = (
+        parts.first().copied().unwrap_or(0),
+        parts.get(1).copied().unwrap_or(0),
+    );
+    if have < MIN_GO {
+        return Err(Failure::new(format!(
+            "{} is {version}, the pinned AWS SDK for Go v2 (tests/clients/go/go.mod) needs Go \
+             {wanted_go} or newer: install a newer Go, then re-run",
+            Path::new(&go).display()
+        )));
+    }
+    let wanted = fnv1a(&[
+        version.as_bytes(),
+        &read(&dir.join("go.mod"))?,
+        &read(&dir.join("go.sum"))?,
+        &read(&dir.join("main.go"))?,
+    ]);
+    let stamp = bin_dir.join(".credd-go.stamp");
+    if stamp_matches(&stamp, &wanted) && binary.exists() {
+        note(&format!(
+            "up to date ({version}; stamp {} matches go.mod, go.sum and main.go)",
+            stamp.display()
+        ));
+        return Ok(binary);
+    }
+    let _ = fs::remove_file(&stamp);
+    run(
+        Command::new(&go)
+            .args(["build", "-trimpath", "-mod=readonly", "-o"])
+            .arg(&binary)
+            .arg(".")
+            .current_dir(&dir)
+            // Build with this Go, never a toolchain downloaded on the side; and with
+            // exactly the modules go.sum pins (-mod=readonly fails instead of updating).
+            .env("GOTOOLCHAIN", "local")
+            .stdin(Stdio::null()),
+        "go could not build tests/clients/go: check the network access to the Go module \
+         proxy (GOPROXY) and the error above, then re-run `cargo xtask test`",
+    )?;
+    write_stamp(&stamp, &wanted)?;
+    note(&format!("built {}", binary.display()));
+    Ok(binary)
+}
+
+/// Builds the Java SDK v2 client (`tests/clients/java`) into a runnable jar, and
+/// records a class-data archive next to it so that each test run starts faster.
+fn java_client(clients: &Path) -> Result<PathBuf> {
+    header("Java SDK v2 test client: mvn package in tests/clients/java");
+    let dir = clients.join("java");
+    let target = dir.join("target");
+    let jar = target.join("credd-java-whoami.jar");
+    let archive = target.join("credd-java-whoami.jsa");
+    let install = format!(
+        "install a JDK {MIN_JAVA_MAJOR}+ and Maven (Debian/Ubuntu: `apt-get install \
+         {DEBIAN_JDK_PACKAGE} {DEBIAN_MAVEN_PACKAGE}`), then re-run"
+    );
+    // `java --version` prints on stdout (JDK 9+); its first line names the runtime.
+    let java_version = capture(Command::new("java").arg("--version"))
+        .ok_or_else(|| Failure::new(format!("java not found on PATH: {install}")))?;
+    let java_line = java_version.lines().next().unwrap_or_default().to_string();
+    let major = parse_version(&java_line).first().copied().unwrap_or(0);
+    if major < MIN_JAVA_MAJOR {
+        return Err(Failure::new(format!(
+            "java is `{java_line}`, the Java SDK v2 client needs Java {MIN_JAVA_MAJOR}+: {install}"
+        )));
+    }
+    capture(Command::new("javac").arg("-version")).ok_or_else(|| {
+        Failure::new(format!(
+            "javac not found on PATH (a Java runtime without the JDK): {install}"
+        ))
+    })?;
+    capture(Command::new("mvn").args(["--batch-mode", "--version"]))
+        .ok_or_else(|| Failure::new(format!("mvn (Maven) not found on PATH: {install}")))?;
+
+    let source = dir.join("src/main/java/credd/test/Whoami.java");
+    let wanted = fnv1a(&[
+        java_version.as_bytes(),
+        &read(&dir.join("pom.xml"))?,
+        &read(&source)?,
+    ]);
+    let stamp = target.join(".credd-java.stamp");
+    if stamp_matches(&stamp, &wanted) && jar.exists() {
+        note(&format!(
+            "up to date ({java_line}; stamp {} matches pom.xml and Whoami.java)",
+            stamp.display()
+        ));
+        // The JVM ignores an archive made from another jar: record it again after a
+        // `mvn package` by hand.
+        if !newer_than(&archive, &jar) {
+            record_class_archive(&jar, &archive)?;
+        }
+        return Ok(jar);
+    }
+    let _ = fs::remove_file(&stamp);
+    run(
+        Command::new("mvn")
+            .args(["-q", "-B", "package"])
+            .current_dir(&dir)
+            .stdin(Stdio::null()),
+        "Maven could not build tests/clients/java: check the network access to Maven \
+         Central and the error above, then re-run `cargo xtask test`",
+    )?;
+    record_class_archive(&jar, &archive)?;
+    write_stamp(&stamp, &wanted)?;
+    note(&format!("built {}", jar.display()));
+    Ok(jar)
+}
+
+/// Whether `path` exists and was modified after `than`.
+fn newer_than(path: &Path, than: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(path), modified(than)), (Some(a), Some(b)) if a > b)
+}
+
+/// Runs the jar once with `-XX:ArchiveClassesAtExit` (AppCDS) so that later runs map
+/// the SDK's classes instead of loading them: the client matrix starts the JVM dozens
+/// of times. The run signs a request to a closed local port (static dummy keys, STS at
+/// 127.0.0.1:9), which loads the credential, signing, HTTP and STS classes, and fails
+/// as intended; only the archive matters. Without an archive the tests still run, slower.
+fn record_class_archive(jar: &Path, archive: &Path) -> Result<()> {
+    let _ = fs::remove_file(archive);
+    let home = jar.with_file_name("cds-home");
+    fs::create_dir_all(&home)
+        .map_err(|err| Failure::new(format!("cannot create {}: {err}", home.display())))?;
+    let mut flag = OsString::from("-XX:ArchiveClassesAtExit=");
+    flag.push(archive);
+    let status = Command::new("java")
+        .args([
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
+            "-XX:-UsePerfData",
+            "-Xlog:cds=off,cds+dynamic=off",
+        ])
+        .arg(flag)
+        .arg("-jar")
+        .arg(jar)
+        .env_clear()
+        .env("PATH", env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDCLASSARCHIVE")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = fs::remove_dir_all(&home);
+    match status {
+        Ok(_) if archive.exists() => note(&format!("class-data archive {}", archive.display())),
+        _ => {
+            note("no class-data archive (the JVM did not write one): the Java client starts slower")
+        }
+    }
     Ok(())
 }
 
