@@ -372,6 +372,9 @@ fn revoke_by_value_label_and_all_never_echoes_the_secret() {
     // Revoking it again: an error, still without the secret.
     let o = env.credd(&["token", "revoke", &t]);
     assert!(!o.status.success() && !stderr_of(&o).contains(&secret));
+    // The secret alone is not an id, and is not echoed either.
+    let o = env.credd(&["token", "revoke", &secret]);
+    assert!(!o.status.success() && !stderr_of(&o).contains(&secret));
     // A value whose secret is wrong revokes nothing.
     let t2 = issue("ci");
     let forged = format!("{}_{}", &t2[..t2.rfind('_').unwrap()], "0".repeat(64));

@@ -254,6 +254,11 @@ impl ControlState {
             }
             Request::TokenList => Ok(json!({"tokens": self.tokens.list(now)})),
             Request::TokenRevoke { id } if !id.starts_with(credd_core::token::PREFIX) => {
+                // Only an id-shaped argument is repeated in the answer: a
+                // secret pasted without its prefix must not be.
+                if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`".into());
+                }
                 let found = self
                     .tokens
                     .revoke(&id, now)
