@@ -10,6 +10,9 @@
 //! - [`sso`] calls the IAM Identity Center portal and OIDC services for login,
 //!   logout, discovery and the daemon's token refreshes.
 //! - [`sso_cache`] keeps SSO tokens in `~/.aws/sso/cache`, shared with the AWS CLI.
+//! - [`userfile`] is the one writer of files the user and other tools also
+//!   edit (the AWS files, the SSO cache, token files): locked, re-read before
+//!   the rename, atomic, through symlinks, leaving no temporary copy.
 //!
 //! Secrets never reach an error message or a log line: upstream failures are
 //! described by AWS's error code and message, and local commands by their exit
@@ -28,6 +31,7 @@ mod sso_tests;
 pub mod sts;
 #[cfg(test)]
 mod sts_tests;
+pub mod userfile;
 
 pub use profiles::{load_profiles, LoadedProfiles, ProfileEnv, ProfileLoadError};
 pub use sso::{SsoClient, SsoError};

@@ -1,8 +1,10 @@
 //! The pure core of `credd sso populate`: given the text of `~/.aws/config`
 //! and the accounts and roles the user is assigned in IAM Identity Center, it
 //! works out which `[profile NAME]` sections to add (or whose `region` to set)
-//! and produces the new text, plus a unified diff for `--dry-run`. Reading the
-//! file, writing it back atomically and keeping a backup happen elsewhere.
+//! and produces the new text, plus a unified diff for `--dry-run`. [`apply`]
+//! writes it: through [`crate::userfile`] (locked, re-planned on the newer
+//! text when another tool changed the file meanwhile, atomic), keeping the
+//! version it replaced as `config.credd-backup`.
 //!
 //! This module is a small line-based *editor*, not a parser, and that is
 //! deliberate. The house rule is to read the AWS files with the SDK's own
@@ -280,6 +282,81 @@ pub fn plan(
     }
     result.new_text = text;
     Ok(result)
+}
+
+/// What [`apply`] could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Plan(#[from] PopulateError),
+    #[error(transparent)]
+    File(#[from] crate::userfile::UserFileError),
+    #[error(
+        "{path}: line {line} is not UTF-8 text; save the file as UTF-8 (or remove that line) and run this again"
+    )]
+    NotUtf8 {
+        path: std::path::PathBuf,
+        line: usize,
+    },
+}
+
+/// What [`apply`] did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The plan made from the version of the file that was replaced.
+    pub plan: PopulatePlan,
+    /// The file written (the symlink's target, if the config is a link).
+    pub target: std::path::PathBuf,
+    /// Where the replaced version was kept (`None` when there was no file or
+    /// nothing changed).
+    pub backup: Option<std::path::PathBuf>,
+}
+
+/// Plans and writes the profiles into the config file at `path`, as one
+/// [`crate::userfile::edit`]: the file is read under the lock, planned, the
+/// version it replaces is copied to `NAME.credd-backup` next to it (0600),
+/// and if another program changed it meanwhile the plan is made again on the
+/// newer text. Nothing is written when the plan changes nothing.
+pub fn apply(
+    path: &std::path::Path,
+    assignments: &[Assignment],
+    opts: &PopulateOptions,
+) -> Result<Applied, ApplyError> {
+    let mut last: Option<PopulatePlan> = None;
+    let mut backup = None;
+    let edited = crate::userfile::edit(
+        path,
+        &crate::userfile::Options::aws_file(),
+        |old| -> Result<Option<Vec<u8>>, ApplyError> {
+            let old = old.unwrap_or_default();
+            let text = std::str::from_utf8(old).map_err(|e| ApplyError::NotUtf8 {
+                path: path.to_path_buf(),
+                line: 1 + old[..e.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count(),
+            })?;
+            let p = plan(text, assignments, opts)?;
+            let new = p
+                .changes_anything()
+                .then(|| p.new_text.clone().into_bytes());
+            if new.is_some() && !old.is_empty() {
+                let target = crate::userfile::resolve(path)?;
+                let mut name = target.file_name().unwrap_or_default().to_os_string();
+                name.push(".credd-backup");
+                let b = target.with_file_name(name);
+                crate::userfile::write_in_edit(&b, old)?;
+                backup = Some(b);
+            }
+            last = Some(p);
+            Ok(new)
+        },
+    )?;
+    Ok(Applied {
+        plan: last.expect("the edit ran at least once"),
+        target: edited.target,
+        backup: if edited.written { backup } else { None },
+    })
 }
 
 /// A unified diff from `old` to `new` for `--dry-run`, both sides labelled
@@ -877,6 +954,38 @@ mod tests {
         );
         assert!(!d.contains("\n-"), "only additions: {d}");
         assert_eq!(diff(&p.new_text, &p.new_text, "x"), "");
+    }
+
+    #[test]
+    fn apply_writes_through_a_symlink_and_keeps_a_backup() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real-config");
+        std::fs::write(&real, SESSION_ONLY).unwrap();
+        let link = d.path().join("config");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let a = apply(&link, &two(), &opts(None)).unwrap();
+        assert_eq!(a.target, real);
+        assert_eq!(a.plan.added.len(), 2);
+        assert!(std::fs::read_to_string(&real)
+            .unwrap()
+            .contains("[profile prod-ReadOnly]"));
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let backup = a.backup.unwrap();
+        assert_eq!(backup, d.path().join("real-config.credd-backup"));
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), SESSION_ONLY);
+        // Again: nothing to do, nothing written, no new backup.
+        let again = apply(&link, &two(), &opts(None)).unwrap();
+        assert!(!again.plan.changes_anything() && again.backup.is_none());
+        // A Latin-1 byte: a clear error naming the line, nothing written.
+        let mut bad = SESSION_ONLY.as_bytes().to_vec();
+        bad.extend_from_slice(b"# caf\xe9\n");
+        std::fs::write(&real, &bad).unwrap();
+        let e = apply(&link, &two(), &opts(None)).unwrap_err().to_string();
+        assert!(e.contains("line 4 is not UTF-8"), "{e}");
+        assert_eq!(std::fs::read(&real).unwrap(), bad);
     }
 
     #[tokio::test]

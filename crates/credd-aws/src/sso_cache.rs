@@ -11,9 +11,9 @@ use credd_core::sso::{
     CacheParseError, ClientRegistration, FileStamp, Loaded, SsoSession, SsoToken, StoreError,
     TokenStore,
 };
-use std::fs::{self, File, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Cache files are a few hundred bytes; anything far larger is not read.
@@ -80,37 +80,25 @@ impl FileTokenStore {
         })
     }
 
-    /// Creates the directory 0700 when it is missing. An existing directory
-    /// is the user's (or the AWS CLI's) and its mode is left alone.
-    fn ensure_dir(&self) -> Result<(), StoreError> {
-        if self.dir.is_dir() {
-            return Ok(());
-        }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| store_error(&self.dir, &e))
-    }
-
-    /// Replaces `path` with `contents` atomically, mode 0600.
+    /// Replaces `path` with `contents` atomically, mode 0600, with
+    /// [`crate::userfile`]: under a lock against other credd processes (the
+    /// daemon and `credd login`), leaving no temporary copy behind, never
+    /// through a symlink. A missing directory is created 0700; an existing
+    /// one is the user's (or the AWS CLI's) and its mode is left alone. If
+    /// another program (`aws sso login`) rewrites the file while credd
+    /// writes it, theirs is kept and this is an error: the daemon keeps its
+    /// token in memory and reads theirs at its next sync.
     fn write(&self, path: &Path, contents: &str) -> Result<FileStamp, StoreError> {
-        self.ensure_dir()?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".credd-tmp-")
-            .permissions(Permissions::from_mode(0o600))
-            .tempfile_in(&self.dir)
-            .map_err(|e| store_error(&self.dir, &e))?;
-        tmp.write_all(contents.as_bytes())
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| store_error(path, &e))?;
-        let file = tmp.persist(path).map_err(|e| store_error(path, &e.error))?;
-        // Durable rename: without it a crash can leave the old token behind,
-        // whose refresh token the service may already have rotated.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| store_error(&self.dir, &e))?;
-        let metadata = file.metadata().map_err(|e| store_error(path, &e))?;
+        crate::userfile::replace(
+            path,
+            &crate::userfile::Options::private_file(),
+            contents.as_bytes(),
+        )
+        .map_err(|e| StoreError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let metadata = fs::symlink_metadata(path).map_err(|e| store_error(path, &e))?;
         Ok(stamp_of(&metadata))
     }
 }
@@ -189,6 +177,8 @@ impl TokenStore for FileTokenStore {
 mod tests {
     use super::*;
     use credd_core::SecretString;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
     use time::macros::datetime;
 
     fn work() -> SsoSession {
@@ -266,8 +256,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Only the token file is there: no temporary file is left behind.
-        assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 1);
+        // Only the token file is there: no temporary file (and no lock
+        // file) is left behind.
+        let names: Vec<String> = fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["e274eeff768c6396088ec6eb091f4bf4d47ab1e0.json"]);
     }
 
     #[test]

@@ -48,8 +48,20 @@ pub enum Request {
         label: String,
     },
     TokenList,
+    /// By id; a whole token value in `id` is taken as [`Request::TokenRevokeBy`]'s
+    /// `token` (and never repeated in the answer).
     TokenRevoke {
         id: String,
+    },
+    /// Exactly one of: `token`, the whole value (checked by digest); `label`,
+    /// every live token with it; `all`.
+    TokenRevokeBy {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        label: Option<String>,
+        #[serde(default)]
+        all: bool,
     },
     Whoami {
         profile: String,
@@ -156,11 +168,53 @@ impl ControlState {
         }
     }
 
+    /// `credd token revoke VALUE | --label L | --all`. Neither the answer
+    /// nor an error repeats a token value.
+    fn revoke_by(
+        &self,
+        token: Option<String>,
+        label: Option<String>,
+        all: bool,
+        now: time::OffsetDateTime,
+    ) -> Result<Value, String> {
+        let store_err = |e: fsutil::FsError| format!("cannot store the token list: {e}");
+        let revoked: Vec<String> = if let Some(v) = token {
+            match self.tokens.revoke_value(&v, now).map_err(store_err)? {
+                Some(id) => vec![id],
+                None => {
+                    return Err("no live token has that value (it may be revoked or expired already; see `credd token list`)".into())
+                }
+            }
+        } else if all {
+            self.tokens
+                .revoke_matching(|_| true, now)
+                .map_err(store_err)?
+        } else if let Some(l) = &label {
+            let ids = self
+                .tokens
+                .revoke_matching(|r| &r.label == l, now)
+                .map_err(store_err)?;
+            if ids.is_empty() {
+                return Err(format!(
+                    "no live token has the label '{l}' (see `credd token list`)"
+                ));
+            }
+            ids
+        } else {
+            return Err("say which tokens: a token value, a label, or all".into());
+        };
+        self.sweep_token_files(now);
+        Ok(json!({"revoked": revoked.first(), "ids": revoked}))
+    }
+
     async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, String> {
         let now = self.broker.now();
         if !matches!(
             req,
-            Request::Ping | Request::TokenList | Request::TokenRevoke { .. }
+            Request::Ping
+                | Request::TokenList
+                | Request::TokenRevoke { .. }
+                | Request::TokenRevokeBy { .. }
         ) {
             self.reload().await;
         }
@@ -264,18 +318,26 @@ impl ControlState {
                 Ok(json!({"token": secret.expose(), "record": rec}))
             }
             Request::TokenList => Ok(json!({"tokens": self.tokens.list(now)})),
-            Request::TokenRevoke { id } => {
+            Request::TokenRevoke { id } if !id.starts_with(credd_core::token::PREFIX) => {
+                // Only an id-shaped argument is repeated in the answer: a
+                // secret pasted without its prefix must not be.
+                if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`".into());
+                }
                 let found = self
                     .tokens
                     .revoke(&id, now)
                     .map_err(|e| format!("cannot store the token list: {e}"))?;
                 self.sweep_token_files(now);
                 if found {
-                    Ok(json!({"revoked": id}))
+                    Ok(json!({"revoked": id, "ids": [id]}))
                 } else {
                     Err(format!("no token with id '{id}' (see `credd token list`)"))
                 }
             }
+            // A whole token value where the id goes (older clients).
+            Request::TokenRevoke { id: value } => self.revoke_by(Some(value), None, false, now),
+            Request::TokenRevokeBy { token, label, all } => self.revoke_by(token, label, all, now),
             Request::Whoami { profile } => {
                 let id = self
                     .broker

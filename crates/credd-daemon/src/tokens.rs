@@ -111,6 +111,41 @@ impl TokenStore {
         Ok(removed)
     }
 
+    /// Revokes the token whose whole value (`credd_ID_SECRET`) is
+    /// `presented`: found by its id and checked by digest in constant time,
+    /// as a request is, so a value with a wrong secret revokes nothing.
+    /// Returns the id revoked.
+    pub fn revoke_value(
+        &self,
+        presented: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, fsutil::FsError> {
+        let Some(p) = token::parse(presented.trim()) else {
+            return Ok(None);
+        };
+        let id = match self.records.load().get(p.id) {
+            Some(r) if r.matches(&p) => r.id.clone(),
+            _ => return Ok(None),
+        };
+        Ok(self.revoke(&id, now)?.then_some(id))
+    }
+
+    /// Revokes every live token `which` selects (by label, or all of them);
+    /// returns the ids revoked.
+    pub fn revoke_matching(
+        &self,
+        which: impl Fn(&TokenRecord) -> bool,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, fsutil::FsError> {
+        let mut done = Vec::new();
+        for r in self.list(now).into_iter().filter(|r| which(r)) {
+            if self.revoke(&r.id, now)? {
+                done.push(r.id);
+            }
+        }
+        Ok(done)
+    }
+
     /// Removes the token files (`credd exec`, `credd env`, `credd docker`
     /// write one per token, named by its id, in `dir`) whose token is
     /// revoked or expired: normally the CLI removes its own, but not when it
@@ -262,6 +297,40 @@ mod tests {
             Err(AuthError::Invalid)
         );
         assert!(TokenStore::open(path, NOW).list(NOW).is_empty());
+    }
+
+    #[test]
+    fn revoke_by_value_checks_the_secret_and_by_label_or_all() {
+        let store = TokenStore::in_memory();
+        let issue = |label: &str| {
+            store
+                .issue(vec!["a".into()], NOW, None, label.into())
+                .unwrap()
+        };
+        let (t1, r1) = issue("x");
+        let forged = format!("credd_{}_{}", r1.id, "0".repeat(64));
+        assert_eq!(store.revoke_value(&forged, NOW).unwrap(), None);
+        assert_eq!(store.revoke_value("junk", NOW).unwrap(), None);
+        assert!(store
+            .authorize(Some(t1.expose().as_bytes()), None, NOW)
+            .is_ok());
+        assert_eq!(
+            store.revoke_value(t1.expose(), NOW).unwrap(),
+            Some(r1.id.clone())
+        );
+        assert!(store
+            .authorize(Some(t1.expose().as_bytes()), None, NOW)
+            .is_err());
+        let (_, a) = issue("ci");
+        let (_, b) = issue("ci");
+        let (_, keep) = issue("other");
+        let mut by_label = store.revoke_matching(|r| r.label == "ci", NOW).unwrap();
+        by_label.sort();
+        let mut want = vec![a.id, b.id];
+        want.sort();
+        assert_eq!(by_label, want);
+        assert_eq!(store.revoke_matching(|_| true, NOW).unwrap(), [keep.id]);
+        assert!(store.list(NOW).is_empty());
     }
 
     #[test]

@@ -444,8 +444,26 @@ Give it to an SDK as AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (preferred) or AWS_C
     Issue(TokenIssueArgs),
     /// List live tokens (ids, scopes, expiry; never secrets).
     List(JsonArg),
-    /// Revoke a token by id.
-    Revoke { id: String },
+    /// Revoke a token by id or by its value, or every token with a label, or all.
+    #[command(
+        after_help = "Examples:\n  credd token revoke 1a2b3c4d5e6f7a8b          # by id (see `credd token list`)\n  credd token revoke \"$(cat ~/.config/myapp/aws-token)\"   # by the token itself\n  credd token revoke --label ci                 # every live token labelled ci\n  credd token revoke --all                      # every token\n\n\
+A value is matched by its digest, as the endpoint checks it, and is never printed back."
+    )]
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "label", "all"])))]
+pub struct TokenRevokeArgs {
+    /// The token's id, or the whole token (`credd_...`).
+    #[arg(value_name = "ID_OR_TOKEN")]
+    pub id: Option<String>,
+    /// Revoke every live token with this label.
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+    /// Revoke every token.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -459,7 +477,9 @@ pub struct TokenIssueArgs {
     /// A note shown by `credd token list`.
     #[arg(long, default_value = "")]
     pub label: String,
-    /// Write the token to this file (0600, no newline) instead of stdout.
+    /// Write the token to this file (0600, no newline, replaced atomically) instead of
+    /// stdout. A missing directory is created 0700; an existing one keeps its mode, and
+    /// one other users can write to without the sticky bit is refused.
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
 }

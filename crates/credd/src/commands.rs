@@ -295,8 +295,24 @@ async fn token(t: TokenCommand) -> Result<()> {
             let token = v["token"].as_str().context("no token in the answer")?;
             match a.file {
                 Some(path) => {
-                    credd_daemon::fsutil::write_private(&path, token.as_bytes())
-                        .context("failed to write the token file")?;
+                    // Never through a symlink, never changing a directory
+                    // credd did not create, refusing one others can write
+                    // to; no lock (the directory may be a shared one).
+                    let opts = credd_aws::userfile::Options {
+                        check_dir: true,
+                        merge: true,
+                        lock: false,
+                        ..credd_aws::userfile::Options::private_file()
+                    };
+                    credd_aws::userfile::replace(&path, &opts, token.as_bytes()).with_context(
+                        || {
+                            format!(
+                                "failed to write the token file (token {} was issued: revoke it with `credd token revoke {}`)",
+                                v["record"]["id"].as_str().unwrap_or("?"),
+                                v["record"]["id"].as_str().unwrap_or("?")
+                            )
+                        },
+                    )?;
                     eprintln!(
                         "token {} written to {} (expires {})",
                         v["record"]["id"].as_str().unwrap_or("?"),
@@ -338,9 +354,36 @@ async fn token(t: TokenCommand) -> Result<()> {
                 println!("{t}");
             }
         }
-        TokenCommand::Revoke { id } => {
-            call(Request::TokenRevoke { id: id.clone() }).await?;
-            eprintln!("token {id} revoked");
+        TokenCommand::Revoke(a) => {
+            // A whole token is sent as a value, never as an id (which an
+            // error message would repeat).
+            let req = match a.id {
+                Some(v) if v.trim().starts_with(credd_core::token::PREFIX) => {
+                    Request::TokenRevokeBy {
+                        token: Some(v),
+                        label: None,
+                        all: false,
+                    }
+                }
+                Some(id) => Request::TokenRevoke { id },
+                None => Request::TokenRevokeBy {
+                    token: None,
+                    label: a.label,
+                    all: a.all,
+                },
+            };
+            let v = call(req).await?;
+            let ids: Vec<&str> = v["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match ids.as_slice() {
+                [] => eprintln!("no token to revoke"),
+                [one] => eprintln!("token {one} revoked"),
+                many => eprintln!("{} tokens revoked: {}", many.len(), many.join(", ")),
+            }
         }
     }
     Ok(())

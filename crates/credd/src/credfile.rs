@@ -1,7 +1,8 @@
 //! `credd write-credentials` and `credd profiles link`: replace one section
 //! of the shared credentials or config file and nothing else, atomically,
 //! keeping the owner's permission bits (group and other bits are dropped:
-//! the file holds keys).
+//! the file holds keys). The writing itself (lock, re-read before the
+//! rename, symlinks, temporary copies) is [`credd_aws::userfile`]'s.
 //!
 //! This is a small line-based editor rather than an INI crate: the INI
 //! crates re-serialise the whole file and lose comments and layout, and
@@ -33,17 +34,22 @@ pub fn credentials_path() -> Result<PathBuf> {
     Ok(Path::new(&home).join(".aws/credentials"))
 }
 
-fn header_name(line: &str) -> Option<&str> {
-    let t = line.trim();
-    t.strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .map(str::trim)
+/// The name inside a `[...]` header line (spaces, tabs and `\r` trimmed);
+/// bytes, so that a file with a non-UTF-8 comment is edited all the same.
+fn header_name(line: &[u8]) -> Option<&[u8]> {
+    line.trim_ascii()
+        .strip_prefix(b"[")
+        .and_then(|r| r.strip_suffix(b"]"))
+        .map(<[u8]>::trim_ascii)
 }
 
-/// Returns the new file text with `[name]` set to `body` lines.
-pub fn replace_section(text: &str, name: &str, body: &[String]) -> Result<String> {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let start = lines.iter().position(|l| header_name(l) == Some(name));
+/// Returns the new file text with `[name]` set to `body` lines. Works on
+/// bytes and gives back every byte outside the section as it was.
+pub fn replace_section(text: &[u8], name: &str, body: &[String]) -> Result<Vec<u8>> {
+    let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+    let start = lines
+        .iter()
+        .position(|l| header_name(l) == Some(name.as_bytes()));
     let mut section = format!("[{name}]\n");
     for l in body {
         section.push_str(l);
@@ -51,14 +57,14 @@ pub fn replace_section(text: &str, name: &str, body: &[String]) -> Result<String
     }
     match start {
         None => {
-            let mut out = text.to_string();
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
+            let mut out = text.to_vec();
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
             }
             if !out.is_empty() {
-                out.push('\n');
+                out.push(b'\n');
             }
-            out.push_str(&section);
+            out.extend_from_slice(section.as_bytes());
             Ok(out)
         }
         Some(s) => {
@@ -69,7 +75,7 @@ pub fn replace_section(text: &str, name: &str, body: &[String]) -> Result<String
                 .unwrap_or(lines.len());
             let ours = lines[s + 1..end]
                 .iter()
-                .any(|l| l.trim_start().starts_with(MARKER));
+                .any(|l| l.trim_ascii_start().starts_with(MARKER.as_bytes()));
             if !ours {
                 bail!(
                     "[{name}] already exists and was not written by credd; refusing to overwrite it (pick another name with --as)"
@@ -79,12 +85,12 @@ pub fn replace_section(text: &str, name: &str, body: &[String]) -> Result<String
             let trailing_blank = lines[s + 1..end]
                 .iter()
                 .rev()
-                .take_while(|l| l.trim().is_empty())
+                .take_while(|l| l.trim_ascii().is_empty())
                 .count();
-            let mut out: String = lines[..s].concat();
-            out.push_str(&section);
-            out.push_str(&lines[end - trailing_blank..end].concat());
-            out.push_str(&lines[end..].concat());
+            let mut out: Vec<u8> = lines[..s].concat();
+            out.extend_from_slice(section.as_bytes());
+            out.extend_from_slice(&lines[end - trailing_blank..end].concat());
+            out.extend_from_slice(&lines[end..].concat());
             Ok(out)
         }
     }
@@ -111,46 +117,15 @@ pub fn write_section(path: &Path, name: &str, source: &str, creds: &Value) -> Re
 }
 
 /// Sets section `[header]` of the file at `path` to `body` (which must start
-/// with a [`MARKER`] line), creating the file (0600) if needed.
+/// with a [`MARKER`] line), creating the file (0600) if needed. The write is
+/// [`credd_aws::userfile::edit`]'s: under a lock against other credd
+/// commands, through a symlink, made again on the newer text when another
+/// tool changed the file meanwhile, atomic, leaving no temporary copy.
 pub fn write_lines(path: &Path, header: &str, body: &[String]) -> Result<()> {
-    let (text, mode) = match std::fs::read_to_string(path) {
-        Ok(t) => {
-            use std::os::unix::fs::MetadataExt;
-            (t, std::fs::metadata(path)?.mode() & 0o777)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o600),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
-    };
-    let new = replace_section(&text, header, body)?;
-    write_with_mode(path, &new, mode)
-}
-
-/// Replaces the whole file at `path` with `text`, atomically, keeping its
-/// mode (0600 for a new file).
-pub fn write_whole(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let mode = match std::fs::metadata(path) {
-        Ok(m) => m.mode() & 0o777,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o600,
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
-    };
-    write_with_mode(path, text, mode)
-}
-
-fn write_with_mode(path: &Path, new: &str, mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".credentials-credd-")
-        .permissions(std::fs::Permissions::from_mode(mode & 0o700))
-        .tempfile_in(dir)
-        .with_context(|| format!("failed to create a temp file in {}", dir.display()))?;
-    tmp.write_all(new.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("failed to replace {}", path.display()))?;
+    credd_aws::userfile::edit(path, &credd_aws::userfile::Options::aws_file(), |old| {
+        replace_section(old.unwrap_or_default(), header, body).map(Some)
+    })
+    .with_context(|| format!("failed to write [{header}] in {}", path.display()))?;
     Ok(())
 }
 
@@ -166,14 +141,18 @@ mod tests {
 
     #[test]
     fn appends_then_replaces_only_our_section() {
-        let once = replace_section(FILE, "dev", &body()).unwrap();
+        let once =
+            String::from_utf8(replace_section(FILE.as_bytes(), "dev", &body()).unwrap()).unwrap();
         assert!(once.starts_with(FILE));
         assert!(once.ends_with("\n[dev]\n# written by credd x\naws_access_key_id = ASIA\n"));
         let with_after = format!("{once}\n[after]\ny = 2\n");
-        let twice = replace_section(
-            &with_after,
-            "dev",
-            &[format!("{MARKER} y"), "aws_access_key_id = ASIB".into()],
+        let twice = String::from_utf8(
+            replace_section(
+                with_after.as_bytes(),
+                "dev",
+                &[format!("{MARKER} y"), "aws_access_key_id = ASIB".into()],
+            )
+            .unwrap(),
         )
         .unwrap();
         assert!(twice.starts_with(FILE));
@@ -183,10 +162,19 @@ mod tests {
 
     #[test]
     fn never_overwrites_a_section_it_did_not_write() {
-        let e = replace_section(FILE, "default", &body())
+        let e = replace_section(FILE.as_bytes(), "default", &body())
             .unwrap_err()
             .to_string();
         assert!(e.contains("not written by credd"), "{e}");
+    }
+
+    #[test]
+    fn a_non_utf8_comment_is_kept_byte_for_byte() {
+        let file = b"# caf\xe9\r\n[default]\r\nx = 1\r\n";
+        let out = replace_section(file, "dev", &body()).unwrap();
+        assert!(out.starts_with(file));
+        let again = replace_section(&out, "dev", &body()).unwrap();
+        assert_eq!(again, out);
     }
 
     #[test]

@@ -524,16 +524,12 @@ async fn populate(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("failed to read {}", config.display())),
     };
-    let plan = populate::plan(
-        &existing,
-        &assignments,
-        &PopulateOptions {
-            session: session.clone(),
-            prefix,
-            region,
-        },
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let opts = PopulateOptions {
+        session: session.clone(),
+        prefix,
+        region,
+    };
+    let plan = populate::plan(&existing, &assignments, &opts).map_err(|e| anyhow!("{e}"))?;
     for (name, why) in &plan.skipped {
         eprintln!("skipped [profile {name}]: {why}");
     }
@@ -554,30 +550,20 @@ async fn populate(
         );
         return Ok(());
     }
-    // The user's own file: keep the previous version next to it.
-    let backup = config.with_file_name(format!(
-        "{}.credd-backup",
-        config
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("config")
-    ));
-    if !existing.is_empty() {
-        std::fs::copy(&config, &backup)
-            .with_context(|| format!("failed to back up {} first", config.display()))?;
-    }
-    crate::credfile::write_whole(&config, &plan.new_text)?;
+    // Planned again under the lock, on the file as it is then (another
+    // command or tool may have changed it since the read above).
+    let applied = populate::apply(&config, &assignments, &opts).map_err(|e| anyhow!("{e}"))?;
+    let plan = applied.plan;
     eprintln!(
         "{}: added {}, updated {}, unchanged {}{}",
         config.display(),
         plan.added.len(),
         plan.updated.len(),
         plan.unchanged.len(),
-        if existing.is_empty() {
-            String::new()
-        } else {
-            format!("; the previous file is {}", backup.display())
-        }
+        applied
+            .backup
+            .map(|b| format!("; the previous file is {}", b.display()))
+            .unwrap_or_default()
     );
     for n in &plan.added {
         eprintln!("  + [profile {n}]");
