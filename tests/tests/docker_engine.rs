@@ -1,0 +1,376 @@
+//! Containers on a real Docker engine (`support::dockerd`: Debian's
+//! `dockerd` in a network namespace of its own, which is "the host" here),
+//! with the real `credd` binary: `credd docker setup` keeps credd's nat
+//! rules ahead of docker's, so a container publishing port 80 never
+//! receives a request (and its token) meant for credd at 169.254.170.2,
+//! whether the request comes from the host, a `--network host` container or
+//! a bridged one (the engine runs with `--userland-proxy=false`, where
+//! docker's DNAT catches bridged containers too). `credd doctor` sees the
+//! shadowing; the boot unit that re-runs setup after docker starts
+//! verifies. Needs root, `docker.io` and `busybox-static` (.ci/run
+//! installs them); without them the tests fail saying so.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use support::dockerd::{Dockerd, IMAGE};
+use support::*;
+
+const ADDR: &str = "169.254.170.2";
+
+/// What the container publishing port 80 has received so far.
+fn received(log: &Path) -> String {
+    std::fs::read_to_string(log.join("got")).unwrap_or_default()
+}
+
+/// A GET of PROFILE's credentials from the engine's host with a token, as
+/// an SDK sends it (Host: the bare address, `Authorization: <token>`);
+/// short timeout: a shadowing container answers nothing.
+fn host_fetch(dk: &Dockerd, env: &Env, token_file: &Path) -> Output {
+    let script = format!(
+        "import urllib.request,sys\n\
+         t=open({tf:?}).read().strip()\n\
+         r=urllib.request.Request('http://{ADDR}/v1/credentials/dev',headers={{'Authorization':t}})\n\
+         try:\n  print(urllib.request.urlopen(r,timeout=3).read().decode())\n\
+         except Exception as e:\n  print('no answer:',e,file=sys.stderr); sys.exit(1)\n",
+        tf = token_file.display().to_string()
+    );
+    dk.host_cmd(env, python())
+        .args(["-c", &script])
+        .output()
+        .unwrap()
+}
+
+/// `credd docker run dev [NET...] IMAGE`: the container fetches its
+/// credentials the way an SDK does, from the variables credd set
+/// (busybox wget stands in for the SDK: no registry here to pull one from).
+fn container_fetch(dk: &Dockerd, env: &Env, net: &[&str]) -> Output {
+    let mut args = vec!["docker", "run", "dev", "--rm"];
+    args.extend_from_slice(net);
+    args.extend_from_slice(&[
+        IMAGE,
+        "sh",
+        "-c",
+        "timeout 10 wget -O - --header \"Authorization: $(cat $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)\" \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\"",
+    ]);
+    env.cmd(credd_bin())
+        .args(&args)
+        .env("DOCKER_HOST", format!("unix://{}", dk.socket().display()))
+        .output()
+        .unwrap()
+}
+
+fn doctor(dk: &Dockerd, env: &Env) -> Output {
+    dk.host_cmd(env, credd_bin())
+        .arg("doctor")
+        .output()
+        .unwrap()
+}
+
+fn setup(dk: &Dockerd, env: &Env, args: &[&str]) -> String {
+    let o = dk
+        .host_cmd(env, credd_bin())
+        .args(["docker", "setup"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "setup {args:?}: {}", stderr_of(&o));
+    stdout_of(&o)
+}
+
+/// All three callers get credd's answer; the publishing container nothing.
+fn assert_credd_answers_everyone(dk: &Dockerd, env: &Env, token: &Path, log: &Path, when: &str) {
+    let o = host_fetch(dk, env, token);
+    assert!(
+        o.status.success() && stdout_of(&o).contains("AccessKeyId"),
+        "{when}: from the host: {}{}\nthe container publishing port 80 received: {:?}",
+        stdout_of(&o),
+        stderr_of(&o),
+        received(log)
+    );
+    // An unmodified SDK on the host, through to STS (moto) with them.
+    let o = dk
+        .host_cmd(env, python())
+        .arg(clients().join("whoami.py"))
+        .env(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("http://{ADDR}/v1/credentials/dev"),
+        )
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && stdout_of(&o).contains("assumed-role/dev/credd-dev"),
+        "{when}: boto3 on the host: {}",
+        stderr_of(&o)
+    );
+    for net in [&["--network", "host"][..], &[][..]] {
+        let o = container_fetch(dk, env, net);
+        assert!(
+            o.status.success() && stdout_of(&o).contains("AccessKeyId"),
+            "{when}: container {net:?}: {:?} {}{}",
+            o.status,
+            stdout_of(&o),
+            stderr_of(&o)
+        );
+    }
+    assert_eq!(
+        received(log),
+        "",
+        "{when}: the container publishing port 80 received a request meant for credd"
+    );
+}
+
+#[test]
+fn a_container_publishing_port_80_never_receives_a_request_meant_for_credd() {
+    let mut dk = Dockerd::start(&["--userland-proxy=false"]);
+    let env = Env::with_moto(CONFIG, dk.moto());
+    // 1. setup before the publishing container starts (and before credd
+    // listens: its address comes from setup).
+    setup(&dk, &env, &[]);
+    let _d = dk.serve(&env);
+    let token = env.path("host-token");
+    env.credd_ok(&[
+        "token",
+        "issue",
+        "--profile",
+        "dev",
+        "--file",
+        token.to_str().unwrap(),
+    ]);
+    let log = env.path("publisher");
+    std::fs::create_dir_all(&log).unwrap();
+    dk.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "publisher",
+        "--restart",
+        "always",
+        "-p",
+        "80:80",
+        "-v",
+        &format!("{}:/log", log.display()),
+        IMAGE,
+        "sh",
+        "-c",
+        "while true; do nc -l -p 80 >> /log/got; done",
+    ]);
+    let nat = dk.nat();
+    assert!(
+        nat.contains("--dport 80 -j DNAT --to-destination 172.17."),
+        "docker publishes port 80: {nat}"
+    );
+    assert_credd_answers_everyone(&dk, &env, &token, &log, "setup, then the container");
+    let o = doctor(&dk, &env);
+    assert!(
+        o.status.success() && stdout_of(&o).contains("all checks passed"),
+        "{}",
+        stdout_of(&o)
+    );
+
+    // 2. The layout of older versions (DNAT appended after docker's jump,
+    // 169.254.170.23 added): the leak is real, doctor sees it, setup
+    // replaces it.
+    setup(&dk, &env, &["--undo"]);
+    for hook in ["PREROUTING", "OUTPUT"] {
+        let o = dk
+            .host_cmd(&env, "iptables")
+            .args([
+                "-t",
+                "nat",
+                "-A",
+                hook,
+                "-d",
+                "169.254.170.2/32",
+                "-p",
+                "tcp",
+            ])
+            .args([
+                "--dport",
+                "80",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "169.254.170.2:9913",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr_of(&o));
+    }
+    for a in ["169.254.170.2/32", "169.254.170.23/32"] {
+        dk.host_cmd(&env, "ip")
+            .args(["addr", "add", a, "dev", "lo"])
+            .output()
+            .unwrap();
+    }
+    let o = host_fetch(&dk, &env, &token);
+    assert!(!o.status.success(), "old rules: credd should not answer");
+    let leaked = received(&log);
+    assert!(
+        leaked.contains("Authorization: credd_"),
+        "with the old rules the publishing container receives the token: {leaked:?}"
+    );
+    std::fs::write(log.join("got"), "").unwrap();
+    let o = doctor(&dk, &env);
+    let said = stdout_of(&o);
+    assert!(!o.status.success(), "{said}");
+    // doctor's probe reached the container too, and carried no token.
+    let probe = received(&log);
+    assert!(
+        probe.contains("GET /v1/health") && !probe.contains("Authorization"),
+        "{probe:?}"
+    );
+    std::fs::write(log.join("got"), "").unwrap();
+    assert!(
+        said.contains("FAIL  nat PREROUTING: no jump to CREDD")
+            && said.contains("older credd's DNAT rule")
+            && said.contains("FAIL  http://169.254.170.2/ (port 80) from this host"),
+        "{said}"
+    );
+    let s = setup(&dk, &env, &[]);
+    assert!(
+        s.contains("removed: an older credd's DNAT rule in PREROUTING")
+            && s.contains("removed: address 169.254.170.23/32 on lo"),
+        "{s}"
+    );
+    assert_credd_answers_everyone(&dk, &env, &token, &log, "setup over the old rules");
+
+    // 3. dockerd restarts (the publisher comes back: --restart always).
+    dk.restart();
+    let nat = dk.nat();
+    assert!(
+        nat.contains("--to-destination 172.17."),
+        "publisher back: {nat}"
+    );
+    let first = |hook: &str| {
+        nat.lines()
+            .find(|l| l.starts_with(&format!("-A {hook} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    if first("PREROUTING") != "-A PREROUTING -j CREDD" {
+        // This engine put its rules on top: doctor says so until setup
+        // (the boot unit) runs again.
+        assert!(!doctor(&dk, &env).status.success());
+        std::fs::write(log.join("got"), "").unwrap();
+        setup(&dk, &env, &[]);
+    }
+    assert_credd_answers_everyone(&dk, &env, &token, &log, "after a dockerd restart");
+
+    // 4. Docker's jump (or any other) put above credd's, as engines that
+    // re-insert their jumps on start and firewall reloads do: doctor
+    // reports the shadowing, setup repairs the order.
+    for (hook, rule) in [
+        ("PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER"),
+        (
+            "OUTPUT",
+            "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
+        ),
+    ] {
+        let o = dk
+            .host_cmd(&env, "iptables")
+            .args(["-t", "nat", "-I", hook, "1"])
+            .args(rule.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr_of(&o));
+    }
+    assert!(!host_fetch(&dk, &env, &token).status.success());
+    assert!(
+        received(&log).contains("Authorization: credd_"),
+        "shadowed again"
+    );
+    std::fs::write(log.join("got"), "").unwrap();
+    let o = doctor(&dk, &env);
+    std::fs::write(log.join("got"), "").unwrap();
+    let said = stdout_of(&o);
+    assert!(
+        !o.status.success()
+            && said.contains(
+                "FAIL  nat PREROUTING: `-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER` comes before credd's jump"
+            )
+            && said.contains("sudo credd docker setup"),
+        "{said}"
+    );
+    let s = setup(&dk, &env, &[]);
+    assert!(
+        s.contains("done:    jump to CREDD first in nat PREROUTING"),
+        "{s}"
+    );
+    assert!(s.contains("removed: a later copy"), "{s}");
+    let nat = dk.nat();
+    assert_eq!(
+        first_rule(&nat, "PREROUTING"),
+        "-A PREROUTING -j CREDD",
+        "{nat}"
+    );
+    assert_eq!(first_rule(&nat, "OUTPUT"), "-A OUTPUT -j CREDD", "{nat}");
+    assert_eq!(nat.matches("-j CREDD").count(), 2, "one jump each: {nat}");
+    assert_credd_answers_everyone(&dk, &env, &token, &log, "after setup repaired the order");
+    assert!(doctor(&dk, &env).status.success());
+
+    // 5. --undo takes credd's part away and leaves docker's.
+    setup(&dk, &env, &["--undo"]);
+    let nat = dk.nat();
+    assert!(!nat.contains("CREDD") && !nat.contains("9913"), "{nat}");
+    assert!(nat.contains("-j DOCKER"), "docker's rules stay: {nat}");
+    let o = dk
+        .host_cmd(&env, "ip")
+        .args(["-o", "addr", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    assert!(!stdout_of(&o).contains("169.254.170."), "{}", stdout_of(&o));
+}
+
+fn first_rule(nat: &str, hook: &str) -> String {
+    nat.lines()
+        .find(|l| l.starts_with(&format!("-A {hook} ")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_docker_setup_unit_reruns_setup_after_every_docker_start() {
+    let unit = std::fs::read_to_string(repo().join("systemd/credd-docker-setup.service")).unwrap();
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for want in [
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        "PartOf=docker.service",
+        "WantedBy=docker.service multi-user.target",
+        "ExecStart=/usr/local/bin/credd docker setup",
+    ] {
+        assert!(lines.contains(&want), "{want} missing:\n{unit}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("After=") && l.split(['=', ' ']).any(|w| w == "docker.service")),
+        "After=docker.service missing"
+    );
+    // systemd-analyze verify (system manager), ExecStart= at the built credd.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credd-docker-setup.service");
+    std::fs::write(
+        &file,
+        unit.replace(
+            "ExecStart=/usr/local/bin/credd",
+            &format!("ExecStart={}", credd_bin().display()),
+        ),
+    )
+    .unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("systemd-analyze: {e}: install systemd (.ci/run does)"));
+    let said = stderr_of(&o);
+    assert!(o.status.success(), "systemd-analyze verify failed:\n{said}");
+    assert!(
+        !said.contains("credd-docker-setup"),
+        "systemd-analyze verify warns about the unit:\n{said}"
+    );
+}
