@@ -435,6 +435,7 @@ fn js_clients(clients: &Path) -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     let clients = setup()?;
+    docker_engine_packages()?;
     let root = repo_root();
 
     header("Test environment");
@@ -494,6 +495,35 @@ fn test(extra: &[String]) -> Result<()> {
     );
     let _ = io::stdout().flush();
     outcome
+}
+
+/// The real-engine container tests (`tests/tests/docker_engine.rs`) start their own
+/// `dockerd` and build their image from a static busybox: Debian's `docker.io` and
+/// `busybox-static`, installed here when missing and we are root. Kept apart from the
+/// other system packages on purpose (that check is being reworked into a table).
+/// Without root nothing is installed and the note says those tests will fail.
+fn docker_engine_packages() -> Result<()> {
+    const PACKAGES: [&str; 2] = ["docker.io", "busybox-static"];
+    let on_path = |name: &str| {
+        capture(Command::new("sh").args(["-c", &format!("command -v {name}")])).is_some()
+    };
+    if on_path("dockerd") && on_path("docker") && Path::new("/bin/busybox").exists() {
+        return Ok(());
+    }
+    header("System packages for the real-engine tests");
+    if capture(Command::new("id").arg("-u")).as_deref() != Some("0") {
+        note(&format!(
+            "not root: not installing {}; tests/tests/docker_engine.rs will fail until they are installed \
+             (`sudo apt-get install {}`)",
+            PACKAGES.join(", "),
+            PACKAGES.join(" ")
+        ));
+        return Ok(());
+    }
+    run(
+        Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(PACKAGES).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null()),
+        "install them by hand (`apt-get update && apt-get install docker.io busybox-static`), then re-run",
+    )
 }
 
 /// Whether cargo-test ARGS (before any `--`) name packages with `-p`/`--package`.
