@@ -521,8 +521,18 @@ fn docker_engine_packages() -> Result<()> {
         return Ok(());
     }
     run(
-        Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(PACKAGES).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null()),
-        "install them by hand (`apt-get update && apt-get install docker.io busybox-static`), then re-run",
+        Command::new("apt-get")
+            .args(["update", "-q"])
+            .stdin(Stdio::null()),
+        "check that the Debian mirrors are reachable, then re-run",
+    )?;
+    run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null()),
+        "install them by hand (`apt-get install docker.io busybox-static`), then re-run",
     )
 }
 
