@@ -171,6 +171,27 @@ fn a_container_publishing_port_80_never_receives_a_request_meant_for_credd() {
         stdout_of(&o)
     );
 
+    // A container without a token (plain `docker run`) gets nothing, and
+    // is told how a container gets one.
+    let o = dk.docker(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "printf 'GET /v1/credentials/dev HTTP/1.0\\r\\nHost: 169.254.170.2\\r\\n\\r\\n' | timeout 10 nc 169.254.170.2 80",
+    ]);
+    let said = stdout_of(&o);
+    assert!(
+        said.starts_with("HTTP/1.0 401") || said.starts_with("HTTP/1.1 401"),
+        "{said}{}",
+        stderr_of(&o)
+    );
+    assert!(
+        said.contains("credd docker run PROFILE") && !said.contains("AccessKeyId"),
+        "{said}"
+    );
+
     // 2. The layout of older versions (DNAT appended after docker's jump,
     // 169.254.170.23 added): the leak is real, doctor sees it, setup
     // replaces it.
