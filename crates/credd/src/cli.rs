@@ -344,7 +344,7 @@ Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-id
     /// `docker run` with PROFILE's credentials; the token is revoked when the container exits.
     #[command(
         after_help = "Example:\n  credd docker run dev --rm amazon/aws-cli sts get-caller-identity\n\n\
-With -d/--detach the token stays valid until --token-ttl (revoke it with `credd token revoke ID`)."
+With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=true) the token stays valid until --token-ttl (revoke it with `credd token revoke ID`)."
     )]
     Run {
         profile: String,

@@ -418,17 +418,8 @@ fn shell_word(s: &str) -> String {
 
 pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<ExitCode> {
     let (f, id, file) = flags(profile, ttl).await?;
-    // A detached container outlives `docker run`: its token must too. (A
-    // `-d` meant for the container's own command also counts: the token
-    // then simply lives until its TTL.)
-    let detached = docker_args.iter().any(|a| {
-        a == "--detach"
-            || (a.starts_with('-')
-                && !a.starts_with("--")
-                && a.len() <= 5
-                && a[1..].chars().all(|c| c.is_ascii_alphabetic())
-                && a.contains('d'))
-    });
+    // A detached container outlives `docker run`: its token must too.
+    let detached = detaches(docker_args);
     let docker = std::env::var_os("CREDD_DOCKER").unwrap_or_else(|| "docker".into());
     let status = Command::new(&docker)
         .arg("run")
@@ -454,8 +445,217 @@ pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<Exi
     Ok(crate::exit::of(status))
 }
 
+/// Short options that take a value (`-e X`, `-eX`, `-e=X`).
+const VALUE_SHORT: &str = "acehlmpuvw";
+
+/// Whether `docker run ARGS` detaches (`-d`, `-itd`, `--detach`,
+/// `--detach=true`, the last one winning), reading docker's own options the
+/// way docker's flag parser (pflag) does, up to the image: what follows the
+/// image is the container's command (`... IMAGE ls -d /` does not detach).
+/// Hand-written because it needs docker's option table, not a general
+/// parser. An option this table does not know is taken as boolean: docker
+/// rejects unknown options anyway, and a valued one read as boolean ends the
+/// scan early, so a detached container's token is revoked at once (it gets
+/// 401: loud) rather than a foreground one's living for its whole TTL.
+pub fn detaches(args: &[String]) -> bool {
+    let mut detach = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        if a == "--" || !a.starts_with('-') || a == "-" {
+            break; // the image
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, value) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            if is_known_valued(name) {
+                if value.is_none() {
+                    i += 1; // its value is the next word
+                }
+            } else if name == "detach" {
+                detach = value.is_none_or(parse_bool);
+            }
+            continue;
+        }
+        // A cluster of short options: `-itd`, `-e X`, `-eX`, `-d=false`.
+        let cluster = &a[1..];
+        for (at, c) in cluster.char_indices() {
+            let rest = &cluster[at + c.len_utf8()..];
+            if VALUE_SHORT.contains(c) {
+                if rest.is_empty() {
+                    i += 1;
+                }
+                break; // the rest of the word is its value
+            }
+            if c == 'd' {
+                detach = match rest.strip_prefix('=') {
+                    Some(v) => parse_bool(v),
+                    None => true,
+                };
+            }
+            // `-d=false`: the rest was the value. (Other letters, known
+            // booleans or unknown ones, take none.)
+            if rest.starts_with('=') {
+                break;
+            }
+        }
+    }
+    detach
+}
+
+/// pflag's (Go's strconv.ParseBool) spellings of true; anything else,
+/// including docker's invalid values (docker refuses them), counts as false.
+fn parse_bool(v: &str) -> bool {
+    matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+/// `docker run`'s options that take a value, long names, from `docker run
+/// --help` (docker 28). The others (`--detach`, `--rm`, `--init`, `--tty`,
+/// ...) are booleans: pflag's `--x` or `--x=true|false`.
+fn is_known_valued(name: &str) -> bool {
+    const VALUED: &[&str] = &[
+        "add-host",
+        "annotation",
+        "attach",
+        "blkio-weight",
+        "blkio-weight-device",
+        "cap-add",
+        "cap-drop",
+        "cgroup-parent",
+        "cgroupns",
+        "cidfile",
+        "cpu-count",
+        "cpu-percent",
+        "cpu-period",
+        "cpu-quota",
+        "cpu-rt-period",
+        "cpu-rt-runtime",
+        "cpu-shares",
+        "cpus",
+        "cpuset-cpus",
+        "cpuset-mems",
+        "detach-keys",
+        "device",
+        "device-cgroup-rule",
+        "device-read-bps",
+        "device-read-iops",
+        "device-write-bps",
+        "device-write-iops",
+        "dns",
+        "dns-option",
+        "dns-search",
+        "domainname",
+        "entrypoint",
+        "env",
+        "env-file",
+        "expose",
+        "gpus",
+        "group-add",
+        "health-cmd",
+        "health-interval",
+        "health-retries",
+        "health-start-interval",
+        "health-start-period",
+        "health-timeout",
+        "hostname",
+        "io-maxbandwidth",
+        "io-maxiops",
+        "ip",
+        "ip6",
+        "ipc",
+        "isolation",
+        "kernel-memory",
+        "label",
+        "label-file",
+        "link",
+        "link-local-ip",
+        "log-driver",
+        "log-opt",
+        "mac-address",
+        "memory",
+        "memory-reservation",
+        "memory-swap",
+        "memory-swappiness",
+        "mount",
+        "name",
+        "network",
+        "network-alias",
+        "oom-score-adj",
+        "pid",
+        "pids-limit",
+        "platform",
+        "publish",
+        "pull",
+        "restart",
+        "runtime",
+        "security-opt",
+        "shm-size",
+        "stop-signal",
+        "stop-timeout",
+        "storage-opt",
+        "sysctl",
+        "tmpfs",
+        "ulimit",
+        "user",
+        "userns",
+        "uts",
+    ];
+    const MORE: [&str; 4] = ["volume", "volume-driver", "volumes-from", "workdir"];
+    VALUED.contains(&name) || MORE.contains(&name) || name == "net" || name == "dns-opt"
+}
+
 #[cfg(test)]
 mod tests {
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn detach_is_read_from_dockers_own_options_only() {
+        for yes in [
+            "-d img",
+            "--detach img",
+            "--detach=true img",
+            "--detach=1 img",
+            "-itd img sh",
+            "-dit img",
+            "-d=true img",
+            "--rm -e X=1 -d img",
+            "-e X -d img",
+            "--name=x -d img",
+            "--name x --detach img",
+            "-v /a:/b -p 80:80 -d --restart always img",
+            "--detach=false -d img",
+        ] {
+            assert!(super::detaches(&argv(yes)), "{yes}");
+        }
+        for no in [
+            "img ls -d /",
+            "--rm img ls -d /",
+            "--detach=false img",
+            "--detach=0 img",
+            "-d=false img",
+            "-d --detach=false img",
+            "-e -d img",     // -d is -e's value
+            "--name -d img", // and --name's
+            "--env=-d img",
+            "-e-d img",
+            "-it img sh -c -d",
+            "-- -d",
+            "--detach-keys ctrl-d img",
+            "-w /d img",
+            "img",
+        ] {
+            assert!(!super::detaches(&argv(no)), "{no}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod setup_tests {
     use super::*;
 
     fn rules(s: &str) -> Vec<String> {
