@@ -85,6 +85,7 @@ impl Dockerd {
         need("busybox", "busybox-static");
         need("nsenter", "util-linux");
         need("unshare", "util-linux");
+        need("setpriv", "util-linux");
         need("iptables", "iptables");
         // One engine at a time (see the module docs).
         let lock_path = std::env::temp_dir().join("credd-test-dockerd.lock");
