@@ -45,6 +45,7 @@ pub struct Dockerd {
     extra: Vec<String>,
     pid: Option<u32>,
     host_ip_forward: String,
+    ns_ip_forward: String,
     _lock: std::fs::File,
 }
 
@@ -88,13 +89,20 @@ impl Dockerd {
         need("setpriv", "util-linux");
         need("iptables", "iptables");
         // One engine at a time (see the module docs).
+        // Machine-wide (every worktree's tests), hence in /tmp: never
+        // through a symlink another user could have planted there.
         let lock_path = std::env::temp_dir().join("credd-test-dockerd.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .unwrap();
+        let lock = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&lock_path)
+                .unwrap_or_else(|e| panic!("{}: {e}", lock_path.display()))
+        };
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
         let host_ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
         let ns = format!("credd-dk{}", std::process::id() % 100_000);
@@ -102,6 +110,15 @@ impl Dockerd {
         sh(Command::new("ip").args(["netns", "add", &ns]));
         // A fresh namespace's lo is down: credd's address goes there.
         sh(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]));
+        // dockerd turns forwarding on; put back what the namespace had.
+        let ns_ip_forward = String::from_utf8_lossy(
+            &sh(Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{ns}"))
+                .args(["--", "sysctl", "-n", "net.ipv4.ip_forward"]))
+            .stdout,
+        )
+        .trim()
+        .to_string();
         let dir = tempfile::Builder::new()
             .prefix("credd-dockerd-")
             .tempdir()
@@ -112,6 +129,7 @@ impl Dockerd {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             pid: None,
             host_ip_forward,
+            ns_ip_forward,
             _lock: lock,
         };
         d.launch();
@@ -431,7 +449,11 @@ impl Drop for Dockerd {
         in_ns(&["iptables", "-t", "filter", "-F"]);
         in_ns(&["iptables", "-t", "filter", "-X"]);
         in_ns(&["iptables", "-P", "FORWARD", "ACCEPT"]);
-        in_ns(&["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+        in_ns(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.ip_forward={}", self.ns_ip_forward),
+        ]);
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
         // Overlay mounts live in dockerd's private mount namespace; any
         // that escaped (none expected) would block removing the directory.
