@@ -37,17 +37,33 @@ impl Report {
     fn skip(&mut self, what: &str) {
         println!("skip  {what}");
     }
+    fn finish(self) -> ExitCode {
+        if self.failed == 0 {
+            println!("all checks passed");
+            ExitCode::SUCCESS
+        } else {
+            println!("{} check(s) failed", self.failed);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub fn run() -> Result<ExitCode> {
     let mut r = Report::default();
     let root = rustix::process::geteuid().is_root();
     println!("credd doctor: the container path ({ADDR}, docs/docker.md)");
-    addresses(&mut r);
+    let local = addresses(&mut r);
     if root {
         nat(&mut r);
     } else {
         r.skip("nat PREROUTING/OUTPUT order: reading iptables needs root (run `sudo credd doctor`); the probe through port 80 below still sees a shadowed path from this host");
+    }
+    if !local {
+        // The address may be routed off this machine: probe nothing there.
+        r.skip(&format!(
+            "probes of {ADDR}:{PORT} and {ADDR}:80: the address is not on this machine"
+        ));
+        return Ok(r.finish());
     }
     let listener = probe(&format!("{ADDR}:{PORT}"));
     match &listener {
@@ -68,21 +84,17 @@ pub fn run() -> Result<ExitCode> {
             "fix the listener above first",
         ),
     }
-    if r.failed == 0 {
-        println!("all checks passed");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("{} check(s) failed", r.failed);
-        Ok(ExitCode::FAILURE)
-    }
+    Ok(r.finish())
 }
 
-fn addresses(r: &mut Report) {
+/// Whether 169.254.170.2 is on this machine (on any interface).
+fn addresses(r: &mut Report) -> bool {
     let show = |a: &str| {
         Command::new("ip")
             .args(["-o", "addr", "show", "to", &format!("{a}/32")])
             .output()
     };
+    let mut local = false;
     match show(ADDR) {
         Err(e) => r.fail(
             &format!("address {ADDR}: cannot run `ip` ({e})"),
@@ -92,6 +104,7 @@ fn addresses(r: &mut Report) {
             let text = String::from_utf8_lossy(&o.stdout);
             match text.split_whitespace().nth(1) {
                 Some(dev) if o.status.success() => {
+                    local = true;
                     let dev = dev.trim_end_matches(':');
                     if dev == IFACE || dev == "lo" {
                         r.ok(&format!("address {ADDR}/32 on {dev}"))
@@ -111,6 +124,7 @@ fn addresses(r: &mut Report) {
             r.skip(&format!("{LEGACY_ADDR} is still on an interface (an older credd added it; nothing serves it): `sudo credd docker setup` removes it"));
         }
     }
+    local
 }
 
 fn nat(r: &mut Report) {
@@ -137,8 +151,11 @@ fn nat(r: &mut Report) {
             Err(e) => r.fail(&format!("nat {hook}: {e:#}"), "install iptables"),
             Ok(rules) => match order_problem(hook, &rules) {
                 None => r.ok(&format!("nat {hook}: credd's jump (`{}`) is first", jump_line(hook))),
+                Some(p) if p.starts_with("no jump") => {
+                    r.fail(&format!("nat {hook}: {p}"), FIX_SETUP)
+                }
                 Some(p) => r.fail(
-                    &format!("nat {hook}: {p}: requests to {ADDR}:80 can reach something else first (docker puts its rules on top when it starts)"),
+                    &format!("nat {hook}: {p}: requests to {ADDR}:80 can reach something else first (engines and firewall reloads may put their rules on top)"),
                     FIX_SETUP,
                 ),
             },
