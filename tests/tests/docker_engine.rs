@@ -436,3 +436,58 @@ fn the_docker_setup_unit_reruns_setup_after_every_docker_start() {
         "systemd-analyze verify warns about the unit:\n{said}"
     );
 }
+
+#[test]
+fn detach_is_read_from_dockers_own_options_on_a_real_engine() {
+    let dk = Dockerd::start(&[]);
+    let env = Env::with_moto(CONFIG, dk.moto());
+    setup(&dk, &env, &[]);
+    let _d = dk.serve(&env);
+    let tokens = || -> usize {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.credd_ok(&["token", "list", "--json"])).unwrap();
+        v.as_array().unwrap().len()
+    };
+    let run = |args: &[&str]| {
+        let o = env
+            .cmd(credd_bin())
+            .args(["docker", "run", "dev"])
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", dk.socket().display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr_of(&o));
+        o
+    };
+    // `-d` in the container's own command: a foreground run, revoked on return.
+    let o = run(&["--rm", IMAGE, "ls", "-d", "/"]);
+    assert_eq!(stdout_of(&o).trim(), "/");
+    assert_eq!(tokens(), 0, "the foreground container's token is revoked");
+    // `--detach=true`: the container outlives `docker run`, so does its token,
+    // and it gets credentials after `credd docker run` returned. (`echo`:
+    // docker logs a line only once it ends.)
+    run(&[
+        "--detach=true",
+        "--name",
+        "det",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 2; timeout 10 wget -O - --header \"Authorization: $(cat $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)\" \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\"; echo; sleep 60",
+    ]);
+    assert_eq!(tokens(), 1, "the detached container's token lives");
+    let start = std::time::Instant::now();
+    loop {
+        let logs = dk.docker(&["logs", "det"]);
+        if stdout_of(&logs).contains("AccessKeyId") {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the detached container got no credentials: {}{}",
+            stdout_of(&logs),
+            stderr_of(&logs)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
