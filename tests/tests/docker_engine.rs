@@ -52,7 +52,7 @@ fn container_fetch(dk: &Dockerd, env: &Env, net: &[&str]) -> Output {
         IMAGE,
         "sh",
         "-c",
-        "timeout 10 wget -O - --header \"Authorization: $(cat $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)\" \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\"",
+        "timeout 5 wget -O - --header \"Authorization: $(cat $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)\" \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\"",
     ]);
     env.cmd(credd_bin())
         .args(&args)
@@ -96,6 +96,31 @@ fn leak(dk: &Dockerd, env: &Env, token: &Path, log: &Path) -> String {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     received(log)
+}
+
+/// The same from containers, bridged and host-network: every caller's
+/// token reaches the publishing container while credd is shadowed.
+fn leak_from_containers(dk: &Dockerd, env: &Env, log: &Path) {
+    for net in [&[][..], &["--network", "host"][..]] {
+        std::fs::write(log.join("got"), "").unwrap();
+        for _ in 0..5 {
+            let o = container_fetch(dk, env, net);
+            assert!(
+                !stdout_of(&o).contains("AccessKeyId"),
+                "credd answered container {net:?} while shadowed"
+            );
+            if received(log).contains("Authorization") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        assert!(
+            received(log).contains("Authorization: credd_"),
+            "container {net:?}: the publishing container should have received the token: {:?}",
+            received(log)
+        );
+    }
+    std::fs::write(log.join("got"), "").unwrap();
 }
 
 /// All three callers get credd's answer; the publishing container nothing.
@@ -253,6 +278,8 @@ fn a_container_publishing_port_80_never_receives_a_request_meant_for_credd() {
         leaked.contains("Authorization: credd_"),
         "with the old rules the publishing container receives the token: {leaked:?}"
     );
+    // With --userland-proxy=false, bridged containers leak too.
+    leak_from_containers(&dk, &env, &log);
     std::fs::write(log.join("got"), "").unwrap();
     // (Again when the probe hit the gap in the publisher's nc loop.)
     let mut o = doctor(&dk, &env);
