@@ -105,8 +105,8 @@ impl Dockerd {
         };
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
         let host_ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-        let ns = format!("credd-dk{}", std::process::id() % 100_000);
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        reap_stale_engines();
+        let ns = format!("credd-dk{}", std::process::id());
         sh(Command::new("ip").args(["netns", "add", &ns]));
         // A fresh namespace's lo is down: credd's address goes there.
         sh(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]));
@@ -415,6 +415,50 @@ impl Dockerd {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+}
+
+/// An engine whose test process died without its drop (killed, aborted)
+/// leaves its namespace and processes: those of a `credd-dkPID` namespace
+/// whose PID is gone are killed by PID and the namespace deleted. (Run
+/// under the lock, so no live engine is starting or stopping.)
+fn reap_stale_engines() {
+    let o = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(pid) = name.strip_prefix("credd-dk") else {
+            continue;
+        };
+        if pid.is_empty() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let o = Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .unwrap();
+        let mut dirs = vec![];
+        for p in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+            // dockerd's --data-root DIR/data names the directory to remove.
+            let argv = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let argv: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+            if let Some(w) = argv.windows(2).find(|w| w[0] == b"--data-root") {
+                let data = PathBuf::from(String::from_utf8_lossy(w[1]).into_owned());
+                if let Some(dir) = data.parent() {
+                    if dir.starts_with(std::env::temp_dir()) {
+                        dirs.push(dir.to_path_buf());
+                    }
+                }
+            }
+            if let Some(p) = p.parse().ok().and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        eprintln!("removed the namespace {name} of a test process that died");
     }
 }
 
