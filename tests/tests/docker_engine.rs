@@ -308,7 +308,7 @@ fn a_container_publishing_port_80_never_receives_a_request_meant_for_credd() {
     let s = setup(&dk, &env, &[]);
     assert!(
         s.contains("removed: an older credd's DNAT rule in PREROUTING")
-            && s.contains("removed: address 169.254.170.23/32 on lo"),
+            && s.contains("note:    169.254.170.23/32 is on lo; credd no longer uses it"),
         "{s}"
     );
     assert_credd_answers_everyone(&dk, &env, &token, &log, "setup over the old rules");

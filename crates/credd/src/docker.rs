@@ -170,7 +170,11 @@ fn print_undo() {
 
 /// Removes what older versions added and this one no longer wants: the
 /// DNAT rules appended to PREROUTING/OUTPUT and the 169.254.170.23 address.
-fn remove_legacy(iface: &str) -> Result<()> {
+///
+/// On `lo` (where older versions put it when the kernel had no dummy
+/// interfaces) the address could also be another tool's: `setup` only
+/// points at it there, `--undo` (`on_lo`) removes it.
+fn remove_legacy(on_lo: bool) -> Result<()> {
     for hook in HOOKS {
         let rule = legacy_rule(hook);
         while run_quiet(&iptables(&format!("-C {rule}")))? {
@@ -182,10 +186,17 @@ fn remove_legacy(iface: &str) -> Result<()> {
             );
         }
     }
-    for dev in [iface, "lo"] {
+    for dev in [IFACE, "lo"] {
         if run_quiet(&words(&format!(
             "ip -o addr show dev {dev} to {LEGACY_ADDR}/32"
         )))? {
+            if dev == "lo" && !on_lo {
+                println!(
+                    "note:    {LEGACY_ADDR}/32 is on lo; credd no longer uses it (an older version added it): \
+                     `sudo credd docker setup --undo` or `sudo ip addr del {LEGACY_ADDR}/32 dev lo` removes it"
+                );
+                continue;
+            }
             let cmd = words(&format!("ip addr del {LEGACY_ADDR}/32 dev {dev}"));
             run_loud(&cmd)?;
             println!(
@@ -291,7 +302,7 @@ pub fn setup(undo: bool, print: bool) -> Result<()> {
     for hook in HOOKS {
         jump_first(hook)?;
     }
-    remove_legacy(iface)?;
+    remove_legacy(false)?;
     println!(
         "\nNow let credd listen there: add to credd.toml\n  extra_listen = [\"{ADDR}:{PORT}\"]\nor run `credd serve --also-listen {ADDR}:{PORT}`. \
          Containers then use http://{ADDR}/v1/credentials/PROFILE (see `credd docker args PROFILE`).\n\
@@ -325,7 +336,7 @@ fn undo_all() -> Result<()> {
     } else {
         println!("absent:  nat chain {CHAIN}");
     }
-    remove_legacy(IFACE)?;
+    remove_legacy(true)?;
     let cmd = words(&format!("ip addr del {ADDR}/32 dev lo"));
     if run_quiet(&words(&format!("ip -o addr show dev lo to {ADDR}/32")))? {
         run_loud(&cmd)?;
