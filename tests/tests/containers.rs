@@ -328,7 +328,7 @@ fn docker_setup_is_idempotent_explicit_and_undoable() {
         .unwrap();
     let addrs = stdout_of(&addrs);
     assert!(
-        addrs.contains("169.254.170.2/32") && addrs.contains("169.254.170.23/32"),
+        addrs.contains("169.254.170.2/32") && !addrs.contains("169.254.170.23/32"),
         "{addrs}"
     );
     let rules = Command::new("ip")
@@ -339,8 +339,14 @@ fn docker_setup_is_idempotent_explicit_and_undoable() {
         stdout_of(&rules)
             .matches("--to-destination 169.254.170.2:9913")
             .count(),
+        1,
+        "no duplicate rules (one DNAT, in the CREDD chain)"
+    );
+    assert_eq!(
+        stdout_of(&rules).matches("-j CREDD").count(),
         2,
-        "no duplicate rules"
+        "{}",
+        stdout_of(&rules)
     );
     // The DNAT works: a listener on :9913 answers a client asking :80.
     let mut server = Command::new("ip")

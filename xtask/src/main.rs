@@ -275,6 +275,16 @@ struct SystemPackage {
 /// do not collide). `cargo xtask test` installs the missing ones with apt-get.
 const SYSTEM_PACKAGES: &[SystemPackage] = &[
     SystemPackage {
+        debian: "busybox-static",
+        probe: Probe::Commands(&["busybox"]),
+        used_by: "tests/tests/docker_engine.rs (the containers' root file system)",
+    },
+    SystemPackage {
+        debian: "docker.io",
+        probe: Probe::Commands(&["dockerd", "docker"]),
+        used_by: "tests/tests/docker_engine.rs (a private dockerd)",
+    },
+    SystemPackage {
         debian: "iproute2",
         probe: Probe::Commands(&["ip"]),
         used_by: "tests/tests/containers.rs (network namespaces)",

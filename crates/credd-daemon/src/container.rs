@@ -155,6 +155,13 @@ pub fn serve_error(e: &ServeError) -> Response<Body> {
 fn auth_error(e: AuthError, peer: SocketAddr) -> Response<Body> {
     tracing::info!(%peer, reason = ?e, "refused: bad or missing token");
     let (status, code, msg) = match e {
+        // Off loopback the caller is a container (behind `credd docker
+        // setup`'s DNAT): point it at what gives a container its token.
+        AuthError::Missing if !peer.ip().is_loopback() => (
+            StatusCode::UNAUTHORIZED,
+            "TokenRequired",
+            "no Authorization header: a container gets its token from `credd docker run PROFILE ...` or `docker run $(credd docker args PROFILE) ...` (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)",
+        ),
         AuthError::Missing => (
             StatusCode::UNAUTHORIZED,
             "TokenRequired",

@@ -146,6 +146,29 @@ async fn dns_rebinding_and_web_pages_are_refused() {
 }
 
 #[tokio::test]
+async fn a_token_less_container_is_told_how_a_container_gets_one() {
+    let h = harness();
+    let (ep, _, _) = container(&h);
+    let req = get("/v1/credentials/dev", Some(ADDR), None);
+    // On loopback: the host's way.
+    let (_, _, v) = body(ep.route(&req, peer()).await).await;
+    let m = v["message"].as_str().unwrap();
+    assert!(
+        m.contains("credd env PROFILE") && !m.contains("docker"),
+        "{m}"
+    );
+    // From a container behind the DNAT (a bridge address): the container's way.
+    let from_bridge: SocketAddr = "172.17.0.2:40000".parse().unwrap();
+    let (s, _, v) = body(ep.route(&req, from_bridge).await).await;
+    let m = v["message"].as_str().unwrap();
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        m.contains("credd docker run PROFILE") && m.contains("credd docker args PROFILE"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
 async fn tokens_are_required_scoped_and_checked() {
     let h = harness();
     let (ep, dev, base) = container(&h);

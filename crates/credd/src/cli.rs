@@ -161,6 +161,14 @@ Example (a compose service at 169.254.170.2, see docs/docker.md):\n  credd relay
     /// Credentials for docker containers: setup, args, run.
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Check the container path: address, nat rule order (root), listener, port 80.
+    #[command(
+        after_help = "Prints each check with ok, FAIL (and its fix) or skip; exits 1 when any fails. \
+Detects docker's rules shadowing credd's (a container publishing port 80 would receive the callers' tokens). \
+Reading the nat table needs root: without it that check is skipped and the port-80 probe from this host stands in.\n\n\
+Examples:\n  credd doctor\n  sudo credd doctor"
+    )]
+    Doctor,
     /// Show which credentials were vended: when, which profile, to which token and peer.
     #[command(
         after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
@@ -341,10 +349,13 @@ Then use it: AWS_PROFILE=dev-credd terraform plan, or pick dev-credd in the AWS 
 pub enum DockerCommand {
     /// Make 169.254.170.2 reach credd from containers on bridge networks (root).
     #[command(
-        after_help = "Adds a dummy interface credd0 with 169.254.170.2/32 and 169.254.170.23/32, and DNATs \
-169.254.170.2:80 to credd's unprivileged listener 169.254.170.2:9913 (PREROUTING for containers, OUTPUT for \
-host-network ones). Idempotent: says what was present and what it changed. The DNAT target is not loopback, \
-so route_localnet stays off and nothing on 127.0.0.0/8 is exposed.\n\n\
+        after_help = "Adds a dummy interface credd0 with 169.254.170.2/32 (lo where the kernel has no dummy \
+interfaces), and DNATs 169.254.170.2:80 to credd's unprivileged listener 169.254.170.2:9913 in a nat chain CREDD \
+jumped to from the top of PREROUTING (containers) and OUTPUT (host, host-network containers), before docker's \
+rules: a container publishing port 80 never sees a request meant for credd. Idempotent: says what was present \
+and what it changed, and puts credd's jumps back on top when docker has put its own there (docker does when it \
+restarts: systemd/credd-docker-setup.service re-runs this after every docker start). The DNAT target is not \
+loopback, so route_localnet stays off and nothing on 127.0.0.0/8 is exposed. `credd doctor` checks it all.\n\n\
 Examples:\n  credd docker setup --print     # show the commands, change nothing\n  sudo credd docker setup\n  sudo credd docker setup --undo"
     )]
     Setup {
@@ -373,7 +384,7 @@ Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-id
     /// `docker run` with PROFILE's credentials; the token is revoked when the container exits.
     #[command(
         after_help = "Example:\n  credd docker run dev --rm amazon/aws-cli sts get-caller-identity\n\n\
-With -d/--detach the token stays valid until --token-ttl (revoke it with `credd token revoke ID`)."
+With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=true) the token stays valid until --token-ttl (revoke it with `credd token revoke ID`)."
     )]
     Run {
         profile: String,

@@ -113,6 +113,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
                 docker_args,
             } => crate::docker::run(&profile, &token_ttl, &docker_args).await,
         },
+        Command::Doctor => crate::doctor::run(),
     }
 }
 

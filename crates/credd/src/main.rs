@@ -8,6 +8,7 @@ mod commands;
 mod credfile;
 mod demo;
 mod docker;
+mod doctor;
 mod exec;
 mod relay_cmd;
 mod serve;
