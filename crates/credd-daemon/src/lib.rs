@@ -17,6 +17,7 @@ pub mod control;
 pub mod fsutil;
 pub mod imds;
 pub mod notify;
+pub mod peer_uid;
 pub mod relay;
 pub mod server;
 pub mod sessions;
@@ -278,6 +279,7 @@ pub async fn run(
         tokens: tokens.clone(),
         hosts: server::HostAllowList::for_addr(container_addr),
         audit: audit.clone(),
+        cold_wait: config.limits.cold_wait,
     });
     tasks.spawn(
         server::serve(
@@ -295,6 +297,7 @@ pub async fn run(
             tokens: tokens.clone(),
             hosts: server::HostAllowList::for_addr(addr),
             audit: audit.clone(),
+            cold_wait: config.limits.cold_wait,
         });
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
@@ -302,13 +305,15 @@ pub async fn run(
         );
     }
     if let (Some(l), Some(addr), Some(imds)) = (listeners.imds, imds_addr, &config.imds) {
-        let ep = Arc::new(imds::ImdsEndpoint::new(
+        let mut ep = imds::ImdsEndpoint::new(
             broker.clone(),
             imds.profile.clone(),
             imds.allow_imdsv1,
             server::HostAllowList::for_addr(addr),
             audit.clone(),
-        ));
+        );
+        ep.cold_wait = config.limits.cold_wait;
+        let ep = Arc::new(ep);
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
                 .instrument(tracing::info_span!("imds", %addr)),
