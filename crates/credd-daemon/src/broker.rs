@@ -396,9 +396,15 @@ impl Broker {
         let cancel = self.inner.cancel.clone();
         let fetch = self.inner.tasks.spawn(
             async move {
+                // On shutdown the fetch gets the same grace as requests,
+                // then is abandoned and the request answered 503.
+                let stop = async {
+                    cancel.cancelled().await;
+                    tokio::time::sleep(crate::server::STOP_GRACE).await;
+                };
                 tokio::select! {
-                    _ = cancel.cancelled() => None,
                     r = this.get(&name) => Some(r),
+                    _ = stop => None,
                 }
             }
             .instrument(tracing::info_span!("request-fetch", profile)),

@@ -599,6 +599,23 @@ mod tests {
             .expect("every connection task ended");
     }
 
+    #[tokio::test]
+    async fn shutdown_answers_a_request_still_waiting_after_the_grace_with_503() {
+        let (addr, cancel, tasks) = start(Duration::from_secs(600), Duration::from_secs(60)).await;
+        let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+        busy.write_all(REQUEST).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+        let answer = read_to_close(&mut busy).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        assert!(answer.contains("DaemonStopping"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+            .await
+            .expect("every connection task ended");
+    }
+
     #[test]
     fn host_allow_list_is_exact() {
         let l = HostAllowList::for_addr("127.0.0.1:9911".parse().unwrap());
