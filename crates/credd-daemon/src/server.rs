@@ -152,7 +152,7 @@ pub fn stopping() -> Response<Body> {
 fn other_user(uid: Option<u32>) -> Response<Body> {
     let message = match uid {
         Some(uid) => format!(
-            "this connection comes from a socket owned by uid {uid}; credd serves only the user it runs as (limits.same_user_only)"
+            "this connection comes from a socket owned by uid {uid}; credd serves only the user it runs as (and root) (limits.same_user_only)"
         ),
         None => "credd could not tell which user this connection comes from, so it is refused; if this keeps happening, the kernel lacks sock_diag (inet_diag): set limits.same_user_only = false".to_string(),
     };
@@ -162,10 +162,13 @@ fn other_user(uid: Option<u32>) -> Response<Body> {
     r
 }
 
-/// Whether the socket at `peer` belongs to this user; logged when not.
+/// Whether the socket at `peer` belongs to this user (or to root); logged
+/// when not. Root is let in: it can read the token files and the daemon's
+/// memory anyway, and it is who host-network containers of a rootful
+/// docker run as (`credd docker run` without `docker setup`).
 fn same_user(local: SocketAddr, peer: SocketAddr, me: u32) -> Result<(), Option<u32>> {
     match crate::peer_uid::owner(local, peer) {
-        Ok(uid) if uid == me => Ok(()),
+        Ok(uid) if uid == me || uid == 0 => Ok(()),
         Ok(uid) => {
             tracing::warn!(%peer, uid, "refused a connection from another user's socket");
             Err(Some(uid))
