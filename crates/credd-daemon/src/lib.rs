@@ -147,6 +147,8 @@ pub enum DaemonError {
     },
     #[error("cannot read a listener's address: {0}")]
     Listener(std::io::Error),
+    #[error("limits.same_user_only is on, but this system cannot tell which user a loopback connection comes from ({0}); every connection would be refused: set `same_user_only = false` under [limits] in credd.toml (see docs/security.md, row 20)")]
+    PeerUid(peer_uid::PeerUidError),
 }
 
 pub fn control_socket_path(runtime_dir: &std::path::Path) -> PathBuf {
@@ -181,6 +183,9 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     fsutil::private_dir(&config.runtime_dir)?;
     fsutil::private_dir(&config.state_dir)?;
+    if cfg!(target_os = "linux") && config.limits.same_user_only {
+        peer_uid::self_check().map_err(DaemonError::PeerUid)?;
+    }
     let tasks = TaskTracker::new();
     let now = services.clock.now();
     let tokens = Arc::new(tokens::TokenStore::open(

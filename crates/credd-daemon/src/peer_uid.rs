@@ -86,6 +86,23 @@ pub fn owner(local: SocketAddr, peer: SocketAddr) -> Result<u32, PeerUidError> {
     }
 }
 
+/// Checks at start that the lookup works here (a kernel without
+/// `inet_diag`, or a sandbox that forbids netlink, would otherwise refuse
+/// every connection): one loopback connection to ourselves, looked up.
+pub fn self_check() -> Result<(), PeerUidError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(PeerUidError::Io)?;
+    let _c = std::net::TcpStream::connect(l.local_addr().map_err(PeerUidError::Io)?)
+        .map_err(PeerUidError::Io)?;
+    let (s, peer) = l.accept().map_err(PeerUidError::Io)?;
+    let uid = owner(s.local_addr().map_err(PeerUidError::Io)?, peer)?;
+    if uid != crate::fsutil::my_uid() {
+        return Err(PeerUidError::Protocol(format!(
+            "our own connection was reported as uid {uid}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(not(target_os = "linux"))]
 pub fn owner(_local: SocketAddr, _peer: SocketAddr) -> Result<u32, PeerUidError> {
     Err(PeerUidError::Unsupported)
@@ -109,6 +126,11 @@ mod tests {
             let uid = owner(s.local_addr().unwrap(), peer).unwrap();
             assert_eq!(uid, crate::fsutil::my_uid(), "{bind}");
         }
+    }
+
+    #[test]
+    fn the_self_check_passes_here() {
+        self_check().unwrap();
     }
 
     #[test]
