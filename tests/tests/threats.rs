@@ -500,14 +500,28 @@ fn another_uid_cannot_use_the_control_socket() {
     ] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
     }
+    // The CLI now refuses a directory that is not its user's before
+    // connecting (row 19), so a raw client as uid 65534 asks instead.
     let o = as_nobody(&["credential-process", "dev"]);
     assert!(!o.status.success());
     assert!(stdout_of(&o).is_empty(), "{}", stdout_of(&o));
-    assert!(
-        stderr_of(&o).contains("without answering"),
-        "{}",
-        stderr_of(&o)
-    );
+    assert!(stderr_of(&o).contains("owned by uid"), "{}", stderr_of(&o));
+    let o = env
+        .cmd("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c"])
+        .arg(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.connect(sys.argv[1])\n\
+             try:\n    s.sendall(b'{\"op\":\"credentials\",\"profile\":\"dev\"}\\n')\n    print(len(s.recv(65536)))\n\
+             except OSError:\n    print(0)\n",
+        )
+        .arg(env.path("run/control.sock"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "0", "the daemon answered another uid");
     // The owner is still served.
     assert!(env
         .credd_ok(&["credential-process", "dev"])

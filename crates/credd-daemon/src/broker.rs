@@ -106,6 +106,16 @@ pub enum ServeError {
         error: UpstreamError,
         retry_in_secs: Option<i64>,
     },
+    /// The credential was not ready within `limits.cold_wait`; the fetch
+    /// goes on, and a retry after `retry_after_secs` should find it.
+    #[error("credd is still fetching the credentials for profile '{profile}' (the upstream service is slow to answer); retry in {retry_after_secs} s: the fetch goes on meanwhile")]
+    FetchInProgress {
+        profile: String,
+        retry_after_secs: u64,
+    },
+    /// The daemon is stopping; the fetch was abandoned.
+    #[error("credd is stopping and could not finish fetching the credentials for profile '{0}'; retry once it is running again")]
+    Stopping(String),
 }
 
 fn upstream_message(profile: &str, e: &UpstreamError, retry_in: Option<i64>) -> String {
@@ -147,6 +157,8 @@ impl ServeError {
         match self {
             ServeError::UnknownProfile(_) => "UnknownProfile",
             ServeError::Misconfigured { .. } => "ProfileMisconfigured",
+            ServeError::FetchInProgress { .. } => "FetchInProgress",
+            ServeError::Stopping(_) => "DaemonStopping",
             ServeError::Upstream { error, .. } => match error.kind {
                 UpstreamErrorKind::MfaRequired => "MfaRequired",
                 UpstreamErrorKind::InvalidMfa => "InvalidMfa",
@@ -368,6 +380,45 @@ impl Broker {
             .map_err(|error| self.serve_error(profile, &node, error))
     }
 
+    /// [`Self::get`] for the HTTP endpoints, whose clients give up after 1-2
+    /// seconds: waits at most `cold_wait` for a credential that is not
+    /// cached, then answers [`ServeError::FetchInProgress`] while the fetch
+    /// carries on in a tracked task (still single flight: concurrent
+    /// fetches queue on the node's flight lock and share its outcome), so
+    /// the client's retry finds the credential.
+    pub async fn get_within(
+        &self,
+        profile: &str,
+        cold_wait: std::time::Duration,
+    ) -> Result<Arc<Cached>, ServeError> {
+        let this = self.clone();
+        let name = profile.to_string();
+        let cancel = self.inner.cancel.clone();
+        let fetch = self.inner.tasks.spawn(
+            async move {
+                // On shutdown the fetch gets the same grace as requests,
+                // then is abandoned and the request answered 503.
+                let stop = async {
+                    cancel.cancelled().await;
+                    tokio::time::sleep(crate::server::STOP_GRACE).await;
+                };
+                tokio::select! {
+                    r = this.get(&name) => Some(r),
+                    _ = stop => None,
+                }
+            }
+            .instrument(tracing::info_span!("request-fetch", profile)),
+        );
+        match tokio::time::timeout(cold_wait, fetch).await {
+            Ok(Ok(Some(r))) => r,
+            Ok(_) => Err(ServeError::Stopping(profile.into())),
+            Err(_) => Err(ServeError::FetchInProgress {
+                profile: profile.into(),
+                retry_after_secs: cold_wait.as_secs().max(1),
+            }),
+        }
+    }
+
     fn serve_error(&self, profile: &str, node: &Node, error: UpstreamError) -> ServeError {
         let retry_in_secs = node
             .state
@@ -426,6 +477,13 @@ impl Broker {
                 if let Some(c) = self.servable(&st) {
                     return Ok(c);
                 }
+                // Backing off after a failure: the last error, at once and
+                // without an upstream call; the refresher retries when the
+                // backoff ends (a fix by the user, `credd mfa` or a login
+                // wakes the node sooner).
+                if let Some(e) = self.backing_off(&st) {
+                    return Err(e);
+                }
                 st.attempts
             };
             let _flight = node.flight.lock().await;
@@ -444,6 +502,13 @@ impl Broker {
             }
             self.fetch_locked(graph, node).await
         })
+    }
+
+    /// The last error while the node waits out its backoff.
+    fn backing_off(&self, st: &NodeState) -> Option<UpstreamError> {
+        let (_, e) = st.last_error.as_ref()?;
+        let next = st.next_refresh?;
+        (st.failures > 0 && next > self.inner.clock.now()).then(|| e.clone())
     }
 
     fn servable(&self, st: &NodeState) -> Option<Arc<Cached>> {

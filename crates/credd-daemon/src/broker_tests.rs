@@ -149,8 +149,9 @@ async fn never_serves_an_expired_credential() {
     assert!(h.broker.cached("base").is_none());
     let e = h.broker.get("base").await.unwrap_err();
     assert!(matches!(e, ServeError::Upstream { .. }), "{e}");
-    // Upstream comes back: served again, fresh.
+    // Upstream comes back: served again, fresh, once the backoff is over.
     *h.upstream.fail.lock().unwrap() = None;
+    h.clock.advance(Duration::seconds(6));
     let c = h.broker.get("base").await.unwrap();
     assert!(c.creds.expiration() > h.clock.now() + Duration::minutes(50));
     h.cancel.cancel();
@@ -324,4 +325,62 @@ async fn unknown_and_misconfigured_profiles_say_so() {
     ));
     let e = h.broker.get("broken").await.unwrap_err().to_string();
     assert!(e.contains("cycle"), "{e}");
+}
+
+#[tokio::test]
+async fn requests_during_backoff_get_the_last_error_without_an_upstream_call() {
+    let h = harness();
+    *h.upstream.fail.lock().unwrap() = Some(UpstreamError::new(
+        UpstreamErrorKind::Throttled,
+        "Rate exceeded",
+    ));
+    let first = h.broker.get("base").await.unwrap_err();
+    assert_eq!(h.upstream.count("GetSessionToken"), 1);
+    for _ in 0..40 {
+        let e = h.broker.get("base").await.unwrap_err();
+        assert_eq!(e.code(), "UpstreamThrottled");
+        assert_eq!(e.to_string(), first.to_string());
+    }
+    assert_eq!(
+        h.upstream.count("GetSessionToken"),
+        1,
+        "no call during backoff"
+    );
+    // Past the backoff (5 s), the next attempt is made again.
+    *h.upstream.fail.lock().unwrap() = None;
+    h.clock.advance(Duration::seconds(6));
+    h.broker.get("base").await.unwrap();
+    assert!(h.upstream.count("GetSessionToken") >= 2);
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_slow_cold_fetch_answers_in_progress_and_goes_on() {
+    let h = harness();
+    *h.upstream.delay.lock().unwrap() = std::time::Duration::from_millis(600);
+    let wait = std::time::Duration::from_millis(50);
+    let e = h.broker.get_within("base", wait).await.unwrap_err();
+    assert_eq!(e.code(), "FetchInProgress", "{e}");
+    assert!(matches!(
+        e,
+        ServeError::FetchInProgress {
+            retry_after_secs: 1,
+            ..
+        }
+    ));
+    // A second impatient request joins the same flight.
+    assert_eq!(
+        h.broker.get_within("base", wait).await.unwrap_err().code(),
+        "FetchInProgress"
+    );
+    // The fetch carried on without anyone waiting: a patient request
+    // gets its result, and there was one upstream call in all.
+    let c = h
+        .broker
+        .get_within("base", std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(c.creds.expiration() > h.clock.now());
+    assert_eq!(h.upstream.count("GetSessionToken"), 1);
+    h.cancel.cancel();
 }

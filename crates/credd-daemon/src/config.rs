@@ -68,6 +68,13 @@ pub struct LimitsFile {
     pub max_header_bytes: usize,
     /// Most header lines in a request.
     pub max_headers: usize,
+    /// Longest a request waits for a credential that is not cached yet;
+    /// past it the answer is a 503 saying when to retry, and the fetch goes
+    /// on (SDKs give up after 1-2 s and retry).
+    pub cold_wait: String,
+    /// Linux: refuse connections to a loopback listener from a socket that
+    /// belongs to another user (a stolen token is then worthless to them).
+    pub same_user_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,6 +115,8 @@ impl Default for LimitsFile {
             header_read_timeout: "5s".into(),
             max_header_bytes: 16 * 1024,
             max_headers: 32,
+            cold_wait: "1s".into(),
+            same_user_only: true,
         }
     }
 }
@@ -155,6 +164,10 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// See [`LimitsFile::cold_wait`].
+    pub cold_wait: Duration,
+    /// See [`LimitsFile::same_user_only`]; only loopback listeners check it.
+    pub same_user_only: bool,
 }
 
 impl Default for Limits {
@@ -213,6 +226,8 @@ impl FileConfig {
                 .unsigned_abs(),
             max_header_bytes: l.max_header_bytes,
             max_headers: l.max_headers,
+            cold_wait: dur("limits.cold_wait", &l.cold_wait)?.unsigned_abs(),
+            same_user_only: l.same_user_only,
         })
     }
 }
@@ -262,7 +277,12 @@ pub fn is_local(addr: &SocketAddr) -> bool {
 }
 
 /// Where the control socket and token files live: `CREDD_RUNTIME_DIR`, else
-/// `$XDG_RUNTIME_DIR/credd`, else a per-user directory under the temp dir.
+/// `$XDG_RUNTIME_DIR/credd`, else (macOS) `~/Library/Caches/credd/run`, else
+/// `run` under the state directory (`~/.local/state/credd/run`).
+///
+/// Never a fixed name in a shared directory such as `/tmp`: another user
+/// could create it first and answer in the daemon's place (threat-model
+/// row 19). The daemon and the CLI both call this, so they agree.
 pub fn runtime_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     if let Some(d) = env("CREDD_RUNTIME_DIR").filter(|s| !s.is_empty()) {
         return d.into();
@@ -275,7 +295,7 @@ pub fn runtime_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
             return Path::new(&h).join("Library/Caches/credd/run");
         }
     }
-    std::env::temp_dir().join(format!("credd-{}", crate::fsutil::my_uid()))
+    state_dir(env).join("run")
 }
 
 /// Where MFA sessions and token records persist: `CREDD_STATE_DIR`, else
@@ -328,6 +348,26 @@ mod tests {
             assert!(text.contains(key), "{key} missing from the example");
         }
         assert!(FileConfig::default().policy().is_ok());
+        assert!(FileConfig::default().limits().is_ok());
+    }
+
+    #[test]
+    fn runtime_dir_falls_back_under_the_users_home_not_the_temp_dir() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let only_home = env(&[("HOME", "/home/me")]);
+        let d = runtime_dir(&only_home);
+        assert!(d.starts_with("/home/me"), "{}", d.display());
+        assert!(!d.starts_with(std::env::temp_dir()), "{}", d.display());
+        let xdg = env(&[("HOME", "/home/me"), ("XDG_RUNTIME_DIR", "/run/user/7")]);
+        assert_eq!(runtime_dir(&xdg), Path::new("/run/user/7/credd"));
+        let own = env(&[("CREDD_RUNTIME_DIR", "/x"), ("XDG_RUNTIME_DIR", "/y")]);
+        assert_eq!(runtime_dir(&own), Path::new("/x"));
     }
 
     #[test]

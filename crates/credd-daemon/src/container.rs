@@ -25,6 +25,8 @@ pub struct ContainerEndpoint {
     pub tokens: Arc<TokenStore>,
     pub hosts: HostAllowList,
     pub audit: Arc<AuditLog>,
+    /// `limits.cold_wait`: how long a request waits for an uncached credential.
+    pub cold_wait: std::time::Duration,
 }
 
 impl server::Handler for ContainerEndpoint {
@@ -125,7 +127,7 @@ impl ContainerEndpoint {
         }
         let cached = match found {
             Lookup::Cached(c) => Ok(c),
-            _ => self.broker.get(&profile).await,
+            _ => self.broker.get_within(&profile, self.cold_wait).await,
         };
         match cached {
             Ok(c) => {
@@ -149,7 +151,20 @@ pub fn serve_error(e: &ServeError) -> Response<Body> {
         ServeError::UnknownProfile(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    server::error(status, e.code(), &e.to_string())
+    let mut r = server::error(status, e.code(), &e.to_string());
+    // SDKs retry on their own; this says when there is something to get.
+    let retry_after = match e {
+        ServeError::FetchInProgress {
+            retry_after_secs, ..
+        } => Some(*retry_after_secs),
+        ServeError::Stopping(_) => Some(1),
+        _ => None,
+    };
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, ::http::HeaderValue::from(s));
+    }
+    r
 }
 
 fn auth_error(e: AuthError, peer: SocketAddr) -> Response<Body> {

@@ -481,6 +481,10 @@ pub enum ClientError {
     Daemon(String),
     #[error("talking to the daemon at {path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
+    #[error("refusing to talk to a daemon through {dir}: {err}. Nothing was sent. Another user may have made it to pose as credd: remove it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
+    UntrustedDir { dir: PathBuf, err: fsutil::FsError },
+    #[error("refusing to talk to the daemon at {path}: it runs as uid {uid}, not as you (uid {me}). Nothing was sent. Another user may be posing as credd: stop it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
+    ForeignDaemon { path: PathBuf, uid: u32, me: u32 },
 }
 
 /// Sends one request to the daemon behind `socket` and returns its result.
@@ -497,6 +501,24 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
             err,
         },
     };
+    // Before anything is sent: the directory must be ours and private, and
+    // the process behind the socket must run as us (threat-model row 19).
+    if let Some(dir) = socket.parent() {
+        match fsutil::check_trusted_dir(dir) {
+            Ok(()) => {}
+            Err(fsutil::FsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(ClientError::NotRunning(socket.to_path_buf()))
+            }
+            Err(err) => {
+                return Err(ClientError::UntrustedDir {
+                    dir: dir.to_path_buf(),
+                    err,
+                })
+            }
+        }
+    }
     let stream = match UnixStream::connect(socket).await {
         Ok(s) => s,
         Err(e)
@@ -509,6 +531,18 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
         }
         Err(e) => return Err(io(e)),
     };
+    let me = fsutil::my_uid();
+    match stream.peer_cred() {
+        Ok(c) if c.uid() == me => {}
+        Ok(c) => {
+            return Err(ClientError::ForeignDaemon {
+                path: socket.to_path_buf(),
+                uid: c.uid(),
+                me,
+            })
+        }
+        Err(e) => return Err(io(e)),
+    }
     let (r, mut w) = stream.into_split();
     let mut out = serde_json::to_vec(req).expect("serializes");
     out.push(b'\n');

@@ -35,6 +35,7 @@ fn container(h: &Harness) -> (ContainerEndpoint, String, String) {
             tokens,
             hosts: HostAllowList::for_addr(ADDR.parse().unwrap()),
             audit: Arc::new(crate::audit::AuditLog::disabled()),
+            cold_wait: crate::config::Limits::default().cold_wait,
         },
         dev.expose().to_string(),
         base.expose().to_string(),

@@ -55,6 +55,42 @@ pub fn private_dir(dir: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Checks, changing nothing, that `dir` can be trusted with the control
+/// socket before the CLI sends anything there: a real directory (lstat, so
+/// not a symlink), owned by this user, that no other user can write to or
+/// list. Group/other execute alone (0711) lets nobody create, replace or
+/// find anything in it, so it is allowed. Threat-model row 19.
+pub fn check_trusted_dir(dir: &Path) -> Result<(), FsError> {
+    let m = fs::symlink_metadata(dir).map_err(io_err(dir))?;
+    if m.file_type().is_symlink() {
+        return Err(FsError::Symlink {
+            path: dir.to_path_buf(),
+        });
+    }
+    if !m.is_dir() {
+        return Err(io_err(dir)(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a directory",
+        )));
+    }
+    if m.uid() != my_uid() {
+        return Err(FsError::ForeignOwner {
+            path: dir.to_path_buf(),
+            owner: m.uid(),
+            me: my_uid(),
+        });
+    }
+    let mode = m.mode() & 0o777;
+    if mode & 0o066 != 0 {
+        return Err(FsError::LooseMode {
+            path: dir.to_path_buf(),
+            mode,
+            want: 0o700,
+        });
+    }
+    Ok(())
+}
+
 fn check_private(path: &Path, m: &fs::Metadata, want: u32, dir: bool) -> Result<(), FsError> {
     if m.file_type().is_symlink() {
         return Err(FsError::Symlink {
@@ -195,6 +231,31 @@ mod tests {
             Err(FsError::TooLarge { .. })
         ));
         assert!(read_private(&t.path().join("absent"), 3).unwrap().is_none());
+    }
+
+    #[test]
+    fn trusted_dir_is_ours_private_and_not_a_link() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("run");
+        private_dir(&d).unwrap();
+        check_trusted_dir(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o711)).unwrap();
+        check_trusted_dir(&d).unwrap();
+        for loose in [0o770, 0o755, 0o703, 0o1777] {
+            fs::set_permissions(&d, fs::Permissions::from_mode(loose)).unwrap();
+            assert!(
+                matches!(check_trusted_dir(&d), Err(FsError::LooseMode { .. })),
+                "{loose:o}"
+            );
+        }
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert!(matches!(
+            check_trusted_dir(&link),
+            Err(FsError::Symlink { .. })
+        ));
+        assert!(check_trusted_dir(&t.path().join("absent")).is_err());
     }
 
     #[test]

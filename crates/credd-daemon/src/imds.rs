@@ -29,6 +29,8 @@ pub struct ImdsEndpoint {
     pub profile: String,
     pub allow_imdsv1: bool,
     pub hosts: HostAllowList,
+    /// `limits.cold_wait`: how long a request waits for an uncached credential.
+    pub cold_wait: std::time::Duration,
     audit: std::sync::Arc<AuditLog>,
     sessions: Mutex<HashMap<[u8; 32], OffsetDateTime>>,
 }
@@ -57,6 +59,7 @@ impl ImdsEndpoint {
             profile,
             allow_imdsv1,
             hosts,
+            cold_wait: crate::config::Limits::default().cold_wait,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -163,7 +166,7 @@ impl ImdsEndpoint {
                 if name != self.profile {
                     return server::text(StatusCode::NOT_FOUND, "Not Found");
                 }
-                match self.broker.get(&self.profile).await {
+                match self.broker.get_within(&self.profile, self.cold_wait).await {
                     Ok(c) => {
                         self.audit.record(Vend {
                             at: self.broker.now(),

@@ -17,6 +17,7 @@ pub mod control;
 pub mod fsutil;
 pub mod imds;
 pub mod notify;
+pub mod peer_uid;
 pub mod relay;
 pub mod server;
 pub mod sessions;
@@ -158,6 +159,8 @@ pub enum DaemonError {
     },
     #[error("cannot read a listener's address: {0}")]
     Listener(std::io::Error),
+    #[error("limits.same_user_only is on, but this system cannot tell which user a loopback connection comes from ({0}); every connection would be refused: set `same_user_only = false` under [limits] in credd.toml (see docs/security.md, row 20)")]
+    PeerUid(peer_uid::PeerUidError),
 }
 
 pub fn control_socket_path(runtime_dir: &std::path::Path) -> PathBuf {
@@ -192,6 +195,9 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     fsutil::private_dir(&config.runtime_dir)?;
     fsutil::private_dir(&config.state_dir)?;
+    if cfg!(target_os = "linux") && config.limits.same_user_only {
+        peer_uid::self_check().map_err(DaemonError::PeerUid)?;
+    }
     let tasks = TaskTracker::new();
     let now = services.clock.now();
     let tokens = Arc::new(tokens::TokenStore::open(
@@ -295,6 +301,7 @@ pub async fn run(
         tokens: tokens.clone(),
         hosts: server::HostAllowList::for_addr(container_addr),
         audit: audit.clone(),
+        cold_wait: config.limits.cold_wait,
     });
     tasks.spawn(
         server::serve(
@@ -312,6 +319,7 @@ pub async fn run(
             tokens: tokens.clone(),
             hosts: server::HostAllowList::for_addr(addr),
             audit: audit.clone(),
+            cold_wait: config.limits.cold_wait,
         });
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
@@ -319,13 +327,15 @@ pub async fn run(
         );
     }
     if let (Some(l), Some(addr), Some(imds)) = (listeners.imds, imds_addr, &config.imds) {
-        let ep = Arc::new(imds::ImdsEndpoint::new(
+        let mut ep = imds::ImdsEndpoint::new(
             broker.clone(),
             imds.profile.clone(),
             imds.allow_imdsv1,
             server::HostAllowList::for_addr(addr),
             audit.clone(),
-        ));
+        );
+        ep.cold_wait = config.limits.cold_wait;
+        let ep = Arc::new(ep);
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
                 .instrument(tracing::info_span!("imds", %addr)),

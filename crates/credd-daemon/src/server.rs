@@ -128,6 +128,58 @@ fn too_many_headers(max: usize) -> Response<Body> {
     r
 }
 
+/// How long a request may still take once the daemon is stopping; past it
+/// the request gets [`stopping`] instead of being cut with no answer.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The answer to a request still waiting (on STS, say) when the daemon
+/// stops: a 503 that says so, then the connection closes.
+pub fn stopping() -> Response<Body> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "DaemonStopping",
+        "credd is stopping and could not finish this request in time; retry once it is running again",
+    );
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// The answer to every request on a connection whose socket belongs to
+/// another user (threat-model row 20).
+fn other_user(uid: Option<u32>) -> Response<Body> {
+    let message = match uid {
+        Some(uid) => format!(
+            "this connection comes from a socket owned by uid {uid}; credd serves only the user it runs as (and root) (limits.same_user_only)"
+        ),
+        None => "credd could not tell which user this connection comes from, so it is refused; if this keeps happening, the kernel lacks sock_diag (inet_diag): set limits.same_user_only = false".to_string(),
+    };
+    let mut r = error(StatusCode::FORBIDDEN, "PeerNotAllowed", &message);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// Whether the socket at `peer` belongs to this user (or to root); logged
+/// when not. Root is let in: it can read the token files and the daemon's
+/// memory anyway, and it is who host-network containers of a rootful
+/// docker run as (`credd docker run` without `docker setup`).
+fn same_user(local: SocketAddr, peer: SocketAddr, me: u32) -> Result<(), Option<u32>> {
+    match crate::peer_uid::owner(local, peer) {
+        Ok(uid) if uid == me || uid == 0 => Ok(()),
+        Ok(uid) => {
+            tracing::warn!(%peer, uid, "refused a connection from another user's socket");
+            Err(Some(uid))
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot tell who owns the peer's socket; refused");
+            Err(None)
+        }
+    }
+}
+
 /// What a listener does with a request.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
@@ -206,6 +258,14 @@ pub async fn serve<H: Handler>(
 ) {
     let conns: Arc<Mutex<BTreeMap<u64, Slot>>> = Arc::default();
     let mut next_id: u64 = 0;
+    // Once per connection, on loopback only: link-local listeners serve
+    // containers, whose traffic comes from other network namespaces (and
+    // carries their own scoped tokens).
+    let local = listener.local_addr().ok();
+    let check_uid = cfg!(target_os = "linux")
+        && limits.same_user_only
+        && local.is_some_and(|a| a.ip().is_loopback());
+    let me = crate::fsutil::my_uid();
     let tick = watchdog_tick(limits.header_read_timeout);
     let mut next_sweep = tokio::time::Instant::now() + tick;
     loop {
@@ -264,20 +324,49 @@ pub async fn serve<H: Handler>(
             );
         }
         let conns = conns.clone();
-        let ctx = Arc::new((handler.clone(), state));
+        let ctx = Arc::new((handler.clone(), state, cancel.clone()));
         tasks.spawn(
             async move {
+                let refused = match local {
+                    Some(local) if check_uid => same_user(local, peer, me).err(),
+                    _ => None,
+                };
+                if let Some(uid) = refused {
+                    let svc = hyper::service::service_fn(move |_req| async move {
+                        Ok::<_, Infallible>(other_user(uid))
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(false)
+                        .max_buf_size(limits.max_header_bytes)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    let _ = tokio::time::timeout(limits.header_read_timeout, conn).await;
+                    conns.lock().unwrap().remove(&id);
+                    return;
+                }
                 let svc_ctx = ctx.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let ctx = svc_ctx.clone();
                     async move {
-                        let (handler, state) = &*ctx;
+                        let (handler, state, cancel) = &*ctx;
                         state.busy.store(true, Ordering::Relaxed);
                         state.requests.fetch_add(1, Ordering::Relaxed);
                         let resp = if req.headers().len() > limits.max_headers {
                             too_many_headers(limits.max_headers)
                         } else {
-                            handler.handle(req, peer).await
+                            // A request still unanswered `STOP_GRACE` after
+                            // the daemon starts stopping gets a 503 rather
+                            // than a cut connection. `biased`: the handler
+                            // is polled first, so an answer from the cache
+                            // never touches the stop signal.
+                            let stop = async {
+                                cancel.cancelled().await;
+                                tokio::time::sleep(STOP_GRACE).await;
+                            };
+                            tokio::select! {
+                                biased;
+                                r = handler.handle(req, peer) => r,
+                                _ = stop => stopping(),
+                            }
                         };
                         state.busy.store(false, Ordering::Relaxed);
                         Ok::<_, Infallible>(resp)
@@ -317,7 +406,12 @@ pub async fn serve<H: Handler>(
                     }
                     Outcome::Graceful => {
                         conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
+                        // Long enough for a request to get `stopping()`.
+                        let _ = tokio::time::timeout(
+                            STOP_GRACE + std::time::Duration::from_secs(1),
+                            conn,
+                        )
+                        .await;
                     }
                 }
                 conns.lock().unwrap().remove(&id);
@@ -502,6 +596,23 @@ mod tests {
         let answer = read_to_close(&mut busy).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
         assert_eq!(read_to_close(&mut idle).await, "");
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+            .await
+            .expect("every connection task ended");
+    }
+
+    #[tokio::test]
+    async fn shutdown_answers_a_request_still_waiting_after_the_grace_with_503() {
+        let (addr, cancel, tasks) = start(Duration::from_secs(600), Duration::from_secs(60)).await;
+        let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+        busy.write_all(REQUEST).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+        let answer = read_to_close(&mut busy).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        assert!(answer.contains("DaemonStopping"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
         tasks.close();
         tokio::time::timeout(Duration::from_secs(10), tasks.wait())
             .await

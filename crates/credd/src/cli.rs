@@ -191,7 +191,11 @@ pub struct ServeArgs {
     /// containers (repeatable; adds to extra_listen in credd.toml).
     #[arg(long, value_name = "ADDR")]
     pub also_listen: Vec<String>,
-    /// Address of the IMDSv2 emulation (off unless set).
+    /// Address of the IMDSv2 emulation (off unless set). It has no
+    /// per-client token: any process of yours that reaches it gets the
+    /// profile's credentials (the IMDSv2 session token only stops SSRF).
+    /// Other users' connections to a loopback address are refused on Linux
+    /// (limits.same_user_only); macOS has no such check.
     #[arg(long, value_name = "ADDR", requires = "imds_profile")]
     pub imds_listen: Option<String>,
     /// The profile the IMDS emulation serves.
