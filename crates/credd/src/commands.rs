@@ -449,9 +449,7 @@ fn print_status(v: &Value) {
             .map(|u| format!(", IMDS {u}"))
             .unwrap_or_default()
     );
-    if let Some(e) = d["config_error"].as_str() {
-        println!("AWS config problem (serving the profiles loaded before): {e}");
-    }
+    print_config_problems(d);
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
     let mut notes = Vec::new();
     for p in v["profiles"].as_array().into_iter().flatten() {
@@ -515,7 +513,24 @@ fn print_status(v: &Value) {
     }
 }
 
+/// What is wrong with the AWS files, for `status` and `profiles` alike: a
+/// file that cannot be used now (the last good version is served) and what
+/// was ignored in them. The daemon's messages name file, line and column.
+fn print_config_problems(d: &Value) {
+    if let Some(e) = d["config_error"].as_str() {
+        println!("AWS config problem (serving the profiles from the last good version): {e}");
+    }
+    let notes = d["config_notes"].as_array().cloned().unwrap_or_default();
+    if !notes.is_empty() {
+        println!("Ignored in the AWS files:");
+        for n in notes {
+            println!("  {}", n.as_str().unwrap_or_default());
+        }
+    }
+}
+
 fn print_profiles(v: &Value) {
+    print_config_problems(&v["daemon"]);
     let mut t = table(&["PROFILE", "SERVED FROM"]);
     let mut bad = Vec::new();
     for p in v["profiles"].as_array().into_iter().flatten() {
