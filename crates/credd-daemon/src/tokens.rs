@@ -413,4 +413,65 @@ mod tests {
         let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(kept.len(), 1, "the bad file is kept aside");
     }
+
+    #[test]
+    fn a_refused_file_is_left_alone_and_merged_once_fixed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let hour = Some(time::Duration::hours(1));
+        let first = TokenStore::open(path.clone(), NOW);
+        let (kept, kept_rec) = first
+            .issue(vec!["a".into()], NOW, hour, "k".into())
+            .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+
+        // Refused while running: nothing written, earlier tokens still work.
+        let e = first
+            .issue(vec!["a".into()], NOW, hour, "x".into())
+            .unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(first
+            .authorize(Some(kept.expose().as_bytes()), Some("a"), NOW)
+            .is_ok());
+
+        // Refused at start: not read, not replaced; revoking works in memory
+        // and is kept out when the file comes back.
+        let second = TokenStore::open(path.clone(), NOW);
+        assert!(second.list(NOW).is_empty());
+        assert!(second.revoke(&kept_rec.id, NOW).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, new_rec) = second
+            .issue(vec!["a".into()], NOW, hour, "n".into())
+            .unwrap();
+        let ids: Vec<String> = TokenStore::open(path, NOW)
+            .list(NOW)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [new_rec.id], "the revoked one stays out");
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_file_does_not_block_and_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let store = TokenStore::open(path.clone(), NOW);
+        let e = store
+            .issue(vec!["a".into()], NOW, None, "x".into())
+            .unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+            &std::fs::symlink_metadata(&path).unwrap().file_type()
+        ));
+    }
 }
