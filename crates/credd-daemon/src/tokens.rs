@@ -168,8 +168,9 @@ impl TokenStore {
     }
 
     /// Looks at the file before it is replaced: one credd refuses to read
-    /// is left alone (its mode, owner or type is the user's to fix); one
-    /// refused at start and readable now has its tokens merged in.
+    /// is left alone (its mode, owner or type is the user's to fix), except
+    /// a symlink, which is replaced and never written through; one refused
+    /// at start and readable now has its tokens merged in.
     fn reconcile(
         &self,
         disk: &mut Disk,
@@ -179,7 +180,12 @@ impl TokenStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let bytes = fsutil::read_private(path, CAP).map_err(StoreError::Refused)?;
+        let bytes = match fsutil::read_private(path, CAP) {
+            // A symlink in credd's own 0700 state directory is not followed
+            // and is replaced by the write (it holds nothing of credd's).
+            Err(fsutil::FsError::Symlink { .. }) => None,
+            other => other.map_err(StoreError::Refused)?,
+        };
         if !disk.unread {
             return Ok(());
         }
