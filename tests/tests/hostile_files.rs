@@ -185,8 +185,10 @@ fn assert_no_secret(log: &str, what: &str) {
     }
 }
 
-const KEYS: &str = "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
-aws_secret_access_key = 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\n";
+/// The canary long-term keys (`support::LONG_TERM_SECRET`) as file lines.
+fn keys() -> String {
+    format!("aws_access_key_id = {LONG_TERM_ID}\naws_secret_access_key = {LONG_TERM_SECRET}\n")
+}
 
 const ROLES: &str = "[profile dev]\nrole_arn = arn:aws:iam::123456789012:role/dev\n\
 source_profile = base\nregion = eu-west-1\n";
@@ -207,7 +209,7 @@ fn files_with_latin1(keys_in: &str, in_comment: bool) -> (Vec<u8>, Vec<u8>) {
         &mut creds
     };
     target.extend_from_slice(bad);
-    target.extend_from_slice(KEYS.as_bytes());
+    target.extend_from_slice(keys().as_bytes());
     let mut config = ROLES.as_bytes().to_vec();
     config.extend_from_slice(&section);
     config.extend_from_slice(b"region = us-east-1\n");
@@ -279,12 +281,13 @@ fn a_non_utf8_byte_never_puts_the_keys_in_the_log_at_any_verbosity() {
 
 fn config_with_endpoints(dev_endpoint: &str, moto: &str) -> String {
     format!(
-        "[profile base]\n{KEYS}region = us-east-1\nendpoint_url = {moto}\n\n\
+        "[profile base]\n{}region = us-east-1\nendpoint_url = {moto}\n\n\
 [profile dev]\nrole_arn = arn:aws:iam::123456789012:role/dev\nsource_profile = base\n\
 endpoint_url = {dev_endpoint}\n\n\
 [profile cold]\nrole_arn = arn:aws:iam::123456789012:role/cold\nsource_profile = base\n\
 endpoint_url = {moto}\n\n\
-[dropped]\nregion = eu-west-1\n"
+[dropped]\nregion = eu-west-1\n",
+        keys()
     )
 }
 

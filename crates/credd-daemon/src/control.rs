@@ -118,7 +118,7 @@ impl ControlState {
         let mut current = self.config_error.lock().unwrap();
         if *current != error {
             if let Some(e) = &error {
-                tracing::warn!(error = %e, "cannot use the AWS config as it is; keeping the profiles from its last good version");
+                tracing::warn!(error = %e, "cannot use the AWS config as it is; serving the profiles from the last good version of each file (none for a file never read whole)");
             }
             *current = error;
         }

@@ -518,7 +518,9 @@ fn print_status(v: &Value) {
 /// was ignored in them. The daemon's messages name file, line and column.
 fn print_config_problems(d: &Value) {
     if let Some(e) = d["config_error"].as_str() {
-        println!("AWS config problem (serving the profiles from the last good version): {e}");
+        println!(
+            "AWS config problem (serving the profiles from the last good version, if any): {e}"
+        );
     }
     let notes = d["config_notes"].as_array().cloned().unwrap_or_default();
     if !notes.is_empty() {
