@@ -115,12 +115,14 @@ impl ControlState {
     /// Logs a change in what is wrong with the AWS files. The messages name
     /// files, lines and columns and never quote the files.
     fn report(&self, error: Option<String>, notes: Vec<String>) {
-        let mut current = self.config_error.lock().unwrap();
-        if *current != error {
-            if let Some(e) = &error {
-                tracing::warn!(error = %e, "cannot use the AWS config as it is; serving the profiles from the last good version of each file (none for a file never read whole)");
+        {
+            let mut current = self.config_error.lock().unwrap();
+            if *current != error {
+                if let Some(e) = &error {
+                    tracing::warn!(error = %e, "cannot use the AWS config as it is; serving the profiles from the last good version of each file (none for a file never read whole)");
+                }
+                *current = error;
             }
-            *current = error;
         }
         let mut old = self.config_notes.lock().unwrap();
         if *old != notes {
