@@ -2,6 +2,21 @@
 //! ([`ProfileEnv`]), parsing and merging them with the AWS SDK's own parser, and
 //! turning parse failures into errors that name the file and line to fix.
 //!
+//! credd reads the files itself (see [`credd_core::regular_file`]: no FIFO
+//! or device is opened blocking, nothing over [`FILE_CAP`] is read), checks
+//! that they are UTF-8 and hands the SDK's parser only text. The SDK never
+//! sees a path, so it has nothing to read and nothing to warn about: its own
+//! warning for a file that is not UTF-8 printed the whole file, long-term
+//! keys included, as a byte array (threat-model row 21); every parse also
+//! runs with the SDK's log events switched off, as the daemon's log filter
+//! does for its targets.
+//!
+//! A file that cannot be used now (half saved, a bad byte, a FIFO) is
+//! replaced by its last good version, kept per path for the life of the
+//! process, so that every reader (the daemon's profile reload and each STS
+//! call's endpoint lookup) keeps working with what worked; the problem is
+//! reported by file, line and column, never by quoting the line.
+//!
 //! The SDK's parser is used rather than a generic INI reader because the AWS
 //! files have their own rules (`[profile x]` vs `[x]`, `[profile default]`
 //! replacing `[default]`, sub-properties, the credentials file winning over the
@@ -9,15 +24,24 @@
 //! the same as the AWS CLI's.
 
 use aws_config::profile::{ProfileFileLoadError, ProfileParseError, ProfileSet};
-use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_types::os_shim_internal::{Env, Fs};
 use credd_core::overlay::{ProfileSettings, CARRIED_KEYS, CREDENTIAL_KEYS};
 use credd_core::profile::{sso_session_key, RawProfiles};
+use credd_core::regular_file::{self, FileError, Links};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use zeroize::Zeroize;
+use std::sync::{Arc, Mutex};
+use tracing::instrument::WithSubscriber;
+use zeroize::Zeroizing;
+
+/// The largest AWS file credd reads: far above any real one (a config with
+/// a profile for each of a thousand roles is well under 1 MiB), far below
+/// what would hurt the daemon (a config linked to a device is refused
+/// before this matters).
+pub const FILE_CAP: u64 = 4 * 1024 * 1024;
 
 /// The profile keys copied into [`RawProfiles`].
 ///
@@ -111,23 +135,6 @@ impl ProfileEnv {
             _ => path,
         }
     }
-
-    /// The SDK reads the file locations from an environment; this one holds
-    /// only what `self` says, so the daemon's own variables cannot leak in.
-    /// Paths that are not UTF-8 are passed lossily: the SDK's environment
-    /// abstraction only holds strings.
-    pub(crate) fn sdk_env(&self) -> Env {
-        let mut vars = HashMap::new();
-        let mut put = |name: &str, value: &Option<PathBuf>| {
-            if let Some(v) = value {
-                vars.insert(name.to_string(), v.to_string_lossy().into_owned());
-            }
-        };
-        put("HOME", &self.home);
-        put(CONFIG_ENV, &self.config_file);
-        put(CREDENTIALS_ENV, &self.credentials_file);
-        Env::from(vars)
-    }
 }
 
 /// The profiles of both files, merged the way the AWS CLI merges them, and
@@ -137,6 +144,12 @@ pub struct LoadedProfiles {
     pub raw: RawProfiles,
     pub config_path: PathBuf,
     pub credentials_path: PathBuf,
+    /// Why a file could not be used now: each such file was replaced by
+    /// its last good version (empty: both files were read as they are).
+    pub stale: Vec<String>,
+    /// What the files hold that was ignored (sections with names the SDK
+    /// drops, bytes that are not UTF-8 in comments), by file and line.
+    pub notes: Vec<String>,
 }
 
 impl fmt::Debug for LoadedProfiles {
@@ -151,6 +164,8 @@ impl fmt::Debug for LoadedProfiles {
             .field("raw", &keys)
             .field("config_path", &self.config_path)
             .field("credentials_path", &self.credentials_path)
+            .field("stale", &self.stale)
+            .field("notes", &self.notes)
             .finish()
     }
 }
@@ -169,19 +184,25 @@ pub enum ProfileLoadError {
     /// A syntax error whose location could not be read from the SDK's message.
     #[error("the AWS config files could not be parsed: {0}")]
     Syntax(String),
-    /// The file exists but could not be read (permissions, a directory...).
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
+    /// A byte that is not UTF-8 outside a comment. Not quoted either.
+    #[error("{}, line {line}, column {column}: a byte that is not UTF-8; save the file as UTF-8 (the AWS CLI refuses such a file too)", path.display())]
+    Encoding {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        line: usize,
+        column: usize,
     },
+    /// Not a regular file, too large, or unreadable (permissions...).
+    #[error("{0}")]
+    File(#[from] FileError),
 }
 
 /// Loads and merges both files. A missing file counts as empty, as it does
-/// for the AWS CLI; an unreadable or malformed one is an error.
+/// for the AWS CLI. A file that cannot be used is replaced by its last good
+/// version (and named in [`LoadedProfiles::stale`]); it is an error only
+/// when there is none yet.
 pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLoadError> {
-    let set = load_profile_set(env, None).await?;
+    let files = read_files(env).await?;
+    let set = parse_set(&files, None).await?;
     let mut raw: RawProfiles = set
         .profiles()
         .filter_map(|name| set.get_profile(name))
@@ -207,6 +228,14 @@ pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLo
         raw,
         config_path: env.config_path(),
         credentials_path: env.credentials_path(),
+        stale: files.stale,
+        notes: files
+            .config
+            .notes
+            .iter()
+            .chain(&files.credentials.notes)
+            .cloned()
+            .collect(),
     })
 }
 
@@ -306,53 +335,270 @@ pub async fn load_each_file(
 }
 
 /// The SDK's parsed view of the files, with `selected` as the profile that
-/// the SDK's own config lookups (such as endpoint URLs) consult.
+/// the SDK's own config lookups (such as endpoint URLs) consult. A broken
+/// file is replaced by its last good version here too, so that calls keep
+/// going while the user fixes it (the daemon's reload reports it).
 pub(crate) async fn load_profile_set(
     env: &ProfileEnv,
     selected: Option<&str>,
 ) -> Result<ProfileSet, ProfileLoadError> {
-    // The SDK turns every read failure of a default-located file into an
-    // empty file (with a log line). That is right for a missing file, but an
-    // unreadable one would silently lose the user's profiles.
-    for path in [env.config_path(), env.credentials_path()] {
-        match tokio::fs::read(&path).await {
-            // The contents may hold secret keys; this copy is only a probe.
-            Ok(mut contents) => contents.zeroize(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(ProfileLoadError::Read { path, source }),
+    let files = read_files(env).await?;
+    parse_set(&files, selected).await
+}
+
+/// One AWS file as text the SDK can be given, and what in it was ignored.
+struct GoodFile {
+    text: Zeroizing<String>,
+    notes: Vec<String>,
+}
+
+/// The last good version of each AWS file this process has read, by path.
+/// Process-wide rather than per reader so that the daemon's reload and the
+/// STS calls fall back to the same version. Holds what the daemon's plans
+/// hold anyway (the profiles' keys), for as long.
+static LAST_GOOD: Mutex<BTreeMap<PathBuf, Arc<GoodFile>>> = Mutex::new(BTreeMap::new());
+
+struct Files {
+    config: Arc<GoodFile>,
+    credentials: Arc<GoodFile>,
+    stale: Vec<String>,
+}
+
+async fn read_files(env: &ProfileEnv) -> Result<Files, ProfileLoadError> {
+    let mut stale = Vec::new();
+    let mut pick = |path: PathBuf, read: Result<GoodFile, ProfileLoadError>| {
+        let mut last = LAST_GOOD.lock().unwrap();
+        match read {
+            Ok(good) => {
+                let good = Arc::new(good);
+                last.insert(path, good.clone());
+                Ok(good)
+            }
+            Err(e) => match last.get(&path) {
+                Some(good) => {
+                    stale.push(e.to_string());
+                    Ok(good.clone())
+                }
+                None => Err(e),
+            },
         }
-    }
-    aws_config::profile::load(
-        &Fs::real(),
-        &env.sdk_env(),
-        &EnvConfigFiles::default(),
-        selected.map(|s| Cow::Owned(s.to_string())),
-    )
-    .await
-    .map_err(|e: ProfileFileLoadError| {
-        // The variants cannot be matched from outside the SDK; a parse error
-        // is the load error's source.
-        match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<ProfileParseError>()) {
-            Some(parse) => parse_error(&parse.to_string()),
-            // Only files given by explicit path can fail to read inside the
-            // SDK, and credd never passes one.
-            None => ProfileLoadError::Syntax(e.to_string()),
-        }
+    };
+    let config_path = env.config_path();
+    let read = read_one(&config_path, EnvConfigFileKind::Config).await;
+    let config = pick(config_path, read)?;
+    let credentials_path = env.credentials_path();
+    let read = read_one(&credentials_path, EnvConfigFileKind::Credentials).await;
+    let credentials = pick(credentials_path, read)?;
+    Ok(Files {
+        config,
+        credentials,
+        stale,
     })
 }
 
+/// Reads, decodes and parses one file on its own, so that a problem is
+/// pinned to the file it is in (and the other file can still be used).
+async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<GoodFile, ProfileLoadError> {
+    // Blocking, but bounded: a regular file of at most FILE_CAP bytes.
+    let bytes = match regular_file::read(path, FILE_CAP, Links::Follow)? {
+        Some(b) => Zeroizing::new(b),
+        None => Zeroizing::new(Vec::new()),
+    };
+    let (text, mut notes) = decode(path, bytes)?;
+    let files = EnvConfigFiles::builder()
+        .with_contents(kind, text.as_str())
+        .build();
+    sdk_parse(&files, None)
+        .await
+        .map_err(|e| located(path, e))?;
+    notes.extend(ignored_sections(path, kind, &text));
+    Ok(GoodFile { text, notes })
+}
+
+async fn parse_set(files: &Files, selected: Option<&str>) -> Result<ProfileSet, ProfileLoadError> {
+    let sources = EnvConfigFiles::builder()
+        .with_contents(EnvConfigFileKind::Config, files.config.text.as_str())
+        .with_contents(
+            EnvConfigFileKind::Credentials,
+            files.credentials.text.as_str(),
+        )
+        .build();
+    // Each file parsed on its own, so this cannot fail on syntax.
+    sdk_parse(&sources, selected)
+        .await
+        .map_err(|e| ProfileLoadError::Syntax(e.to_string()))
+}
+
+/// The SDK's parser over text only: no file system, no environment, and
+/// no subscriber, so none of its log events (some of which print what they
+/// parse) can reach the daemon's log, whatever its level.
+async fn sdk_parse(
+    files: &EnvConfigFiles,
+    selected: Option<&str>,
+) -> Result<ProfileSet, ProfileFileLoadError> {
+    aws_config::profile::load(
+        &Fs::from_map(HashMap::<String, Vec<u8>>::new()),
+        &Env::from(HashMap::<String, String>::new()),
+        files,
+        selected.map(|s| Cow::Owned(s.to_string())),
+    )
+    .with_subscriber(tracing::subscriber::NoSubscriber::default())
+    .await
+}
+
+/// Turns the SDK's error for one file into one that names the file.
+fn located(path: &Path, e: ProfileFileLoadError) -> ProfileLoadError {
+    // The variants cannot be matched from outside the SDK; a parse error is
+    // the load error's source.
+    match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<ProfileParseError>()) {
+        Some(parse) => parse_error(path, &parse.to_string()),
+        None => ProfileLoadError::Syntax(e.to_string()),
+    }
+}
+
+/// The file as UTF-8 text. A byte that is not UTF-8 in a comment line is
+/// tolerated (a comment means nothing to any parser) and noted; anywhere
+/// else it makes the file unusable, as it is for the AWS CLI.
+///
+/// The AWS CLI (botocore, through Python's configparser) refuses the whole
+/// file in a UTF-8 locale, even for a byte in a comment ("Unable to parse
+/// config file"), and the Rust SDK silently reads such a file as empty.
+/// credd keeps serving rather than drop every profile over a comment, and
+/// says where the byte is so the user can fix it for the other tools.
+fn decode(
+    path: &Path,
+    bytes: Zeroizing<Vec<u8>>,
+) -> Result<(Zeroizing<String>, Vec<String>), ProfileLoadError> {
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        return Ok((Zeroizing::new(text.to_string()), Vec::new()));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(bytes.len()));
+    let mut bad_comments = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        match std::str::from_utf8(line) {
+            Ok(l) => text.push_str(l),
+            Err(e) => {
+                let column = std::str::from_utf8(&line[..e.valid_up_to()])
+                    .map_or(0, |s| s.chars().count())
+                    + 1;
+                if line.starts_with(b"#") || line.starts_with(b";") {
+                    bad_comments.push((i + 1, column));
+                    text.push_str(&String::from_utf8_lossy(line));
+                } else {
+                    return Err(ProfileLoadError::Encoding {
+                        path: path.to_path_buf(),
+                        line: i + 1,
+                        column,
+                    });
+                }
+            }
+        }
+    }
+    let notes = bad_comments
+        .iter()
+        .map(|(line, column)| {
+            format!(
+                "{}, line {line}, column {column}: a byte that is not UTF-8 in a comment, ignored; \
+                 the AWS CLI refuses the whole file, so save it as UTF-8",
+                path.display()
+            )
+        })
+        .collect();
+    Ok((text, notes))
+}
+
+/// The sections the SDK drops for their name, by its rules
+/// (`aws-runtime` `env_config/normalize.rs`, which only logs them), so that
+/// `credd profiles` can show them.
+fn ignored_sections(path: &Path, kind: EnvConfigFileKind, text: &str) -> Vec<String> {
+    const WS: &[char] = &[' ', '\t'];
+    let valid = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-/.%@:+".contains(c))
+    };
+    let mut out = Vec::new();
+    let mut prefixed_default = None;
+    let mut plain_default = None;
+    for (i, line) in text.lines().enumerate() {
+        if !line.starts_with('[') {
+            continue;
+        }
+        // As the SDK's parser reads a header: comments end it anywhere.
+        let header = line.trim_matches(WS);
+        let header = header
+            .find(['#', ';'])
+            .map_or(header, |at| &header[..at])
+            .trim_matches(WS);
+        let Some(name) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
+            continue;
+        };
+        let name = name.trim_matches(WS);
+        let (prefix, suffix) = match name.split_once(WS) {
+            Some((p, s)) => (Some(p.trim()), s.trim()),
+            None => (None, name.trim()),
+        };
+        let why = match (kind, prefix) {
+            (EnvConfigFileKind::Config, Some(_)) if !valid(suffix) => Some(format!(
+                "`{suffix}` is not a valid name (letters, digits and _-/.%@:+ only)"
+            )),
+            (EnvConfigFileKind::Config, None) if suffix != "default" => Some(format!(
+                "in the config file a profile is written [profile {suffix}] (only [default] may omit `profile`)"
+            )),
+            (EnvConfigFileKind::Credentials, Some("profile")) => Some(format!(
+                "in the credentials file a profile is written [{suffix}], without `profile`"
+            )),
+            (EnvConfigFileKind::Credentials, Some(_)) => {
+                Some("such sections belong in the config file".to_string())
+            }
+            (EnvConfigFileKind::Credentials, None) if !valid(suffix) => Some(format!(
+                "`{suffix}` is not a valid name (letters, digits and _-/.%@:+ only)"
+            )),
+            _ => None,
+        };
+        if let Some(why) = why {
+            out.push(format!(
+                "{}, line {}: section [{name}] ignored: {why}",
+                path.display(),
+                i + 1
+            ));
+        }
+        match (kind, prefix, suffix) {
+            (EnvConfigFileKind::Config, Some("profile"), "default") => {
+                prefixed_default.get_or_insert(i + 1);
+            }
+            (EnvConfigFileKind::Config, None, "default") => {
+                plain_default.get_or_insert(i + 1);
+            }
+            _ => {}
+        }
+    }
+    if let (Some(_), Some(line)) = (prefixed_default, plain_default) {
+        out.push(format!(
+            "{}, line {line}: section [default] ignored: [profile default] in the same file takes its place",
+            path.display()
+        ));
+    }
+    out
+}
+
 /// The SDK's parse error keeps its location private; its `Display` is
-/// `error parsing PATH on line N:\n  MESSAGE`, so the parts are read from that.
-fn parse_error(text: &str) -> ProfileLoadError {
+/// `error parsing PATH on line N:\n  MESSAGE` (PATH empty: credd hands it
+/// text), so the line and message are read from that.
+fn parse_error(path: &Path, text: &str) -> ProfileLoadError {
     let located = text.split_once(":\n").and_then(|(head, problem)| {
-        let (path, line) = head
+        let (_, line) = head
             .strip_prefix("error parsing ")?
-            .rsplit_once(" on line ")?;
-        Some((PathBuf::from(path), line.parse().ok()?, problem.trim()))
+            .rsplit_once("on line ")?;
+        Some((line.trim().parse().ok()?, problem.trim()))
     });
     match located {
-        Some((path, line, problem)) => ProfileLoadError::Parse {
-            path,
+        Some((line, problem)) => ProfileLoadError::Parse {
+            path: path.to_path_buf(),
             line,
             problem: problem.to_string(),
             fix: fix_for(problem),
@@ -627,7 +873,8 @@ mod tests {
         // A directory where the file should be fails to read even as root.
         fs::create_dir(f.dir.path().join(".aws/config")).unwrap();
         let err = load_profiles(&f.env()).await.unwrap_err();
-        assert!(matches!(err, ProfileLoadError::Read { .. }), "{err:?}");
+        assert!(matches!(err, ProfileLoadError::File(_)), "{err:?}");
+        assert!(err.to_string().contains("a directory"), "{err}");
         assert!(err.to_string().contains(".aws/config"), "{err}");
     }
 
@@ -660,10 +907,114 @@ mod tests {
 
     #[test]
     fn an_unexpected_sdk_message_still_makes_an_error() {
-        let e = parse_error("something new\n  entirely");
+        let e = parse_error(Path::new("x"), "something new\n  entirely");
         assert_eq!(
             e.to_string(),
             "the AWS config files could not be parsed: something new entirely"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_byte_that_is_not_utf8_is_located_and_tolerated_only_in_comments() {
+        let f = Files::new(None, None);
+        let config = f.dir.path().join(DEFAULT_CONFIG);
+        fs::write(&config, b"[profile dev]\n# caf\xe9\nregion = eu-west-1\n").unwrap();
+        let loaded = load_profiles(&f.env()).await.unwrap();
+        assert_eq!(props(&loaded.raw, "dev"), kv(&[("region", "eu-west-1")]));
+        assert_eq!(loaded.notes.len(), 1, "{:?}", loaded.notes);
+        assert!(
+            loaded.notes[0].contains("config, line 2, column 6"),
+            "{:?}",
+            loaded.notes
+        );
+
+        fs::write(&config, b"[profile dev]\nregion = caf\xe9\n").unwrap();
+        let loaded = load_profiles(&f.env()).await.unwrap();
+        assert_eq!(loaded.stale.len(), 1, "the last good version is used");
+        let msg = &loaded.stale[0];
+        assert!(
+            msg.contains("config, line 2, column 13: a byte that is not UTF-8"),
+            "{msg}"
+        );
+        assert!(!msg.contains("caf"), "{msg}");
+        assert_eq!(props(&loaded.raw, "dev"), kv(&[("region", "eu-west-1")]));
+    }
+
+    #[tokio::test]
+    async fn a_broken_file_falls_back_to_its_last_good_version_and_only_then() {
+        let f = Files::new(
+            Some("[profile dev]\nregion = a\n"),
+            Some("[k]\naws_access_key_id = AKIA\n"),
+        );
+        let config = f.dir.path().join(DEFAULT_CONFIG);
+        let creds = f.dir.path().join(DEFAULT_CREDENTIALS);
+        load_profiles(&f.env()).await.unwrap();
+        // Half saved config, a new credentials file: both used as they can be.
+        fs::write(&config, "[profile dev]\nregion = a\n[profile half").unwrap();
+        fs::write(&creds, "[k2]\naws_access_key_id = AKIA\n").unwrap();
+        let loaded = load_profiles(&f.env()).await.unwrap();
+        assert_eq!(loaded.raw.keys().collect::<Vec<_>>(), ["dev", "k2"]);
+        assert_eq!(loaded.stale.len(), 1);
+        assert!(
+            loaded.stale[0].contains("config, line 3"),
+            "{:?}",
+            loaded.stale
+        );
+        // The SDK view the STS calls use falls back the same way.
+        let set = load_profile_set(&f.env(), Some("dev")).await.unwrap();
+        assert!(set.get_profile("dev").is_some());
+        // A fresh path with no good version yet is an error.
+        let g = Files::new(Some("[profile half"), None);
+        assert!(matches!(
+            load_profiles(&g.env()).await,
+            Err(ProfileLoadError::Parse { line: 1, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_fifo_is_refused_at_once_and_named() {
+        let f = Files::new(Some("[profile dev]\nregion = a\n"), None);
+        let creds = f.dir.path().join(DEFAULT_CREDENTIALS);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &creds,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = load_profiles(&f.env()).await.unwrap_err();
+        assert!(err.to_string().contains("credentials is a FIFO"), "{err}");
+    }
+
+    #[test]
+    fn sections_the_sdk_drops_are_named() {
+        let p = Path::new("/h/.aws/config");
+        let notes = ignored_sections(
+            p,
+            EnvConfigFileKind::Config,
+            "[default]\n[dev]\n[profile ok]\n[profile b@d!]\n[sso-session s]\n[profile default] # x\n",
+        );
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[0].contains("line 2: section [dev] ignored"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].contains("line 4: section [profile b@d!] ignored"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[2].contains("line 1: section [default] ignored"),
+            "{notes:?}"
+        );
+        let notes = ignored_sections(
+            Path::new("/h/.aws/credentials"),
+            EnvConfigFileKind::Credentials,
+            "[k]\n[profile k2]\n",
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("line 2: section [profile k2]"),
+            "{notes:?}"
         );
     }
 }

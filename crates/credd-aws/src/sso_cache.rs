@@ -11,9 +11,9 @@ use credd_core::sso::{
     CacheParseError, ClientRegistration, FileStamp, Loaded, SsoSession, SsoToken, StoreError,
     TokenStore,
 };
-use std::fs::{self, File};
-use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::fs::{self, File, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Cache files are a few hundred bytes; anything far larger is not read.
@@ -50,7 +50,13 @@ impl FileTokenStore {
         path: &Path,
         parse: impl FnOnce(&[u8]) -> Result<T, CacheParseError>,
     ) -> Result<Loaded<T>, StoreError> {
-        let mut file = match File::open(path) {
+        // Opened without blocking: a FIFO planted here must not hang the
+        // daemon (threat-model row 23); it is refused just below.
+        let mut file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
             Err(e) => return Err(store_error(path, &e)),
@@ -227,6 +233,26 @@ mod tests {
         if std::os::unix::fs::chown(&path, Some(other), None).is_ok() {
             untrusted("it belongs to another user");
             assert_eq!(fs::read(&path).unwrap(), token().to_json().into_bytes());
+        }
+    }
+
+    #[test]
+    fn a_fifo_in_the_cache_is_refused_without_blocking() {
+        let home = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::new(FileTokenStore::default_dir(home.path()));
+        let path = store.dir().join(work().token_file_name());
+        fs::create_dir_all(store.dir()).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        match store.load_token(&work()).unwrap() {
+            Loaded::Corrupt(CacheParseError::Untrusted(w), _) => {
+                assert_eq!(w, "it is not a regular file")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -97,6 +97,9 @@ pub struct ControlState {
     pub loader: Arc<dyn ProfileLoader>,
     pub default_token_ttl: std::time::Duration,
     pub config_error: Mutex<Option<String>>,
+    /// What was ignored in the AWS files at the last good read (see
+    /// [`crate::LoadedPlans::notes`]).
+    pub config_notes: Mutex<Vec<String>>,
     pub started: String,
     pub audit: Arc<crate::audit::AuditLog>,
     /// Where the CLI writes token files (`RUNTIME_DIR/tokens`), swept of
@@ -124,15 +127,16 @@ impl ControlState {
     /// and is reported by `status` and `profiles`.
     pub async fn reload(&self) {
         match self.loader.load().await {
-            Ok(plans) => {
-                self.broker.load_plans(plans);
+            Ok(loaded) => {
+                self.broker.load_plans(loaded.plans);
                 // A login by another command may have written a new token.
                 self.broker.sso().sync_all();
-                *self.config_error.lock().unwrap() = None;
+                let error = (!loaded.stale.is_empty()).then(|| loaded.stale.join("; "));
+                self.report(error, loaded.notes);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the AWS config; keeping the profiles loaded before");
-                *self.config_error.lock().unwrap() = Some(e);
+                let notes = self.config_notes.lock().unwrap().clone();
+                self.report(Some(e), notes);
             }
         }
     }
@@ -155,6 +159,30 @@ impl ControlState {
         match self.loader.findings().await {
             Ok(f) => serde_json::to_value(f).unwrap_or_default(),
             Err(e) => json!({"error": e}),
+        }
+    }
+
+    /// Logs a change in what is wrong with the AWS files. The messages name
+    /// files, lines and columns and never quote the files.
+    fn report(&self, error: Option<String>, notes: Vec<String>) {
+        {
+            let mut current = self.config_error.lock().unwrap();
+            if *current != error {
+                if let Some(e) = &error {
+                    tracing::warn!(error = %e, "cannot use the AWS config as it is; serving the profiles from the last good version of each file (none for a file never read whole)");
+                }
+                *current = error;
+            }
+        }
+        let mut old = self.config_notes.lock().unwrap();
+        if *old != notes {
+            if !notes.is_empty() {
+                tracing::warn!(
+                    count = notes.len(),
+                    "some of the AWS config was ignored; `credd profiles` says what"
+                );
+            }
+            *old = notes;
         }
     }
 
@@ -234,6 +262,7 @@ impl ControlState {
                     "extra_urls": self.endpoints.extra_urls,
                     "token_failures": self.tokens.failures(),
                     "config_error": *self.config_error.lock().unwrap(),
+                    "config_notes": *self.config_notes.lock().unwrap(),
                 },
                 "profiles": self.broker.status(),
                 "sso_sessions": self.broker.sso().status(),

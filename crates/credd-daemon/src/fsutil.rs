@@ -3,9 +3,9 @@
 //! symlinks, foreign owners and group/world-readable files, with a size cap.
 //! Threat-model rows 13 and 14.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,20 @@ pub enum FsError {
     Symlink { path: PathBuf },
     #[error("{path}: larger than {cap} bytes; refusing to read it")]
     TooLarge { path: PathBuf, cap: u64 },
+    #[error("{path}: is {what}, not a regular file; replace it with a file or remove it")]
+    NotRegular { path: PathBuf, what: &'static str },
+}
+
+impl From<credd_core::regular_file::FileError> for FsError {
+    fn from(e: credd_core::regular_file::FileError) -> Self {
+        use credd_core::regular_file::FileError as F;
+        match e {
+            F::Io { path, source } => FsError::Io { path, source },
+            F::NotRegular { path, what } => FsError::NotRegular { path, what },
+            F::TooLarge { path, cap } => FsError::TooLarge { path, cap },
+            F::Symlink { path } => FsError::Symlink { path },
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FsError + '_ {
@@ -144,41 +158,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// Reads a private file: `Ok(None)` if absent; an error if it is a symlink,
 /// not ours, group/world-readable or larger than `cap`.
 pub fn read_private(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, FsError> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(FsError::Symlink {
-                    path: path.to_path_buf(),
-                });
-            }
-            return Err(io_err(path)(e));
-        }
+    // Opened without blocking and checked to be a regular file first: a
+    // FIFO planted here must not hang the daemon (threat-model row 23).
+    use credd_core::regular_file as rf;
+    let Some((file, m)) = rf::open(path, rf::Links::Refuse)? else {
+        return Ok(None);
     };
-    let m = file.metadata().map_err(io_err(path))?;
     check_private(path, &m, 0o600, false)?;
-    if m.len() > cap {
-        return Err(FsError::TooLarge {
-            path: path.to_path_buf(),
-            cap,
-        });
-    }
-    let mut buf = Vec::with_capacity(m.len() as usize);
-    file.take(cap + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    if buf.len() as u64 > cap {
-        return Err(FsError::TooLarge {
-            path: path.to_path_buf(),
-            cap,
-        });
-    }
-    Ok(Some(buf))
+    Ok(Some(rf::read_open(path, file, &m, cap)?))
 }
 
 /// Moves a bad file aside (`NAME.corrupt-UNIXTIME`) so it is kept for the

@@ -39,10 +39,26 @@ use tracing::Instrument;
 pub type Plans = BTreeMap<String, Result<Plan, ProfileError>>;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a [`ProfileLoader`] read: the plans to serve, and what the user
+/// should hear about the files.
+#[derive(Debug, Default)]
+pub struct LoadedPlans {
+    pub plans: Plans,
+    /// Files that could not be used as they are now (half saved, a bad
+    /// byte, a FIFO...), each message naming the file, line and fix; the
+    /// plans come from the last good version of each such file.
+    pub stale: Vec<String>,
+    /// What was ignored in the files (sections with names the SDK drops,
+    /// bytes that are not UTF-8 in comments), by file and line.
+    pub notes: Vec<String>,
+}
+
 /// Reads the AWS config and credentials files into plans.
 pub trait ProfileLoader: Send + Sync + 'static {
-    /// `Err` is a message naming the file and what to fix.
-    fn load(&self) -> BoxFuture<'_, Result<Plans, String>>;
+    /// `Err` is a message naming the file and what to fix, when there is
+    /// no good version of it to fall back to (the daemon then keeps the
+    /// plans it has).
+    fn load(&self) -> BoxFuture<'_, Result<LoadedPlans, String>>;
     /// The files `load` reads: the daemon re-reads them when one changes.
     fn watched_files(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
@@ -84,7 +100,9 @@ fn stamp(paths: &[std::path::PathBuf]) -> Vec<FileStamp> {
 /// Re-reads the AWS files whenever they change, so that a profile added or
 /// edited in `~/.aws/config` is served within seconds, with no CLI command
 /// and no restart. A broken file keeps the last good profiles (see
-/// [`control::ControlState::reload`]).
+/// [`control::ControlState::reload`]); a FIFO or device put in a file's
+/// place is refused without being opened for blocking reads, so this loop
+/// never stalls on one (threat-model row 23).
 async fn watch_profiles(
     state: Arc<control::ControlState>,
     paths: Vec<std::path::PathBuf>,
@@ -276,6 +294,7 @@ pub async fn run(
         loader: services.profiles.clone(),
         default_token_ttl: config.default_token_ttl,
         config_error: Default::default(),
+        config_notes: Default::default(),
         started: credd_core::format_expiration(now),
         notifier: services.notifier.clone(),
         told: Default::default(),

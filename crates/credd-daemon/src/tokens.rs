@@ -5,7 +5,7 @@ use crate::fsutil;
 use arc_swap::ArcSwap;
 use credd_core::token::{self, TokenRecord};
 use credd_core::SecretString;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,25 +26,61 @@ pub enum AuthError {
 pub struct TokenStore {
     path: Option<PathBuf>,
     /// Read on every request without a lock (a snapshot); writers, rare,
-    /// copy and replace it under `write`.
+    /// replace it only once the file says the same (see [`Self::issue`]).
     records: ArcSwap<HashMap<String, Arc<TokenRecord>>>,
-    write: Mutex<()>,
+    /// Serializes issue and revoke from the first read to the answer, so
+    /// that no write can carry an older list over a newer one.
+    write: Mutex<Disk>,
     failures: AtomicU64,
+}
+
+/// What the store knows about its file beyond the records.
+#[derive(Debug, Default)]
+struct Disk {
+    /// The file was refused when the daemon started (its mode, owner or
+    /// type): its tokens are not in memory, and it is merged in, not
+    /// replaced, once it can be read.
+    unread: bool,
+    /// Revoked in memory but not yet in the file (a write failed): kept out
+    /// of any merge and dropped from the file by the next good write.
+    revoked_unsaved: HashSet<String>,
+}
+
+/// Why a token change could not be stored. The message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file is there but credd refuses it; it is left as it is.
+    #[error("{0}; credd leaves it as it is and stores no token change until then (tokens issued before keep working)")]
+    Refused(fsutil::FsError),
+    #[error("{0}")]
+    Write(fsutil::FsError),
+    /// A revocation took effect in this daemon but could not be stored.
+    #[error("the token is revoked in the running daemon but not on disk ({0}); fix that and revoke it again, or it works again after a restart")]
+    RevokedNotStored(Box<StoreError>),
 }
 
 const CAP: u64 = 4 * 1024 * 1024;
 
+type Records = HashMap<String, Arc<TokenRecord>>;
+
+fn parse(bytes: &[u8], now: OffsetDateTime) -> Result<Records, serde_json::Error> {
+    Ok(serde_json::from_slice::<Vec<TokenRecord>>(bytes)?
+        .into_iter()
+        .filter(|r| !r.expired(now))
+        .map(|r| (r.id.clone(), Arc::new(r)))
+        .collect())
+}
+
 impl TokenStore {
     /// Loads `STATE_DIR/tokens.json`; a corrupt file is set aside and the
-    /// store starts empty (tokens are cheap to issue again).
+    /// store starts empty (tokens are cheap to issue again). A file refused
+    /// for its mode, owner or type is left alone, and token changes are
+    /// refused until it is fixed.
     pub fn open(path: PathBuf, now: OffsetDateTime) -> Self {
+        let mut disk = Disk::default();
         let records = match fsutil::read_private(&path, CAP) {
-            Ok(Some(bytes)) => match serde_json::from_slice::<Vec<TokenRecord>>(&bytes) {
-                Ok(v) => v
-                    .into_iter()
-                    .filter(|r| !r.expired(now))
-                    .map(|r| (r.id.clone(), Arc::new(r)))
-                    .collect(),
+            Ok(Some(bytes)) => match parse(&bytes, now) {
+                Ok(r) => r,
                 Err(e) => {
                     let aside = fsutil::set_aside(&path, now.unix_timestamp());
                     tracing::warn!(path = %path.display(), error = %e, aside = ?aside, "token store is corrupt; set it aside and started empty");
@@ -53,14 +89,15 @@ impl TokenStore {
             },
             Ok(None) => HashMap::new(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the token store; starting empty");
+                tracing::warn!(error = %e, "cannot use the token store; leaving it as it is, and no token can be issued until it is fixed");
+                disk.unread = true;
                 HashMap::new()
             }
         };
         Self {
             path: Some(path),
             records: ArcSwap::from_pointee(records),
-            write: Mutex::new(()),
+            write: Mutex::new(disk),
             failures: AtomicU64::new(0),
         }
     }
@@ -70,45 +107,121 @@ impl TokenStore {
         Self {
             path: None,
             records: ArcSwap::from_pointee(HashMap::new()),
-            write: Mutex::new(()),
+            write: Mutex::new(Disk::default()),
             failures: AtomicU64::new(0),
         }
     }
 
+    /// Mints a token and stores its record durably (fsynced, renamed,
+    /// directory fsynced) before it is usable or returned.
     pub fn issue(
         &self,
         profiles: Vec<String>,
         now: OffsetDateTime,
         ttl: Option<time::Duration>,
         label: String,
-    ) -> Result<(SecretString, TokenRecord), fsutil::FsError> {
+    ) -> Result<(SecretString, TokenRecord), StoreError> {
         // Whole seconds: the records are shown to people and compared as text.
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let mut random = [0u8; 40];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
         let (secret, rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);
-        {
-            let _w = self.write.lock().unwrap();
-            let mut next = HashMap::clone(&self.records.load());
-            next.insert(rec.id.clone(), Arc::new(rec.clone()));
-            self.records.store(Arc::new(next));
-        }
-        self.save(now)?;
+        let mut disk = self.write.lock().unwrap();
+        let mut next = Records::clone(&self.records.load());
+        self.reconcile(&mut disk, &mut next, now)?;
+        next.insert(rec.id.clone(), Arc::new(rec.clone()));
+        self.save(&mut disk, &next, now)?;
+        self.records.store(Arc::new(next));
         Ok((secret, rec))
     }
 
-    pub fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, fsutil::FsError> {
-        let removed = {
-            let _w = self.write.lock().unwrap();
-            let mut next = HashMap::clone(&self.records.load());
-            let removed = next.remove(id).is_some();
-            self.records.store(Arc::new(next));
-            removed
-        };
+    /// Revokes token `id`: at once in memory, and durably on disk before
+    /// `Ok(true)` is returned. `Ok(false)`: no such token.
+    pub fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut disk = self.write.lock().unwrap();
+        let mut next = Records::clone(&self.records.load());
+        let checked = self.reconcile(&mut disk, &mut next, now);
+        let removed = next.remove(id).is_some();
         if removed {
-            self.save(now)?;
+            // Refused from now on, whatever happens to the file.
+            self.records.store(Arc::new(next.clone()));
         }
-        Ok(removed)
+        let pending = disk.revoked_unsaved.contains(id);
+        if let Err(e) = checked {
+            if removed || disk.unread {
+                disk.revoked_unsaved.insert(id.to_string());
+            }
+            return Err(if removed {
+                StoreError::RevokedNotStored(Box::new(e))
+            } else {
+                e
+            });
+        }
+        if !removed && !pending {
+            return Ok(false);
+        }
+        if let Err(e) = self.save(&mut disk, &next, now) {
+            disk.revoked_unsaved.insert(id.to_string());
+            return Err(StoreError::RevokedNotStored(Box::new(e)));
+        }
+        Ok(true)
+    }
+
+    /// Looks at the file before it is replaced: one credd refuses to read
+    /// is left alone (its mode, owner or type is the user's to fix), except
+    /// a symlink, which is replaced and never written through; one refused
+    /// at start and readable now has its tokens merged in.
+    fn reconcile(
+        &self,
+        disk: &mut Disk,
+        next: &mut Records,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let bytes = match fsutil::read_private(path, CAP) {
+            // A symlink in credd's own 0700 state directory is not followed
+            // and is replaced by the write (it holds nothing of credd's).
+            Err(fsutil::FsError::Symlink { .. }) => None,
+            other => other.map_err(StoreError::Refused)?,
+        };
+        if !disk.unread {
+            return Ok(());
+        }
+        if let Some(bytes) = bytes {
+            match parse(&bytes, now) {
+                Ok(on_disk) => {
+                    for (id, r) in on_disk {
+                        if !disk.revoked_unsaved.contains(&id) {
+                            next.entry(id).or_insert(r);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let aside = fsutil::set_aside(path, now.unix_timestamp());
+                    tracing::warn!(path = %path.display(), error = %e, aside = ?aside, "token store is corrupt; set it aside");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self, disk: &mut Disk, next: &Records, now: OffsetDateTime) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut list: Vec<&TokenRecord> = next
+            .values()
+            .filter(|r| !r.expired(now))
+            .map(|r| &**r)
+            .collect();
+        list.sort_by_key(|r| (r.created, r.id.clone()));
+        let bytes = serde_json::to_vec_pretty(&list).expect("records serialize");
+        fsutil::write_private(path, &bytes).map_err(StoreError::Write)?;
+        disk.unread = false;
+        disk.revoked_unsaved.clear();
+        Ok(())
     }
 
     /// Revokes the token whose whole value (`credd_ID_SECRET`) is
@@ -227,15 +340,6 @@ impl TokenStore {
 
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
-    }
-
-    fn save(&self, now: OffsetDateTime) -> Result<(), fsutil::FsError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let list = self.list(now);
-        let bytes = serde_json::to_vec_pretty(&list).expect("records serialize");
-        fsutil::write_private(path, &bytes)
     }
 }
 
@@ -383,5 +487,66 @@ mod tests {
         assert!(!path.exists());
         let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(kept.len(), 1, "the bad file is kept aside");
+    }
+
+    #[test]
+    fn a_refused_file_is_left_alone_and_merged_once_fixed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let hour = Some(time::Duration::hours(1));
+        let first = TokenStore::open(path.clone(), NOW);
+        let (kept, kept_rec) = first
+            .issue(vec!["a".into()], NOW, hour, "k".into())
+            .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+
+        // Refused while running: nothing written, earlier tokens still work.
+        let e = first
+            .issue(vec!["a".into()], NOW, hour, "x".into())
+            .unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(first
+            .authorize(Some(kept.expose().as_bytes()), Some("a"), NOW)
+            .is_ok());
+
+        // Refused at start: not read, not replaced; revoking works in memory
+        // and is kept out when the file comes back.
+        let second = TokenStore::open(path.clone(), NOW);
+        assert!(second.list(NOW).is_empty());
+        assert!(second.revoke(&kept_rec.id, NOW).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, new_rec) = second
+            .issue(vec!["a".into()], NOW, hour, "n".into())
+            .unwrap();
+        let ids: Vec<String> = TokenStore::open(path, NOW)
+            .list(NOW)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [new_rec.id], "the revoked one stays out");
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_file_does_not_block_and_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let store = TokenStore::open(path.clone(), NOW);
+        let e = store
+            .issue(vec!["a".into()], NOW, None, "x".into())
+            .unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+            &std::fs::symlink_metadata(&path).unwrap().file_type()
+        ));
     }
 }

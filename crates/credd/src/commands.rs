@@ -518,9 +518,7 @@ fn print_status(v: &Value) {
             .map(|u| format!(", IMDS {u}"))
             .unwrap_or_default()
     );
-    if let Some(e) = d["config_error"].as_str() {
-        println!("AWS config problem (serving the profiles loaded before): {e}");
-    }
+    print_config_problems(d);
     print_shadows(v);
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
     let mut notes = Vec::new();
@@ -602,7 +600,26 @@ fn print_shadows(v: &Value) {
     println!();
 }
 
+/// What is wrong with the AWS files, for `status` and `profiles` alike: a
+/// file that cannot be used now (the last good version is served) and what
+/// was ignored in them. The daemon's messages name file, line and column.
+fn print_config_problems(d: &Value) {
+    if let Some(e) = d["config_error"].as_str() {
+        println!(
+            "AWS config problem (serving the profiles from the last good version, if any): {e}"
+        );
+    }
+    let notes = d["config_notes"].as_array().cloned().unwrap_or_default();
+    if !notes.is_empty() {
+        println!("Ignored in the AWS files:");
+        for n in notes {
+            println!("  {}", n.as_str().unwrap_or_default());
+        }
+    }
+}
+
 fn print_profiles(v: &Value) {
+    print_config_problems(&v["daemon"]);
     print_shadows(v);
     let mut t = table(&["PROFILE", "SERVED FROM"]);
     let mut bad = Vec::new();

@@ -75,8 +75,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Targets whose events may carry what they read from `~/.aws/config` or
+/// `~/.aws/credentials`: the SDK's profile-file code warns with a file it
+/// cannot decode (as a byte array, keys included) and traces the values it
+/// looks up. credd-aws never lets them run with a subscriber while parsing,
+/// and this drops them for good measure, whatever `-v` or `RUST_LOG` ask
+/// (threat-model row 21).
+const FILE_READING_TARGETS: &[&str] = &["aws_runtime::env_config", "aws_config::profile"];
+
+fn from_aws_files(target: &str) -> bool {
+    FILE_READING_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 fn init_tracing(verbose: u8, daemon: bool) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = match (verbose, daemon) {
         (0, true) => "info",
         (0, false) => "warn",
@@ -86,11 +104,40 @@ fn init_tracing(verbose: u8, daemon: bool) {
     let filter = EnvFilter::try_from_env("CREDD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal; journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+    // A filter of its own rather than a directive appended to the user's:
+    // no directive the user writes can turn these targets back on.
+    let never = tracing_subscriber::filter::filter_fn(|m| !from_aws_files(m.target()));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour only for a person at a terminal; journald and log files get plain text.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false)
+                .with_filter(never),
+        )
+        .with(filter)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_aws_file_targets_and_only_they_are_dropped() {
+        for t in [
+            "aws_runtime::env_config",
+            "aws_runtime::env_config::source",
+            "aws_runtime::env_config::normalize",
+            "aws_config::profile::credentials",
+        ] {
+            assert!(super::from_aws_files(t), "{t}");
+        }
+        for t in [
+            "aws_runtime::env_configx",
+            "aws_config::sts",
+            "credd_aws::profiles",
+        ] {
+            assert!(!super::from_aws_files(t), "{t}");
+        }
+    }
 }

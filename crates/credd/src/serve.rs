@@ -9,17 +9,23 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Reads profiles with the AWS SDK's parser (credd-aws) and resolves them.
+/// A file that cannot be used now is replaced by its last good version
+/// (credd-aws keeps it), and said so in `stale`.
 pub struct AwsProfiles {
     pub env: credd_aws::profiles::ProfileEnv,
 }
 
 impl credd_daemon::ProfileLoader for AwsProfiles {
-    fn load(&self) -> credd_daemon::BoxFuture<'_, Result<credd_daemon::Plans, String>> {
+    fn load(&self) -> credd_daemon::BoxFuture<'_, Result<credd_daemon::LoadedPlans, String>> {
         Box::pin(async move {
             let loaded = credd_aws::profiles::load_profiles(&self.env)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(credd_core::profile::resolve_all(&loaded.raw))
+            Ok(credd_daemon::LoadedPlans {
+                plans: credd_core::profile::resolve_all(&loaded.raw),
+                stale: loaded.stale,
+                notes: loaded.notes,
+            })
         })
     }
     fn watched_files(&self) -> Vec<std::path::PathBuf> {
