@@ -256,14 +256,8 @@ pub async fn profile_settings(
         .filter_map(|k| p.get(k).map(|v| (k.to_string(), v.to_string())))
         .collect();
     let services = match settings.get("services") {
-        Some(name) => {
-            let path = env.config_path();
-            match tokio::fs::read_to_string(&path).await {
-                Ok(text) => services_section(&text, name.trim()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => return Err(ProfileLoadError::Read { path, source }),
-            }
-        }
+        // The same (last good) text the profile was read from.
+        Some(name) => services_section(read_files(env).await?.config.text.as_str(), name.trim()),
         None => None,
     };
     Ok(Some(ProfileSettings { settings, services }))
@@ -303,16 +297,16 @@ fn services_section(text: &str, name: &str) -> Option<String> {
 pub async fn load_each_file(
     env: &ProfileEnv,
 ) -> Result<(RawProfiles, RawProfiles), ProfileLoadError> {
-    use aws_runtime::env_config::file::EnvConfigFiles as Files;
-    let one = |config: bool| {
-        Files::builder()
-            .include_default_config_file(config)
-            .include_default_credentials_file(!config)
-            .build()
-    };
+    let files = read_files(env).await?;
     let mut out = Vec::new();
-    for config in [true, false] {
-        let set = aws_config::profile::load(&Fs::real(), &env.sdk_env(), &one(config), None)
+    for (kind, file) in [
+        (EnvConfigFileKind::Config, &files.config),
+        (EnvConfigFileKind::Credentials, &files.credentials),
+    ] {
+        let one = EnvConfigFiles::builder()
+            .with_contents(kind, file.text.as_str())
+            .build();
+        let set = sdk_parse(&one, None)
             .await
             .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?;
         let raw: RawProfiles = set

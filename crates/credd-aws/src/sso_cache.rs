@@ -11,9 +11,9 @@ use credd_core::sso::{
     CacheParseError, ClientRegistration, FileStamp, Loaded, SsoSession, SsoToken, StoreError,
     TokenStore,
 };
-use std::fs::{self, File, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Cache files are a few hundred bytes; anything far larger is not read.

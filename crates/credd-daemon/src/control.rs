@@ -205,7 +205,7 @@ impl ControlState {
         all: bool,
         now: time::OffsetDateTime,
     ) -> Result<Value, String> {
-        let store_err = |e: fsutil::FsError| format!("cannot store the token list: {e}");
+        let store_err = |e: crate::tokens::StoreError| e.to_string();
         let revoked: Vec<String> = if let Some(v) = token {
             match self.tokens.revoke_value(&v, now).map_err(store_err)? {
                 Some(id) => vec![id],
@@ -353,10 +353,7 @@ impl ControlState {
                 if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`".into());
                 }
-                let found = self
-                    .tokens
-                    .revoke(&id, now)
-                    .map_err(|e| format!("cannot store the token list: {e}"))?;
+                let found = self.tokens.revoke(&id, now).map_err(|e| e.to_string())?;
                 self.sweep_token_files(now);
                 if found {
                     Ok(json!({"revoked": id, "ids": [id]}))

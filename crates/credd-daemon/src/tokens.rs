@@ -232,7 +232,7 @@ impl TokenStore {
         &self,
         presented: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<String>, fsutil::FsError> {
+    ) -> Result<Option<String>, StoreError> {
         let Some(p) = token::parse(presented.trim()) else {
             return Ok(None);
         };
@@ -249,7 +249,7 @@ impl TokenStore {
         &self,
         which: impl Fn(&TokenRecord) -> bool,
         now: OffsetDateTime,
-    ) -> Result<Vec<String>, fsutil::FsError> {
+    ) -> Result<Vec<String>, StoreError> {
         let mut done = Vec::new();
         for r in self.list(now).into_iter().filter(|r| which(r)) {
             if self.revoke(&r.id, now)? {
