@@ -38,7 +38,7 @@
 //! the same call `fs4` makes), rather than a new crate.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -192,42 +192,24 @@ pub fn resolve(path: &Path) -> Result<PathBuf, UserFileError> {
 /// symlink (the caller resolved the ones it follows); only a regular file
 /// under [`MAX_FILE`] is read.
 fn read_current(path: &Path) -> Result<Option<(Vec<u8>, fs::Metadata)>, UserFileError> {
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        // ELOOP: a symlink where none is followed; it is replaced.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Ok(None)
+    use credd_core::regular_file::{self, FileError, Links};
+    let from = |e: FileError| match e {
+        FileError::Io { path, source } => UserFileError::Io { path, source },
+        FileError::TooLarge { path, cap } => UserFileError::TooLarge { path, cap },
+        FileError::NotRegular { path, .. } | FileError::Symlink { path } => {
+            UserFileError::NotRegular { path }
         }
-        Err(e) => return Err(io_err(path)(e)),
     };
-    let m = file.metadata().map_err(io_err(path))?;
-    if !m.is_file() {
-        return Err(UserFileError::NotRegular {
-            path: path.to_path_buf(),
-        });
-    }
-    if m.len() > MAX_FILE {
-        return Err(UserFileError::TooLarge {
-            path: path.to_path_buf(),
-            cap: MAX_FILE,
-        });
-    }
-    let mut buf = Vec::with_capacity(m.len() as usize);
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    if buf.len() as u64 > MAX_FILE {
-        return Err(UserFileError::TooLarge {
-            path: path.to_path_buf(),
-            cap: MAX_FILE,
-        });
-    }
+    // The same careful open as every other read of a file someone else may
+    // have put in place (row 23): no blocking, regular files only.
+    let (file, m) = match regular_file::open(path, Links::Refuse) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(None),
+        // A symlink where none is followed: it is replaced, never written through.
+        Err(FileError::Symlink { .. }) => return Ok(None),
+        Err(e) => return Err(from(e)),
+    };
+    let buf = regular_file::read_open(path, file, &m, MAX_FILE).map_err(from)?;
     Ok(Some((buf, m)))
 }
 
