@@ -926,6 +926,20 @@ impl FsSandbox {
     }
 }
 
+/// `preferred`, unless it is under `/tmp` or `/var/tmp` (which `PrivateTmp=`
+/// replaces); then a directory of root's that is not.
+fn outside_private_tmp(preferred: &Path) -> PathBuf {
+    let hidden = [Path::new("/tmp"), Path::new("/var/tmp")];
+    let real = std::fs::canonicalize(preferred).unwrap_or_else(|_| preferred.to_path_buf());
+    if !hidden.iter().any(|h| real.starts_with(h)) {
+        return preferred.to_path_buf();
+    }
+    let fallback = PathBuf::from("/var/lib/credd-e2e");
+    std::fs::create_dir_all(&fallback).unwrap();
+    std::fs::set_permissions(&fallback, std::fs::Permissions::from_mode(0o700)).unwrap();
+    fallback
+}
+
 /// `ExecStart=`/`ExecStartPre=` as argv, with its prefixes (`+`, `-`, ...).
 fn exec_line(value: &str) -> (String, Vec<String>) {
     let prefix: String = value.chars().take_while(|c| "-+!@:".contains(*c)).collect();
@@ -942,9 +956,17 @@ fn the_service_writes_a_refreshed_sso_token_to_the_shared_cache_under_its_sandbo
             .unwrap_or(false),
         "this test builds a mount namespace and needs root (CI runs as root)"
     );
-    // Not under /tmp: the unit's PrivateTmp=yes hides it.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // Not under /tmp or /var/tmp: the unit's PrivateTmp=yes hides both, and
+    // a clone of the repository (CI's, say) may well live in /tmp.
+    let base = outside_private_tmp(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let dir = tempfile::tempdir_in(&base).unwrap();
     let root = dir.path();
+    // The service runs the binary that `credd service install` names, so
+    // install is run from a copy that the sandbox can see.
+    let credd = root.join("exe/credd");
+    std::fs::create_dir_all(credd.parent().unwrap()).unwrap();
+    std::fs::copy(credd_bin(), &credd).unwrap();
+    std::fs::set_permissions(&credd, std::fs::Permissions::from_mode(0o755)).unwrap();
     let home = root.join("home");
     let runtime = private_dir(&root.join("xdg-run"));
     let bin = root.join("bin");
@@ -1016,7 +1038,7 @@ fn the_service_writes_a_refreshed_sso_token_to_the_shared_cache_under_its_sandbo
 
     // A login, then the token ages until it is due for refresh (expired,
     // with a refresh token that still works).
-    let o = user(&credd_bin())
+    let o = user(&credd)
         .args(["login", "work", "--device-code", "--no-browser"])
         .output()
         .unwrap();
@@ -1036,7 +1058,7 @@ fn the_service_writes_a_refreshed_sso_token_to_the_shared_cache_under_its_sandbo
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // The unit exactly as `credd service install` writes it.
-    let o = user(&credd_bin())
+    let o = user(&credd)
         .args(["service", "install", "--manager", "systemd"])
         .output()
         .unwrap();
@@ -1168,7 +1190,7 @@ fn the_service_writes_a_refreshed_sso_token_to_the_shared_cache_under_its_sandbo
 
     // And the service serves the profile, found through the carried
     // AWS_CONFIG_FILE, to a client through `credd exec`.
-    let o = user(&credd_bin())
+    let o = user(&credd)
         .args(["exec", "dev", "--"])
         .arg(python())
         .arg(clients().join("whoami.py"))
