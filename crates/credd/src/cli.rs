@@ -404,6 +404,18 @@ With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=t
         )]
         docker_args: Vec<String>,
     },
+    /// The containers that hold live credd tokens: container, image, profile, token age.
+    #[command(
+        after_help = "Lists the tokens of `credd docker run` and `credd docker args` that are bound to the \
+docker engine credd watches (docker.watch in credd.toml), each with its container as the engine shows it now. \
+A token is revoked when its container is removed; one no container claimed within docker.claim_within (5m) \
+is revoked then."
+    )]
+    Ps {
+        /// Print JSON (one array of rows).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -528,6 +540,12 @@ pub struct ServiceArgs {
     /// The service manager [default: systemd on Linux, launchd on macOS].
     #[arg(long, value_enum, value_name = "NAME")]
     pub manager: Option<ServiceManager>,
+    /// Instead of the user service: the boot-time system unit
+    /// credd-docker-setup.service, which runs `credd docker setup` at boot and
+    /// after every docker start (root: `sudo credd service install
+    /// --docker-setup`; goes to /etc/systemd/system, or CREDD_SYSTEM_UNIT_DIR).
+    #[arg(long)]
+    pub docker_setup: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
