@@ -294,29 +294,14 @@ impl DockerWatch {
     async fn reconcile(&self, docker: &Docker) -> Result<(), ReconcileError> {
         let containers = labelled(docker, None).await?;
         let now = self.clock.now();
-        let grace = time::Duration::seconds(self.config.claim_within.as_secs() as i64);
         for r in self.tokens.list(now).into_iter().filter(|r| self.ours(r)) {
-            let binding = r.docker.as_ref().expect("ours() checked it");
-            match containers.get(&r.id) {
-                Some(c) if binding.container.is_none() => {
-                    self.tokens.bind_container(&r.id, &c.id, now)?;
+            let present = containers.get(&r.id).map(|c| c.id.as_str());
+            match decide(&r, present, now, self.config.claim_within) {
+                Decision::Keep => {}
+                Decision::Claim(c) => {
+                    self.tokens.bind_container(&r.id, &c, now)?;
                 }
-                Some(_) => {}
-                None if binding.container.is_some() => self.revoke(
-                    &r.id,
-                    &format!(
-                        "its container {} was removed while credd was not watching",
-                        short(binding.container.as_deref().unwrap_or_default())
-                    ),
-                )?,
-                None if now - r.created >= grace => self.revoke(
-                    &r.id,
-                    &format!(
-                        "no container claimed it within {} (docker.claim_within)",
-                        credd_core::duration::fmt_secs(self.config.claim_within.as_secs())
-                    ),
-                )?,
-                None => {}
+                Decision::Revoke(why) => self.revoke(&r.id, &why)?,
             }
         }
         Ok(())
@@ -362,6 +347,46 @@ impl DockerWatch {
             })
             .collect();
         json!({"engine": self.config.engine(), "error": error, "containers": rows})
+    }
+}
+
+/// What the reconcile does with one bound token.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    Keep,
+    /// Record this container as the token's.
+    Claim(String),
+    /// Revoke, for this reason (logged).
+    Revoke(String),
+}
+
+/// The reconcile's rule for a token bound to this engine, given the id of
+/// a container that carries its label now (stopped ones count), if any.
+/// Pure, so it is tested without an engine or a clock.
+fn decide(
+    r: &credd_core::token::TokenRecord,
+    present: Option<&str>,
+    now: time::OffsetDateTime,
+    claim_within: Duration,
+) -> Decision {
+    let seen = r.docker.as_ref().and_then(|b| b.container.as_deref());
+    match (present, seen) {
+        (Some(c), None) => Decision::Claim(c.to_string()),
+        (Some(_), Some(_)) => Decision::Keep,
+        // Seen once and gone now: removed while credd was not watching.
+        (None, Some(c)) => Decision::Revoke(format!(
+            "its container {} was removed while credd was not watching",
+            short(c)
+        )),
+        (None, None)
+            if now - r.created >= time::Duration::seconds(claim_within.as_secs() as i64) =>
+        {
+            Decision::Revoke(format!(
+                "no container claimed it within {} (docker.claim_within)",
+                credd_core::duration::fmt_secs(claim_within.as_secs())
+            ))
+        }
+        (None, None) => Decision::Keep,
     }
 }
 
@@ -479,6 +504,48 @@ pub fn socket_from_env(docker_host: Option<&str>) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bound(container: Option<&str>) -> credd_core::token::TokenRecord {
+        let (_, mut r) = credd_core::token::mint(
+            [7; 40],
+            vec!["dev".into()],
+            time::macros::datetime!(2026-12-01 10:00 UTC),
+            None,
+            "docker dev".into(),
+        );
+        r.docker = Some(credd_core::token::DockerBinding {
+            engine: "unix:///var/run/docker.sock".into(),
+            container: container.map(str::to_string),
+        });
+        r
+    }
+
+    #[test]
+    fn a_token_goes_when_its_seen_container_is_gone_or_none_came_in_time() {
+        let t0 = time::macros::datetime!(2026-12-01 10:00 UTC);
+        let grace = Duration::from_secs(300);
+        let soon = t0 + time::Duration::seconds(10);
+        let late = t0 + time::Duration::seconds(300);
+        // A container carries its label: claimed, then kept (stopped or
+        // restarting containers are listed too, so they keep it).
+        assert_eq!(
+            decide(&bound(None), Some("c1"), late, grace),
+            Decision::Claim("c1".into())
+        );
+        assert_eq!(
+            decide(&bound(Some("c1")), Some("c1"), late, grace),
+            Decision::Keep
+        );
+        // Seen, now gone: removed while credd was down, revoked at once.
+        assert!(
+            matches!(decide(&bound(Some("c1")), None, soon, grace), Decision::Revoke(w) if w.contains("removed"))
+        );
+        // Never seen: kept for the grace period, then revoked.
+        assert_eq!(decide(&bound(None), None, soon, grace), Decision::Keep);
+        assert!(
+            matches!(decide(&bound(None), None, late, grace), Decision::Revoke(w) if w.contains("5m"))
+        );
+    }
 
     #[test]
     fn the_socket_comes_from_docker_host_unix_only() {
