@@ -252,3 +252,40 @@ fn status_says_when_the_engine_cannot_be_reached() {
         "{s}"
     );
 }
+
+#[test]
+fn the_watch_reconnects_after_a_dockerd_restart() {
+    let (mut dk, env, _d) = world("# defaults\n");
+    // --restart always: the engine starts it again after its own restart.
+    credd_docker_run(
+        &env,
+        &[
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "survivor",
+            IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    let token = token_in(&dk, "survivor");
+    eventually("the daemon has seen the container", || {
+        docker_ps_json(&env).iter().any(|r| r["name"] == "survivor")
+    });
+    dk.restart();
+    eventually("the container is back", || {
+        dk.docker(&["inspect", "-f", "{{.State.Running}}", "survivor"])
+            .stdout
+            .starts_with(b"true")
+    });
+    assert_eq!(live(&env).len(), 1, "an engine restart revokes nothing");
+    assert_eq!(status_for(&dk, &env, &token), "200");
+    // The watch is back on the restarted engine: a removal is seen.
+    dk.docker_ok(&["rm", "-f", "survivor"]);
+    eventually("revoked after the engine's restart", || {
+        live(&env).is_empty()
+    });
+    assert_eq!(status_for(&dk, &env, &token), "401");
+}
