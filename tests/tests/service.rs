@@ -1231,3 +1231,101 @@ fn the_service_writes_a_refreshed_sso_token_to_the_shared_cache_under_its_sandbo
         std::fs::remove_file(&writable).unwrap();
     }
 }
+
+/// `credd service install --docker-setup`: the boot-time system unit,
+/// shown by `--print`, refused without root (with the `sudo` command),
+/// installed as root (into CREDD_SYSTEM_UNIT_DIR here, with the stand-in
+/// systemctl) with `ExecStart=` at this binary, verified by
+/// `systemd-analyze verify` (the system manager's), and removed by
+/// `uninstall --docker-setup`.
+#[test]
+fn the_docker_setup_system_unit_is_installed_shown_and_verified() {
+    let u = ServiceUser::new();
+    let exe = credd_abs();
+    let units = u.path("system-units");
+    std::fs::create_dir_all(&units).unwrap();
+    let path = format!("{}:/usr/bin:/bin", u.path("bin").display());
+    let dir_var = ("CREDD_SYSTEM_UNIT_DIR", units.to_str().unwrap());
+    let o = u.credd_with_env(
+        &["service", "install", "--docker-setup", "--print"],
+        &path,
+        &[dir_var],
+    );
+    ok(&o, "install --docker-setup --print");
+    let shown = stdout_of(&o);
+    assert!(
+        shown.contains(&format!("ExecStart={exe} docker setup"))
+            && shown.contains("PartOf=docker.service")
+            && shown.contains("# run: systemctl enable --now credd-docker-setup.service")
+            && shown.contains(&format!("sudo {exe} service install --docker-setup")),
+        "{shown}"
+    );
+    assert!(
+        std::fs::read_dir(&units).unwrap().next().is_none(),
+        "--print changes nothing"
+    );
+
+    // Not root: refused, saying what to type.
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(credd_bin())
+        .args(["service", "install", "--docker-setup"])
+        .env_clear()
+        .env("PATH", &path)
+        .env("HOME", u.home())
+        .env(dir_var.0, dir_var.1)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains(&format!("sudo {exe} service install --docker-setup")),
+        "{}",
+        stderr_of(&o)
+    );
+    assert!(std::fs::read_dir(&units).unwrap().next().is_none());
+
+    // Root (the tests run as root): written, reloaded, enabled.
+    let said = ok(
+        &u.credd_with_env(&["service", "install", "--docker-setup"], &path, &[dir_var]),
+        "install --docker-setup",
+    );
+    let file = units.join("credd-docker-setup.service");
+    assert!(
+        said.contains(&format!("wrote {}", file.display())),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("\nExecStart={exe} docker setup\n")),
+        "{text}"
+    );
+    assert_eq!(
+        u.log("systemctl"),
+        ["daemon-reload", "enable --now credd-docker-setup.service"]
+    );
+    let out = Command::new(systemd_tool("systemd-analyze"))
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let warned = stderr_of(&out);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{warned}"
+    );
+    assert!(!warned.contains("credd-docker-setup"), "{warned}");
+
+    let said = ok(
+        &u.credd_with_env(
+            &["service", "uninstall", "--docker-setup"],
+            &path,
+            &[dir_var],
+        ),
+        "uninstall --docker-setup",
+    );
+    assert!(!file.exists() && said.contains("removed"), "{said}");
+    assert!(u
+        .log("systemctl")
+        .iter()
+        .any(|l| l == "disable --now credd-docker-setup.service"));
+}

@@ -26,9 +26,26 @@ pub struct TokenRecord {
     pub expires: Option<OffsetDateTime>,
     #[serde(default)]
     pub label: String,
+    /// Set for a container's token (`credd docker run`/`args`): revoked when
+    /// the container is removed. Optional, so older versions read the file
+    /// (they ignore the field) and this one reads theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerBinding>,
     /// `sha256` decoded, the first time it is needed.
     #[serde(skip)]
     pub decoded: DigestCache,
+}
+
+/// Ties a token to a docker container: the container carries the label
+/// `credd.token=<id>`, and the daemon watching `engine` revokes the token
+/// once no container with that label is left.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DockerBinding {
+    /// The engine the container runs on, e.g. `unix:///var/run/docker.sock`.
+    pub engine: String,
+    /// The container's id, once the daemon has seen it created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// The binary form of a record's digest, decoded once instead of on every
@@ -66,6 +83,7 @@ pub fn mint(
             created,
             expires,
             label,
+            docker: None,
             decoded: DigestCache::default(),
         },
     )
@@ -186,6 +204,28 @@ mod tests {
         let mut fresh = broken.clone();
         fresh.decoded = DigestCache::default();
         assert_eq!(broken, fresh);
+    }
+
+    #[test]
+    fn records_without_a_docker_binding_read_and_write_as_before() {
+        let (_, rec) = minted();
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(!text.contains("docker"), "{text}");
+        let back: TokenRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, rec);
+        let mut bound = rec.clone();
+        bound.docker = Some(DockerBinding {
+            engine: "unix:///var/run/docker.sock".into(),
+            container: None,
+        });
+        let text = serde_json::to_string(&bound).unwrap();
+        // What an older version (no such field) does with it: ignores it.
+        #[derive(Deserialize)]
+        struct Older {
+            id: String,
+        }
+        assert_eq!(serde_json::from_str::<Older>(&text).unwrap().id, rec.id);
+        assert_eq!(serde_json::from_str::<TokenRecord>(&text).unwrap(), bound);
     }
 
     #[test]

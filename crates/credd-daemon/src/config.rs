@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub refresh: RefreshFile,
     pub limits: LimitsFile,
     pub tokens: TokensFile,
+    pub docker: DockerFile,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -84,6 +85,31 @@ pub struct TokensFile {
     pub default_ttl: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerFile {
+    /// Watch the docker engine and revoke a container's token when the
+    /// container is removed. On by default; where no engine answers, credd
+    /// keeps trying quietly (`credd status` says why).
+    pub watch: bool,
+    /// The engine's unix socket; empty: `DOCKER_HOST` (unix:// only), else
+    /// /var/run/docker.sock.
+    pub socket: String,
+    /// A `credd docker args` token that no container has taken by then is
+    /// revoked.
+    pub claim_within: String,
+}
+
+impl Default for DockerFile {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            socket: String::new(),
+            claim_within: "5m".into(),
+        }
+    }
+}
+
 impl Default for FileConfig {
     fn default() -> Self {
         Self {
@@ -94,6 +120,7 @@ impl Default for FileConfig {
             refresh: RefreshFile::default(),
             limits: LimitsFile::default(),
             tokens: TokensFile::default(),
+            docker: DockerFile::default(),
         }
     }
 }
@@ -149,6 +176,8 @@ pub struct DaemonConfig {
     pub default_token_ttl: Duration,
     pub runtime_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// The docker watch; `None`: off (`docker.watch = false`).
+    pub docker: Option<crate::docker_watch::WatchConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +258,32 @@ impl FileConfig {
             cold_wait: dur("limits.cold_wait", &l.cold_wait)?.unsigned_abs(),
             same_user_only: l.same_user_only,
         })
+    }
+}
+
+impl FileConfig {
+    /// The docker watch's settings; `docker_host` is the `DOCKER_HOST` the
+    /// daemon was started with.
+    pub fn docker_watch(
+        &self,
+        docker_host: Option<&str>,
+    ) -> Result<Option<crate::docker_watch::WatchConfig>, ConfigError> {
+        let d = &self.docker;
+        if !d.watch {
+            return Ok(None);
+        }
+        let claim_within = dur("docker.claim_within", &d.claim_within)?.unsigned_abs();
+        let socket = if d.socket.is_empty() {
+            crate::docker_watch::socket_from_env(docker_host)
+        } else {
+            Ok(PathBuf::from(
+                d.socket.strip_prefix("unix://").unwrap_or(&d.socket),
+            ))
+        };
+        Ok(Some(crate::docker_watch::WatchConfig {
+            socket,
+            claim_within,
+        }))
     }
 }
 
@@ -349,6 +404,7 @@ mod tests {
         }
         assert!(FileConfig::default().policy().is_ok());
         assert!(FileConfig::default().limits().is_ok());
+        assert!(FileConfig::default().docker_watch(None).unwrap().is_some());
     }
 
     #[test]

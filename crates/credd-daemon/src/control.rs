@@ -46,7 +46,14 @@ pub enum Request {
         profiles: Vec<String>,
         ttl_secs: Option<u64>,
         label: String,
+        /// A container's token: the engine (as the daemon named it in
+        /// [`Request::Endpoint`]'s `docker_engine`) whose watch revokes it
+        /// when its container is removed.
+        #[serde(default)]
+        docker_engine: Option<String>,
     },
+    /// `credd docker ps`: the containers holding live tokens.
+    DockerPs,
     TokenList,
     /// By id; a whole token value in `id` is taken as [`Request::TokenRevokeBy`]'s
     /// `token` (and never repeated in the answer).
@@ -91,6 +98,8 @@ pub struct Endpoints {
 }
 
 pub struct ControlState {
+    /// The docker watch, when on (`docker.watch`).
+    pub docker: Option<Arc<crate::docker_watch::DockerWatch>>,
     pub broker: Broker,
     pub tokens: Arc<TokenStore>,
     pub endpoints: Endpoints,
@@ -186,6 +195,11 @@ impl ControlState {
         }
     }
 
+    /// The engine the docker watch follows, if any.
+    fn docker_engine(&self) -> Option<String> {
+        self.docker.as_ref().and_then(|d| d.config.engine())
+    }
+
     fn sweep_token_files(&self, now: time::OffsetDateTime) {
         let n = self.tokens.sweep_files(&self.token_files, now);
         if n > 0 {
@@ -243,6 +257,7 @@ impl ControlState {
                 | Request::TokenList
                 | Request::TokenRevoke { .. }
                 | Request::TokenRevokeBy { .. }
+                | Request::DockerPs
         ) {
             self.reload().await;
         }
@@ -263,6 +278,7 @@ impl ControlState {
                     "token_failures": self.tokens.failures(),
                     "config_error": *self.config_error.lock().unwrap(),
                     "config_notes": *self.config_notes.lock().unwrap(),
+                    "docker_watch": self.docker.as_ref().map(|d| d.status()),
                 },
                 "profiles": self.broker.status(),
                 "sso_sessions": self.broker.sso().status(),
@@ -324,6 +340,7 @@ impl ControlState {
                 profiles,
                 ttl_secs,
                 label,
+                docker_engine,
             } => {
                 let known = self.broker.profile_names();
                 for p in &profiles {
@@ -340,13 +357,33 @@ impl ControlState {
                     .map(std::time::Duration::from_secs)
                     .unwrap_or(self.default_token_ttl);
                 let ttl = (!ttl.is_zero()).then(|| time::Duration::seconds(ttl.as_secs() as i64));
+                // Bound only to the engine this daemon watches: a binding
+                // nothing watches would be revoked by nothing.
+                let docker = match (&docker_engine, self.docker_engine()) {
+                    (None, _) => None,
+                    (Some(e), Some(ours)) if *e == ours => {
+                        Some(credd_core::token::DockerBinding {
+                            engine: ours,
+                            container: None,
+                        })
+                    }
+                    (Some(e), _) => {
+                        return Err(format!(
+                            "this daemon does not watch the docker engine {e}; ask `credd docker args` again"
+                        ))
+                    }
+                };
                 let (secret, rec) = self
                     .tokens
-                    .issue(profiles, now, ttl, label)
+                    .issue_bound(profiles, now, ttl, label, docker)
                     .map_err(|e| format!("cannot store the token: {e}"))?;
                 Ok(json!({"token": secret.expose(), "record": rec}))
             }
             Request::TokenList => Ok(json!({"tokens": self.tokens.list(now)})),
+            Request::DockerPs => match &self.docker {
+                Some(d) => Ok(d.ps().await),
+                None => Err("credd does not watch docker (docker.watch = false in credd.toml), so it binds no token to a container: see `credd token list`".into()),
+            },
             Request::TokenRevoke { id } if !id.starts_with(credd_core::token::PREFIX) => {
                 // Only an id-shaped argument is repeated in the answer: a
                 // secret pasted without its prefix must not be.
@@ -390,6 +427,8 @@ impl ControlState {
                     "imds_url": self.endpoints.imds_url,
                     "imds_profile": self.endpoints.imds_profile,
                     "extra_urls": self.endpoints.extra_urls,
+                    "docker_engine": self.docker_engine(),
+                    "docker_claim_within_secs": self.docker.as_ref().map(|d| d.config.claim_within.as_secs()),
                     "region": profile.and_then(|p| self.broker.region(&p)),
                     "settings": settings,
                     "files": files,

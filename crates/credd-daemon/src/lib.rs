@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod container;
 pub mod control;
+pub mod docker_watch;
 pub mod fsutil;
 pub mod imds;
 pub mod notify;
@@ -272,7 +273,15 @@ pub async fn run(
         shutdown.child_token(),
         &tasks,
     ));
+    let docker = config.docker.clone().map(|c| {
+        Arc::new(docker_watch::DockerWatch::new(
+            c,
+            tokens.clone(),
+            services.clock.clone(),
+        ))
+    });
     let control_state = Arc::new(control::ControlState {
+        docker: docker.clone(),
         token_files: config.runtime_dir.join("tokens"),
         audit: audit.clone(),
         broker: broker.clone(),
@@ -369,6 +378,12 @@ pub async fn run(
         )
         .instrument(tracing::info_span!("control-socket")),
     );
+    if let Some(d) = docker {
+        tasks.spawn(
+            d.run(shutdown.child_token())
+                .instrument(tracing::info_span!("docker-watch")),
+        );
+    }
     let b = broker.clone();
     tasks.spawn(
         clock::watch_jumps(

@@ -121,11 +121,25 @@ impl TokenStore {
         ttl: Option<time::Duration>,
         label: String,
     ) -> Result<(SecretString, TokenRecord), StoreError> {
+        self.issue_bound(profiles, now, ttl, label, None)
+    }
+
+    /// [`Self::issue`], for a container's token when `docker` is given: the
+    /// docker watch revokes it once its container is removed.
+    pub fn issue_bound(
+        &self,
+        profiles: Vec<String>,
+        now: OffsetDateTime,
+        ttl: Option<time::Duration>,
+        label: String,
+        docker: Option<token::DockerBinding>,
+    ) -> Result<(SecretString, TokenRecord), StoreError> {
         // Whole seconds: the records are shown to people and compared as text.
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let mut random = [0u8; 40];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
-        let (secret, rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);
+        let (secret, mut rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);
+        rec.docker = docker;
         let mut disk = self.write.lock().unwrap();
         let mut next = Records::clone(&self.records.load());
         self.reconcile(&mut disk, &mut next, now)?;
@@ -164,6 +178,33 @@ impl TokenStore {
             disk.revoked_unsaved.insert(id.to_string());
             return Err(StoreError::RevokedNotStored(Box::new(e)));
         }
+        Ok(true)
+    }
+
+    /// Records the container a docker-bound token was given to (its first
+    /// one), durably: a removal while the daemon is down is then told from
+    /// a container that never came. `Ok(false)`: no such token, not bound,
+    /// or already claimed.
+    pub fn bind_container(
+        &self,
+        id: &str,
+        container: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut disk = self.write.lock().unwrap();
+        let mut next = Records::clone(&self.records.load());
+        self.reconcile(&mut disk, &mut next, now)?;
+        let Some(rec) = next.get(id) else {
+            return Ok(false);
+        };
+        let mut rec = TokenRecord::clone(rec);
+        match &mut rec.docker {
+            Some(b) if b.container.is_none() => b.container = Some(container.to_string()),
+            _ => return Ok(false),
+        }
+        next.insert(id.to_string(), Arc::new(rec));
+        self.save(&mut disk, &next, now)?;
+        self.records.store(Arc::new(next));
         Ok(true)
     }
 
@@ -475,6 +516,42 @@ mod tests {
         assert!(file("notes.txt").exists() && file("0123456789abcdef").is_dir());
         assert!(std::fs::symlink_metadata(file("fedcba9876543210")).is_ok());
         assert_eq!(store.sweep_files(&file("missing"), NOW), 0);
+    }
+
+    #[test]
+    fn a_docker_binding_is_stored_and_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let store = TokenStore::open(path.clone(), NOW);
+        let binding = token::DockerBinding {
+            engine: "unix:///run/docker.sock".into(),
+            container: None,
+        };
+        let (_, rec) = store
+            .issue_bound(vec!["a".into()], NOW, None, "d".into(), Some(binding))
+            .unwrap();
+        let (_, plain) = store
+            .issue(vec!["a".into()], NOW, None, "p".into())
+            .unwrap();
+        assert!(store.bind_container(&rec.id, "c1", NOW).unwrap());
+        assert!(
+            !store.bind_container(&rec.id, "c2", NOW).unwrap(),
+            "first one wins"
+        );
+        assert!(
+            !store.bind_container(&plain.id, "c3", NOW).unwrap(),
+            "not bound"
+        );
+        let again = TokenStore::open(path, NOW);
+        let got = again.list(NOW);
+        let b = got.iter().find(|r| r.id == rec.id).unwrap();
+        assert_eq!(b.docker.as_ref().unwrap().container.as_deref(), Some("c1"));
+        assert!(got
+            .iter()
+            .find(|r| r.id == plain.id)
+            .unwrap()
+            .docker
+            .is_none());
     }
 
     #[test]

@@ -376,7 +376,9 @@ Examples:\n  credd docker setup --print     # show the commands, change nothing\
 environment), and so are an overlay config with only PROFILE's non-credential settings \
 (/run/secrets/credd-aws-config, AWS_CONFIG_FILE) and an empty credentials file \
 (/run/secrets/credd-aws-credentials, AWS_SHARED_CREDENTIALS_FILE), so nothing else wins over credd \
-in the container, even with ~/.aws mounted. Without a container listener (`credd docker setup`), the flags include --network host.\n\n\
+in the container, even with ~/.aws mounted. Without a container listener (`credd docker setup`), the flags include --network host. \
+The flags label the container credd.token=ID: the token is revoked when that container is removed, or when no container \
+has taken it within docker.claim_within (5m).\n\n\
 Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-identity"
     )]
     Args {
@@ -388,7 +390,9 @@ Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-id
     /// `docker run` with PROFILE's credentials; the token is revoked when the container exits.
     #[command(
         after_help = "Example:\n  credd docker run dev --rm amazon/aws-cli sts get-caller-identity\n\n\
-With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=true) the token stays valid until --token-ttl (revoke it with `credd token revoke ID`)."
+With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=true) the token stays valid until the \
+container is removed (credd watches the docker engine: docker.watch in credd.toml; `credd docker ps` lists them), \
+at the latest until --token-ttl. The container is labelled credd.token=ID (the token's id, not its secret)."
     )]
     Run {
         profile: String,
@@ -403,6 +407,18 @@ With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=t
             value_name = "DOCKER ARGS"
         )]
         docker_args: Vec<String>,
+    },
+    /// The containers that hold live credd tokens: container, image, profile, token age.
+    #[command(
+        after_help = "Lists the tokens of `credd docker run` and `credd docker args` that are bound to the \
+docker engine credd watches (docker.watch in credd.toml), each with its container as the engine shows it now. \
+A token is revoked when its container is removed; one no container claimed within docker.claim_within (5m) \
+is revoked then."
+    )]
+    Ps {
+        /// Print JSON (one array of rows).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -528,6 +544,12 @@ pub struct ServiceArgs {
     /// The service manager [default: systemd on Linux, launchd on macOS].
     #[arg(long, value_enum, value_name = "NAME")]
     pub manager: Option<ServiceManager>,
+    /// Instead of the user service: the boot-time system unit
+    /// credd-docker-setup.service, which runs `credd docker setup` at boot and
+    /// after every docker start (root: `sudo credd service install
+    /// --docker-setup`; goes to /etc/systemd/system, or CREDD_SYSTEM_UNIT_DIR).
+    #[arg(long)]
+    pub docker_setup: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -112,6 +112,9 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
                 token_ttl,
                 docker_args,
             } => crate::docker::run(&profile, &token_ttl, &docker_args).await,
+            crate::cli::DockerCommand::Ps { json } => {
+                crate::docker::ps(json).await.map(|_| ExitCode::SUCCESS)
+            }
         },
         Command::Doctor => crate::doctor::run(),
     }
@@ -157,15 +160,19 @@ async fn mfa(a: crate::cli::MfaArgs) -> Result<()> {
     Ok(())
 }
 
+/// Issues a token for `profile` and writes it to a 0600 file; a container's
+/// token is bound to `docker_engine` (revoked when its container is removed).
 pub async fn issue_token_file(
     profile: &str,
     ttl: &str,
     label: String,
+    docker_engine: Option<String>,
 ) -> Result<(PathBuf, String)> {
     let v = call(Request::TokenIssue {
         profiles: vec![profile.to_string()],
         ttl_secs: Some(parse_ttl(ttl)?),
         label,
+        docker_engine,
     })
     .await?;
     let token = v["token"].as_str().context("the daemon sent no token")?;
@@ -291,6 +298,7 @@ async fn token(t: TokenCommand) -> Result<()> {
                 profiles: a.profiles,
                 ttl_secs: ttl,
                 label: a.label,
+                docker_engine: None,
             })
             .await?;
             let token = v["token"].as_str().context("no token in the answer")?;
@@ -518,6 +526,12 @@ fn print_status(v: &Value) {
             .map(|u| format!(", IMDS {u}"))
             .unwrap_or_default()
     );
+    if let Some(w) = d["docker_watch"].as_object() {
+        println!(
+            "docker: {}",
+            w.get("state").and_then(|s| s.as_str()).unwrap_or("?")
+        );
+    }
     print_config_problems(d);
     print_shadows(v);
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);

@@ -150,6 +150,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         default_token_ttl: Duration::from_secs(12 * 3600),
         runtime_dir: run_dir.clone(),
         state_dir,
+        docker: None,
     };
     let services = Services {
         upstream: Arc::new(credd_aws::sts::AwsUpstream::with_vars(
@@ -209,6 +210,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
             profiles: PROFILES.iter().map(|p| p.to_string()).collect(),
             ttl_secs: Some(12 * 3600),
             label: "credd demo".into(),
+            docker_engine: None,
         },
     )
     .await?;

@@ -359,8 +359,56 @@ fn undo_all() -> Result<()> {
     Ok(())
 }
 
-/// The flags for a container, and the token's id and file.
-pub async fn flags(profile: &str, ttl: &str) -> Result<(Vec<String>, String, std::path::PathBuf)> {
+/// The engine the docker CLI will talk to, as the daemon names engines
+/// (`unix:///path`): `DOCKER_HOST`, else `/var/run/docker.sock` unless a
+/// docker context other than the default is in use (then unknown: `None`).
+fn cli_engine() -> Option<std::path::PathBuf> {
+    if let Some(h) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+        return h.strip_prefix("unix://").map(std::path::PathBuf::from);
+    }
+    if std::env::var("DOCKER_CONTEXT").is_ok_and(|c| !c.is_empty() && c != "default") {
+        return None;
+    }
+    let config = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")));
+    if let Some(dir) = config {
+        let current = std::fs::read(dir.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["currentContext"].as_str().map(str::to_string));
+        if current.is_some_and(|c| !c.is_empty() && c != "default") {
+            return None;
+        }
+    }
+    Some("/var/run/docker.sock".into())
+}
+
+/// The daemon's engine, when it is the one the docker CLI will use (the
+/// same socket, symlinks resolved): the token is then bound to it.
+fn same_engine(daemon: Option<&str>) -> Option<String> {
+    let daemon = daemon?;
+    let ours = cli_engine()?;
+    let theirs = Path::new(daemon.strip_prefix("unix://")?);
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    (canon(&ours) == canon(theirs)).then(|| daemon.to_string())
+}
+
+/// How a container's token ends, for the CLI's message.
+pub enum Lifetime {
+    /// Revoked when its container is removed (or unclaimed after this many seconds).
+    Watched { claim_within_secs: u64 },
+    /// Nothing watches the engine: it lives until it expires.
+    Ttl,
+}
+
+/// The flags for a container, the token's id and file, and how the token
+/// ends: bound to the container (its label
+/// `credd.token=ID`) when the daemon watches the engine docker will use.
+pub async fn flags_bound(
+    profile: &str,
+    ttl: &str,
+) -> Result<(Vec<String>, String, std::path::PathBuf, Lifetime)> {
     let ep = call(Request::Endpoint {
         profile: Some(profile.to_string()),
     })
@@ -379,8 +427,20 @@ pub async fn flags(profile: &str, ttl: &str) -> Result<(Vec<String>, String, std
             format!("http://{ADDR}{path}")
         });
     parse_ttl(ttl)?;
-    let (file, id) = issue_token_file(profile, ttl, format!("docker {profile}")).await?;
-    let mut f = Vec::new();
+    let engine = same_engine(ep["docker_engine"].as_str());
+    let lifetime = match (&engine, ep["docker_claim_within_secs"].as_u64()) {
+        (Some(_), Some(s)) => Lifetime::Watched {
+            claim_within_secs: s,
+        },
+        _ => Lifetime::Ttl,
+    };
+    let (file, id) = issue_token_file(profile, ttl, format!("docker {profile}"), engine).await?;
+    // The token's id (public; never its secret) on the container: the
+    // daemon's docker watch revokes the token when the container is removed.
+    let mut f = vec![
+        "--label".to_string(),
+        format!("{}={id}", credd_daemon::docker_watch::LABEL),
+    ];
     let url = match bridge {
         Some(base) => endpoint_url(&base, profile),
         None => {
@@ -427,11 +487,11 @@ pub async fn flags(profile: &str, ttl: &str) -> Result<(Vec<String>, String, std
         f.push("-e".into());
         f.push(format!("AWS_DEFAULT_REGION={r}"));
     }
-    Ok((f, id, file))
+    Ok((f, id, file, lifetime))
 }
 
 pub async fn args(profile: &str, ttl: &str) -> Result<()> {
-    let (f, id, _) = flags(profile, ttl).await?;
+    let (f, id, _, lifetime) = flags_bound(profile, ttl).await?;
     println!(
         "{}",
         f.iter()
@@ -439,7 +499,71 @@ pub async fn args(profile: &str, ttl: &str) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    eprintln!("token {id} expires in {ttl}; revoke it with `credd token revoke {id}`");
+    match lifetime {
+        Lifetime::Watched { claim_within_secs } => eprintln!(
+            "token {id} is revoked when its container is removed, and revoked if no container takes it within {}; \
+             it expires in {ttl} at the latest",
+            credd_core::duration::fmt_secs(claim_within_secs)
+        ),
+        Lifetime::Ttl => eprintln!(
+            "token {id} expires in {ttl} (credd does not watch the docker engine this docker uses, so removing the \
+             container does not revoke it); revoke it with `credd token revoke {id}`"
+        ),
+    }
+    Ok(())
+}
+
+/// `credd docker ps`: the containers holding live tokens.
+pub async fn ps(json: bool) -> Result<()> {
+    let v = call(Request::DockerPs).await?;
+    if let Some(e) = v["error"].as_str() {
+        eprintln!("credd: the docker engine did not answer ({e}); showing what credd recorded");
+    }
+    let rows = v["containers"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        eprintln!(
+            "no container holds a live credd token (engine {})",
+            v["engine"].as_str().unwrap_or("?")
+        );
+        return Ok(());
+    }
+    let mut t = crate::commands::table(&[
+        "CONTAINER",
+        "NAME",
+        "IMAGE",
+        "PROFILE",
+        "TOKEN",
+        "TOKEN AGE",
+    ]);
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        let container = match r["container"].as_str() {
+            Some(c) => c.to_string(),
+            None => format!(
+                "(none yet; revoked at {} unless one starts)",
+                r["unclaimed_revoked_at"].as_str().unwrap_or("?")
+            ),
+        };
+        t.add_row(vec![
+            container,
+            s("name"),
+            s("image"),
+            r["profiles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            s("token"),
+            credd_core::duration::fmt_secs(r["token_age_secs"].as_u64().unwrap_or(0)),
+        ]);
+    }
+    println!("{t}");
     Ok(())
 }
 
@@ -454,7 +578,7 @@ fn shell_word(s: &str) -> String {
 }
 
 pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<ExitCode> {
-    let (f, id, file) = flags(profile, ttl).await?;
+    let (f, id, file, lifetime) = flags_bound(profile, ttl).await?;
     // A detached container outlives `docker run`: its token must too.
     let detached = detaches(docker_args);
     let docker = std::env::var_os("CREDD_DOCKER").unwrap_or_else(|| "docker".into());
@@ -476,7 +600,10 @@ pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<Exi
             )
         })?;
     if detached {
-        eprintln!("detached: the container's token {id} stays valid until it expires ({ttl}); revoke it with `credd token revoke {id}`");
+        match lifetime {
+            Lifetime::Watched { .. } => eprintln!("detached: the container's token {id} is revoked when the container is removed (at the latest it expires in {ttl})"),
+            Lifetime::Ttl => eprintln!("detached: the container's token {id} stays valid until it expires ({ttl}): credd does not watch this docker engine; revoke it with `credd token revoke {id}`"),
+        }
     } else {
         if let Err(e) = call(Request::TokenRevoke { id }).await {
             eprintln!(

@@ -194,6 +194,7 @@ async fn issue_token(profile: &str, ttl: &str, label: String) -> Result<(String,
         profiles: vec![profile.to_string()],
         ttl_secs: Some(parse_ttl(ttl)?),
         label,
+        docker_engine: None,
     })
     .await?;
     let token = v["token"]

@@ -116,6 +116,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
         default_token_ttl: ttl,
         runtime_dir: config::runtime_dir(&env_var),
         state_dir: config::state_dir(&env_var),
+        docker: file.docker_watch(env_var("DOCKER_HOST").as_deref())?,
     })
 }
 

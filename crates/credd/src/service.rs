@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const SERVICE_UNIT: &str = include_str!("../../../systemd/credd.service");
 pub const SOCKET_UNIT: &str = include_str!("../../../systemd/credd.socket");
 pub const CONTROL_SOCKET_UNIT: &str = include_str!("../../../systemd/credd-control.socket");
+/// The boot-time system unit that runs `credd docker setup` (docs/docker.md).
+pub const DOCKER_SETUP_UNIT: &str = include_str!("../../../systemd/credd-docker-setup.service");
+const DOCKER_SETUP_NAME: &str = "credd-docker-setup.service";
 pub const LAUNCHD_PLIST: &str = include_str!("../../../launchd/com.credd.daemon.plist");
 
 /// The `ExecStart=` line of the unit in the repository (right for
@@ -203,11 +206,104 @@ fn notify(states: &[sd_notify::NotifyState], what: &str) {
 // `credd service install | uninstall | status`.
 
 pub async fn run(cmd: ServiceCommand) -> Result<ExitCode> {
+    match &cmd {
+        ServiceCommand::Install(a) if a.docker_setup => return docker_setup_unit(a, true).await,
+        ServiceCommand::Uninstall(a) if a.docker_setup => return docker_setup_unit(a, false).await,
+        _ => {}
+    }
     match cmd {
         ServiceCommand::Install(a) => install(&a).await,
         ServiceCommand::Uninstall(a) => uninstall(&a).await,
         ServiceCommand::Status(a) => status(&a).await,
     }
+}
+
+/// The shipped docker-setup unit with `ExecStart=` at this binary.
+pub fn render_docker_setup_unit(exe: &Path) -> Result<String> {
+    let shipped = "ExecStart=/usr/local/bin/credd docker setup";
+    anyhow::ensure!(
+        DOCKER_SETUP_UNIT.contains(shipped),
+        "the shipped credd-docker-setup.service has no `{shipped}` line"
+    );
+    Ok(DOCKER_SETUP_UNIT.replace(
+        shipped,
+        &format!("ExecStart={} docker setup", systemd_quote(exe)?),
+    ))
+}
+
+/// Where system units go: `CREDD_SYSTEM_UNIT_DIR` (a packager's
+/// /usr/local/lib/systemd/system, or a test's directory), else
+/// /etc/systemd/system.
+fn system_unit_dir() -> PathBuf {
+    std::env::var_os("CREDD_SYSTEM_UNIT_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/etc/systemd/system"))
+}
+
+/// `credd service install|uninstall --docker-setup`: the boot-time system
+/// unit (systemd only: on macOS, Docker Desktop's containers reach credd
+/// through the relay, which needs no setup; docs/docker.md).
+async fn docker_setup_unit(a: &ServiceArgs, install: bool) -> Result<ExitCode> {
+    if a.manager == Some(ServiceManager::Launchd)
+        || (a.manager.is_none() && cfg!(target_os = "macos"))
+    {
+        bail!("--docker-setup is a systemd system unit for Linux docker engines; on macOS (Docker Desktop) containers reach credd through `credd relay`, which needs no boot-time setup (docs/docker.md)");
+    }
+    let exe = std::env::current_exe()
+        .context("failed to find the path of the credd binary (std::env::current_exe)")?;
+    let path = system_unit_dir().join(DOCKER_SETUP_NAME);
+    let what = if install {
+        "credd service install --docker-setup"
+    } else {
+        "credd service uninstall --docker-setup"
+    };
+    let plan = if install {
+        vec![
+            Step::Write {
+                path: path.clone(),
+                contents: render_docker_setup_unit(&exe)?,
+            },
+            run_step(&["systemctl", "daemon-reload"]),
+            run_step(&["systemctl", "enable", "--now", DOCKER_SETUP_NAME]),
+        ]
+    } else {
+        let mut p = vec![Step::Run {
+            argv: ["systemctl", "disable", "--now", DOCKER_SETUP_NAME]
+                .map(String::from)
+                .to_vec(),
+            may_fail: true,
+        }];
+        if path.exists() {
+            p.push(Step::Remove { path: path.clone() });
+        }
+        p.push(run_step(&["systemctl", "daemon-reload"]));
+        p
+    };
+    let sudo = format!(
+        "sudo {} service {} --docker-setup",
+        exe.display(),
+        if install { "install" } else { "uninstall" }
+    );
+    if a.print {
+        print_plan(what, &plan);
+        println!(
+            "
+# as root: {sudo}"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !rustix::process::geteuid().is_root() {
+        bail!("{DOCKER_SETUP_NAME} is a system unit (it changes network settings at boot, as root): run `{sudo}` (see what it does with --print)");
+    }
+    execute(&plan).await?;
+    if install {
+        eprintln!(
+            "{DOCKER_SETUP_NAME} runs `{} docker setup` at boot and after every docker start; `credd doctor` checks the result",
+            exe.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One change or command, shown by `--print` and carried out otherwise.
