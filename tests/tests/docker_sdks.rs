@@ -396,7 +396,7 @@ fn bench_credd_docker_run_overhead() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(21);
     let time = |credd: bool| -> f64 {
-        let args = ["--rm", w.image, "true"];
+        let args = ["--rm", w.image, "echo"];
         let start = Instant::now();
         let o = if credd {
             w.credd_run("dev", &args)
@@ -430,7 +430,7 @@ fn bench_credd_docker_run_overhead() {
     let mut diffs: Vec<f64> = credd.iter().zip(&plain).map(|(c, p)| c - p).collect();
     let (mp, mc, md) = (median(&mut plain), median(&mut credd), median(&mut diffs));
     println!(
-        "docker run --rm IMAGE true, {runs} runs each, alternating:\n  \
+        "docker run --rm IMAGE echo, {runs} runs each, alternating:\n  \
          plain docker run        median {mp:.1} ms\n  \
          credd docker run dev    median {mc:.1} ms\n  \
          added (median of paired differences) {md:.1} ms; ratio of medians {:.3}",
