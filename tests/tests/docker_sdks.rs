@@ -327,7 +327,7 @@ fn settle_then_watch(w: &World, name: &str, from: usize, secs: u64, when: &str) 
 fn assert_no_failures(after: &[String], when: &str) {
     let fails: Vec<&String> = after.iter().filter(|l| !l.starts_with("OK ")).collect();
     assert!(
-        fails.is_empty() && after.len() >= 3,
+        fails.is_empty() && after.len() >= 2,
         "{when}: {} failed fetches of {} after settling: {fails:?}",
         fails.len(),
         after.len()
@@ -363,7 +363,7 @@ fn a_detached_container_keeps_getting_credentials_across_credd_and_dockerd_resta
         ],
     );
     assert!(o.status.success(), "{}", stderr_of(&o));
-    let after = settle_then_watch(&w, "svc", 0, 4, "at start");
+    let after = settle_then_watch(&w, "svc", 0, 6, "at start");
     assert_no_failures(&after, "at start");
 
     // `credd serve` restarts (killed, as a crash would): the container's
@@ -372,7 +372,7 @@ fn a_detached_container_keeps_getting_credentials_across_credd_and_dockerd_resta
     std::thread::sleep(Duration::from_secs(2));
     let mark = fetch_log(&w, "svc").len();
     w.daemon = Some(w.dk.serve(&w.env));
-    let after = settle_then_watch(&w, "svc", mark, 5, "after a credd serve restart");
+    let after = settle_then_watch(&w, "svc", mark, 6, "after a credd serve restart");
     assert_no_failures(&after, "after a credd serve restart");
 
     // dockerd restarts (the container stops and comes back with it); then
@@ -380,7 +380,7 @@ fn a_detached_container_keeps_getting_credentials_across_credd_and_dockerd_resta
     w.dk.restart();
     setup(&w.dk, &w.env);
     let mark = fetch_log(&w, "svc").len();
-    let after = settle_then_watch(&w, "svc", mark, 5, "after a dockerd restart");
+    let after = settle_then_watch(&w, "svc", mark, 6, "after a dockerd restart");
     assert_no_failures(&after, "after a dockerd restart");
 }
 
