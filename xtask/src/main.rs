@@ -654,7 +654,9 @@ fn find_go() -> Option<(OsString, String)> {
     })
 }
 
-/// Builds the Go SDK v2 client (`tests/clients/go`) into `tests/clients/go/bin/whoami`.
+/// Builds the Go SDK v2 client (`tests/clients/go`) into `tests/clients/go/bin/whoami`,
+/// statically linked (`CGO_ENABLED=0`): the same binary runs on the host and, with
+/// nothing else, inside the real-engine tests' container images (`tests/tests/docker_sdks.rs`).
 fn go_client(clients: &Path) -> Result<PathBuf> {
     header("Go SDK v2 test client: go build in tests/clients/go");
     let dir = clients.join("go");
@@ -682,6 +684,7 @@ fn go_client(clients: &Path) -> Result<PathBuf> {
     }
     let wanted = fnv1a(&[
         version.as_bytes(),
+        b"CGO_ENABLED=0",
         &read(&dir.join("go.mod"))?,
         &read(&dir.join("go.sum"))?,
         &read(&dir.join("main.go"))?,
@@ -704,6 +707,8 @@ fn go_client(clients: &Path) -> Result<PathBuf> {
             // Build with this Go, never a toolchain downloaded on the side; and with
             // exactly the modules go.sum pins (-mod=readonly fails instead of updating).
             .env("GOTOOLCHAIN", "local")
+            // Static: no libc needed in the container images.
+            .env("CGO_ENABLED", "0")
             .stdin(Stdio::null()),
         "go could not build tests/clients/go: check the network access to the Go module \
          proxy (GOPROXY) and the error above, then re-run `cargo xtask test`",

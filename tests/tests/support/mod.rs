@@ -8,6 +8,7 @@
 
 pub mod clients;
 pub mod dockerd;
+pub mod images;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
