@@ -101,37 +101,12 @@ fn start(env: &Env, v: &Verbosity, unset: &[&str]) -> Daemon {
         .stdin(Stdio::null())
         .stdout(logf.try_clone().unwrap())
         .stderr(logf);
-    let mut child = c.spawn().unwrap();
-    let t0 = Instant::now();
-    loop {
+    let child = c.spawn().unwrap();
+    Daemon::when_ready(child, log, Duration::from_secs(10), || {
         let mut s = env.cmd(credd_bin());
         s.args(["status", "--json"]);
-        if let Some(o) = run_within(s, Duration::from_secs(3)) {
-            if o.status.success() {
-                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-                return Daemon {
-                    child,
-                    log,
-                    container_url: v["daemon"]["container_url"].as_str().unwrap().to_string(),
-                    imds_url: None,
-                };
-            }
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!(
-                "credd serve exited with {st}: {}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!(
-                "credd serve was not ready within 10 s (hung?): {}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        run_within(s, Duration::from_secs(3))
+    })
 }
 
 /// SIGTERM, which must stop the daemon within 8 s.

@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 const NOBODY: &str = "65534";
@@ -143,41 +143,19 @@ fn fallback(env: &Env, tmp: &Path, program: impl AsRef<std::ffi::OsStr>) -> Comm
 fn serve_fallback(env: &Env, tmp: &Path) -> Daemon {
     let log = env.path("serve-fallback.log");
     let logf = std::fs::File::create(&log).unwrap();
-    let mut child = fallback(env, tmp, credd_bin())
+    let child = fallback(env, tmp, credd_bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(logf.try_clone().unwrap())
         .stderr(logf)
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let o = fallback(env, tmp, credd_bin())
+    Daemon::when_ready(child, log, Duration::from_secs(30), || {
+        fallback(env, tmp, credd_bin())
             .args(["status", "--json"])
             .output()
-            .unwrap();
-        if o.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-            return Daemon {
-                child,
-                log,
-                container_url: v["daemon"]["container_url"].as_str().unwrap().to_string(),
-                imds_url: None,
-            };
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!(
-                "credd serve exited with {st}: {}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "credd serve did not become ready: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .ok()
+    })
 }
 
 #[test]

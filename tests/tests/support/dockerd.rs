@@ -254,7 +254,7 @@ impl Dockerd {
     pub fn serve(&self, env: &Env) -> Daemon {
         let log = env.path("serve-dockerd.log");
         let logf = std::fs::File::create(&log).unwrap();
-        let mut child = self
+        let child = self
             .host_cmd(env, credd_bin())
             .args([
                 "serve",
@@ -269,30 +269,9 @@ impl Dockerd {
             .stderr(logf)
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        loop {
-            let o = env.credd(&["status", "--json"]);
-            if o.status.success() {
-                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-                return Daemon {
-                    child,
-                    log,
-                    container_url: v["daemon"]["container_url"].as_str().unwrap().to_string(),
-                    imds_url: None,
-                };
-            }
-            if let Some(st) = child.try_wait().unwrap() {
-                panic!(
-                    "credd serve exited with {st}: {}",
-                    std::fs::read_to_string(&log).unwrap()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "credd serve did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Daemon::when_ready(child, log, Duration::from_secs(30), || {
+            Some(env.credd(&["status", "--json"]))
+        })
     }
 
     /// `iptables -t nat -S` on the engine's host.

@@ -317,11 +317,25 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(logf.try_clone().unwrap())
             .stderr(logf);
-        let mut child = c.spawn().unwrap();
+        let child = c.spawn().unwrap();
+        Daemon::when_ready(child, log, Duration::from_secs(30), || {
+            Some(env.credd(&["status", "--json"]))
+        })
+    }
+
+    /// Waits until `status` (a `credd status --json`, run the caller's way;
+    /// `None` when it did not answer) succeeds, and takes the endpoint URLs
+    /// from its answer. Panics with the daemon's log when the daemon exits
+    /// first or is not ready within `limit` (then it is killed: hung).
+    pub fn when_ready(
+        mut child: Child,
+        log: PathBuf,
+        limit: Duration,
+        mut status: impl FnMut() -> Option<Output>,
+    ) -> Daemon {
         let start = Instant::now();
         loop {
-            let o = env.credd(&["status", "--json"]);
-            if o.status.success() {
+            if let Some(o) = status().filter(|o| o.status.success()) {
                 let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
                 return Daemon {
                     child,
@@ -336,10 +350,13 @@ impl Daemon {
                     std::fs::read_to_string(&log).unwrap()
                 );
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "credd serve did not become ready"
-            );
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!(
+                    "credd serve was not ready within {limit:?} (hung?): {}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
