@@ -151,28 +151,6 @@ fn upstream_message(profile: &str, e: &UpstreamError, retry_in: Option<i64>) -> 
     }
 }
 
-impl ServeError {
-    /// A short machine-readable code for the JSON error body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ServeError::UnknownProfile(_) => "UnknownProfile",
-            ServeError::Misconfigured { .. } => "ProfileMisconfigured",
-            ServeError::FetchInProgress { .. } => "FetchInProgress",
-            ServeError::Stopping(_) => "DaemonStopping",
-            ServeError::Upstream { error, .. } => match error.kind {
-                UpstreamErrorKind::MfaRequired => "MfaRequired",
-                UpstreamErrorKind::InvalidMfa => "InvalidMfa",
-                UpstreamErrorKind::Unreachable => "UpstreamUnreachable",
-                UpstreamErrorKind::Throttled => "UpstreamThrottled",
-                UpstreamErrorKind::Denied => "UpstreamDenied",
-                UpstreamErrorKind::Source => "SourceFailed",
-                UpstreamErrorKind::Config => "UpstreamRejected",
-                UpstreamErrorKind::LoginRequired => "SsoLoginRequired",
-            },
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ProfileStatus {
     pub name: String,

@@ -4,18 +4,24 @@
 //! such request ends the wait. It lives here because this crate is the one
 //! that owns HTTP serving.
 //!
-//! Only `GET /oauth/callback` with the exact `Host` is answered; the code is
-//! only handed over, never logged, and the `state` check is the caller's.
+//! Only `GET /oauth/callback` with the exact `Host` is answered (the
+//! listener's guard, for a browser: see [`crate::guard::Callers`]); the
+//! code is only handed over, never logged, and the `state` check is the
+//! caller's.
 
-use crate::server::{self, Body};
+use crate::api_error::{ApiError, PageError};
+use crate::guard::{Callers, Guard, HostAllowList};
+use crate::response::{self, Body};
+use crate::server::{self, Endpoint};
 use ::http::{header, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 
@@ -49,36 +55,40 @@ pub struct CallbackServer {
 }
 
 impl CallbackServer {
-    /// Binds `127.0.0.1:0` and starts answering.
+    /// Binds `127.0.0.1:0` and starts answering, through the same accept
+    /// path as the daemon's listeners, until [`Self::wait`] returns or this
+    /// is dropped.
     pub async fn start() -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
-        let tx = Arc::new(Mutex::new(Some(tx)));
         let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        let host = addr.to_string();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = listener.accept() => match r {
-                        Ok((s, _)) => s,
-                        Err(_) => continue,
-                    },
-                };
-                let tx = tx.clone();
-                let host = host.clone();
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let r = answer(&req, &host, &tx);
-                    async move { Ok::<_, std::convert::Infallible>(r) }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc),
-                );
-            }
-        });
+        let endpoint = Endpoint::new(
+            Guard::new(HostAllowList::for_addr(addr), Callers::Browser),
+            Callback {
+                tx: Mutex::new(Some(tx)),
+            },
+        );
+        // The peer-uid check stays off here as before: this listener lives
+        // in the `credd login` process for one sign-in, and what it accepts
+        // is checked against the login's own `state`.
+        let limits = crate::config::Limits {
+            same_user_only: false,
+            ..crate::config::Limits::default()
+        };
+        // The tasks end with `cancel`; nothing waits for them.
+        let tasks = TaskTracker::new();
+        tasks.spawn(
+            server::serve(
+                listener,
+                Arc::new(endpoint),
+                limits,
+                cancel.clone(),
+                tasks.clone(),
+            )
+            .instrument(tracing::debug_span!("login-callback", %addr)),
+        );
+        tasks.close();
         Ok(Self { addr, rx, cancel })
     }
 
@@ -101,19 +111,27 @@ impl Drop for CallbackServer {
     }
 }
 
-type Sender = Arc<Mutex<Option<oneshot::Sender<CallbackResult>>>>;
+/// The handler: the first complete callback is handed to [`CallbackServer::wait`].
+struct Callback {
+    tx: Mutex<Option<oneshot::Sender<CallbackResult>>>,
+}
 
-fn answer(req: &Request<Incoming>, host: &str, tx: &Sender) -> Response<Body> {
-    let host_ok = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h == host || h == host.replace("127.0.0.1", "localhost"));
-    if !host_ok {
-        return server::text(StatusCode::FORBIDDEN, "wrong Host\n");
+impl server::Handler for Callback {
+    async fn handle<B: Send + Sync>(
+        &self,
+        req: &Request<B>,
+        _peer: SocketAddr,
+    ) -> Result<Response<Body>, ApiError> {
+        answer(req, &self.tx)
     }
+}
+
+fn answer<B>(
+    req: &Request<B>,
+    tx: &Mutex<Option<oneshot::Sender<CallbackResult>>>,
+) -> Result<Response<Body>, ApiError> {
     if req.method() != ::http::Method::GET || req.uri().path() != CALLBACK_PATH {
-        return server::text(StatusCode::NOT_FOUND, "not found\n");
+        return Err(PageError::NotFound.into());
     }
     let mut code = None;
     let mut state = None;
@@ -135,21 +153,15 @@ fn answer(req: &Request<Incoming>, host: &str, tx: &Sender) -> Response<Body> {
             CallbackResult::Code { code, state },
             "Signed in. You can close this tab and go back to the terminal.",
         ),
-        _ => {
-            return server::text(StatusCode::BAD_REQUEST, "missing code or state\n");
-        }
+        _ => return Err(PageError::MissingCodeOrState.into()),
     };
     if let Some(tx) = tx.lock().unwrap().take() {
         let _ = tx.send(result);
     }
-    let mut r = Response::new(Body::from(format!(
-        "<!doctype html><meta charset=utf-8><title>credd</title><p>{page}</p>\n"
-    )));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        ::http::HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
+    Ok(response::html(
+        StatusCode::OK,
+        format!("<!doctype html><meta charset=utf-8><title>credd</title><p>{page}</p>\n"),
+    ))
 }
 
 /// A stand-in browser for `credd demo` and tests: GETs `url` and follows

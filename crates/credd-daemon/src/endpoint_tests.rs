@@ -1,9 +1,12 @@
-//! Both endpoints routed in memory (no socket): guards, auth, statuses and
-//! bodies. Threat-model rows 1, 2, 5 and 6.
+//! Both endpoints routed in memory (no socket), through the same
+//! [`Endpoint`] the accept loop uses (guard, then handler, errors
+//! rendered): guards, auth, statuses and bodies. Threat-model rows 1, 2, 5
+//! and 6.
 
 use crate::container::ContainerEndpoint;
+use crate::guard::Guard;
 use crate::imds::ImdsEndpoint;
-use crate::server::HostAllowList;
+use crate::server::{Endpoint, Handler};
 use crate::testing::*;
 use crate::tokens::TokenStore;
 use ::http::{Request, Response, StatusCode};
@@ -16,7 +19,27 @@ fn peer() -> SocketAddr {
     "127.0.0.1:50000".parse().unwrap()
 }
 
-fn container(h: &Harness) -> (ContainerEndpoint, String, String) {
+// The tests below say `ep.route(&req, peer)` and reach the handler's
+// fields through `ep`: an endpoint in a test is its handler behind its
+// guard.
+impl<H: Handler> Endpoint<H> {
+    async fn route<B: Send + Sync>(
+        &self,
+        req: &Request<B>,
+        peer: SocketAddr,
+    ) -> Response<crate::response::Body> {
+        self.answer(req, peer).await
+    }
+}
+
+impl<H> std::ops::Deref for Endpoint<H> {
+    type Target = H;
+    fn deref(&self) -> &H {
+        self.handler()
+    }
+}
+
+fn container(h: &Harness) -> (Endpoint<ContainerEndpoint>, String, String) {
     let tokens = Arc::new(TokenStore::in_memory());
     let (dev, _) = tokens
         .issue(vec!["dev".into()], T0, None, "t".into())
@@ -30,13 +53,15 @@ fn container(h: &Harness) -> (ContainerEndpoint, String, String) {
         )
         .unwrap();
     (
-        ContainerEndpoint {
-            broker: h.broker.clone(),
-            tokens,
-            hosts: HostAllowList::for_addr(ADDR.parse().unwrap()),
-            audit: Arc::new(crate::audit::AuditLog::disabled()),
-            cold_wait: crate::config::Limits::default().cold_wait,
-        },
+        Endpoint::new(
+            Guard::sdks(ADDR.parse().unwrap()),
+            ContainerEndpoint {
+                broker: h.broker.clone(),
+                tokens,
+                audit: Arc::new(crate::audit::AuditLog::disabled()),
+                cold_wait: crate::config::Limits::default().cold_wait,
+            },
+        ),
         dev.expose().to_string(),
         base.expose().to_string(),
     )
@@ -53,7 +78,7 @@ fn get(path: &str, host: Option<&str>, auth: Option<&str>) -> Request<()> {
     b.body(()).unwrap()
 }
 
-async fn body(r: Response<crate::server::Body>) -> (StatusCode, String, serde_json::Value) {
+async fn body(r: Response<crate::response::Body>) -> (StatusCode, String, serde_json::Value) {
     use http_body_util::BodyExt;
     let status = r.status();
     let ct = r
@@ -290,13 +315,15 @@ async fn unavailable_says_what_to_do() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
-fn imds(h: &Harness, v1: bool) -> ImdsEndpoint {
-    ImdsEndpoint::new(
-        h.broker.clone(),
-        "dev".into(),
-        v1,
-        HostAllowList::for_addr("127.0.0.1:9912".parse().unwrap()),
-        Arc::new(crate::audit::AuditLog::disabled()),
+fn imds(h: &Harness, v1: bool) -> Endpoint<ImdsEndpoint> {
+    Endpoint::new(
+        Guard::sdks("127.0.0.1:9912".parse().unwrap()),
+        ImdsEndpoint::new(
+            h.broker.clone(),
+            "dev".into(),
+            v1,
+            Arc::new(crate::audit::AuditLog::disabled()),
+        ),
     )
 }
 

@@ -6,11 +6,16 @@
 //! TTL header echoed; a PUT carrying `X-Forwarded-For` is refused), are held
 //! as digests and required on every GET (401 otherwise) unless IMDSv1 is
 //! explicitly allowed. Threat-model row 2.
+//!
+//! The listener's guard has run before any of this ([`crate::server`]).
+//! Refusals are IMDS's own plain text ([`ImdsError`]); a credential that
+//! cannot be served is the container endpoint's JSON error.
 
+use crate::api_error::{ApiError, ImdsError};
 use crate::audit::{AuditLog, Peer, Vend};
 use crate::broker::Broker;
-use crate::container::serve_error;
-use crate::server::{self, Body, HostAllowList};
+use crate::response::{text, Body};
+use crate::server;
 use ::http::{HeaderValue, Method, Request, Response, StatusCode};
 use credd_core::format_expiration;
 use sha2::{Digest, Sha256};
@@ -28,7 +33,6 @@ pub struct ImdsEndpoint {
     pub broker: Broker,
     pub profile: String,
     pub allow_imdsv1: bool,
-    pub hosts: HostAllowList,
     /// `limits.cold_wait`: how long a request waits for an uncached credential.
     pub cold_wait: std::time::Duration,
     audit: std::sync::Arc<AuditLog>,
@@ -36,12 +40,21 @@ pub struct ImdsEndpoint {
 }
 
 impl server::Handler for ImdsEndpoint {
-    async fn handle(
+    async fn handle<B: Send + Sync>(
         &self,
-        req: Request<hyper::body::Incoming>,
+        req: &Request<B>,
         peer: SocketAddr,
-    ) -> Response<Body> {
-        self.route(&req, peer).await
+    ) -> Result<Response<Body>, ApiError> {
+        let path = req.uri().path();
+        let trimmed = path.trim_end_matches('/');
+        match *req.method() {
+            Method::PUT if trimmed == "/latest/api/token" => self.put_token(req),
+            Method::GET => {
+                self.check_session(req)?;
+                self.get(trimmed, peer).await
+            }
+            _ => Err(ImdsError::MethodNotAllowed.into()),
+        }
     }
 }
 
@@ -50,7 +63,6 @@ impl ImdsEndpoint {
         broker: Broker,
         profile: String,
         allow_imdsv1: bool,
-        hosts: HostAllowList,
         audit: std::sync::Arc<AuditLog>,
     ) -> Self {
         Self {
@@ -58,34 +70,14 @@ impl ImdsEndpoint {
             broker,
             profile,
             allow_imdsv1,
-            hosts,
             cold_wait: crate::config::Limits::default().cold_wait,
             sessions: Mutex::new(HashMap::new()),
         }
     }
 
-    pub async fn route<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
-        if let Err(r) = server::guard(&self.hosts, req) {
-            return r;
-        }
-        let path = req.uri().path();
-        let trimmed = path.trim_end_matches('/');
-        match *req.method() {
-            Method::PUT if trimmed == "/latest/api/token" => self.put_token(req),
-            Method::GET => {
-                if let Err(r) = self.check_session(req) {
-                    tracing::info!(%peer, "IMDS request without a valid session token");
-                    return r;
-                }
-                self.get(trimmed, peer).await
-            }
-            _ => server::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
-        }
-    }
-
-    fn put_token<B>(&self, req: &Request<B>) -> Response<Body> {
+    fn put_token<B>(&self, req: &Request<B>) -> Result<Response<Body>, ApiError> {
         if req.headers().contains_key("x-forwarded-for") {
-            return server::text(StatusCode::FORBIDDEN, "Forbidden");
+            return Err(ImdsError::Forbidden.into());
         }
         let ttl = req
             .headers()
@@ -94,7 +86,7 @@ impl ImdsEndpoint {
             .and_then(|v| v.trim().parse::<i64>().ok())
             .filter(|t| (1..=21_600).contains(t));
         let Some(ttl) = ttl else {
-            return server::text(StatusCode::BAD_REQUEST, "Bad Request");
+            return Err(ImdsError::BadRequest.into());
         };
         let mut raw = [0u8; 32];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw[..]);
@@ -116,15 +108,13 @@ impl ImdsEndpoint {
                 now + time::Duration::seconds(ttl),
             );
         }
-        let mut r = server::text(StatusCode::OK, token);
+        let mut r = text(StatusCode::OK, token);
         r.headers_mut().insert(TTL_HEADER, HeaderValue::from(ttl));
-        r
+        Ok(r)
     }
 
-    // The refusal is built once per refused request; boxing it buys nothing.
-    #[allow(clippy::result_large_err)]
-    fn check_session<B>(&self, req: &Request<B>) -> Result<(), Response<Body>> {
-        let unauthorized = || server::text(StatusCode::UNAUTHORIZED, "Unauthorized");
+    fn check_session<B>(&self, req: &Request<B>) -> Result<(), ApiError> {
+        let unauthorized = || ApiError::Imds(ImdsError::Unauthorized);
         let Some(tok) = req.headers().get(TOKEN_HEADER) else {
             return if self.allow_imdsv1 {
                 Ok(())
@@ -146,11 +136,11 @@ impl ImdsEndpoint {
             .unwrap_or_else(|| "us-east-1".into())
     }
 
-    async fn get(&self, path: &str, peer: SocketAddr) -> Response<Body> {
+    async fn get(&self, path: &str, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
         const CREDS: &str = "/latest/meta-data/iam/security-credentials";
         const CREDS_EXT: &str = "/latest/meta-data/iam/security-credentials-extended";
         match path {
-            CREDS | CREDS_EXT => server::text(StatusCode::OK, self.profile.clone()),
+            CREDS | CREDS_EXT => Ok(text(StatusCode::OK, self.profile.clone())),
             p if p
                 .strip_prefix(CREDS_EXT)
                 .or_else(|| p.strip_prefix(CREDS))
@@ -164,24 +154,23 @@ impl ImdsEndpoint {
                     .and_then(|r| r.strip_prefix('/'))
                     .unwrap_or_default();
                 if name != self.profile {
-                    return server::text(StatusCode::NOT_FOUND, "Not Found");
+                    return Err(ImdsError::NotFound.into());
                 }
-                match self.broker.get_within(&self.profile, self.cold_wait).await {
-                    Ok(c) => {
-                        self.audit.record(Vend {
-                            at: self.broker.now(),
-                            profile: &self.profile,
-                            token: None,
-                            endpoint: "imds",
-                            peer: Peer::Tcp(peer),
-                        });
-                        server::text(
-                            StatusCode::OK,
-                            serde_json::to_vec_pretty(&c.imds_json()).expect("serializes"),
-                        )
-                    }
-                    Err(e) => serve_error(&e),
-                }
+                let c = self
+                    .broker
+                    .get_within(&self.profile, self.cold_wait)
+                    .await?;
+                self.audit.record(Vend {
+                    at: self.broker.now(),
+                    profile: &self.profile,
+                    token: None,
+                    endpoint: "imds",
+                    peer: Peer::Tcp(peer),
+                });
+                Ok(text(
+                    StatusCode::OK,
+                    serde_json::to_vec_pretty(&c.imds_json()).expect("serializes"),
+                ))
             }
             "/latest/meta-data/iam/info" => {
                 let account = self.account().await;
@@ -191,16 +180,16 @@ impl ImdsEndpoint {
                     "InstanceProfileArn": format!("arn:aws:iam::{account}:instance-profile/{}", self.profile),
                     "InstanceProfileId": "AIPACREDDLOCAL000000",
                 });
-                server::text(
+                Ok(text(
                     StatusCode::OK,
                     serde_json::to_vec_pretty(&body).expect("serializes"),
-                )
+                ))
             }
-            "/latest/meta-data/placement/region" => server::text(StatusCode::OK, self.region()),
+            "/latest/meta-data/placement/region" => Ok(text(StatusCode::OK, self.region())),
             "/latest/meta-data/placement/availability-zone" => {
-                server::text(StatusCode::OK, format!("{}a", self.region()))
+                Ok(text(StatusCode::OK, format!("{}a", self.region())))
             }
-            "/latest/meta-data/instance-id" => server::text(StatusCode::OK, "i-0000000000c4edd00"),
+            "/latest/meta-data/instance-id" => Ok(text(StatusCode::OK, "i-0000000000c4edd00")),
             "/latest/dynamic/instance-identity/document" => {
                 let region = self.region();
                 let body = serde_json::json!({
@@ -215,12 +204,12 @@ impl ImdsEndpoint {
                     "region": region,
                     "version": "2017-09-30",
                 });
-                server::text(
+                Ok(text(
                     StatusCode::OK,
                     serde_json::to_vec_pretty(&body).expect("serializes"),
-                )
+                ))
             }
-            _ => server::text(StatusCode::NOT_FOUND, "Not Found"),
+            _ => Err(ImdsError::NotFound.into()),
         }
     }
 

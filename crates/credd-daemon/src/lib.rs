@@ -7,6 +7,7 @@
 //! [`ProfileLoader`] traits it is handed, so every part of it runs against
 //! fakes in tests.
 
+pub mod api_error;
 pub mod audit;
 pub mod broker;
 pub mod callback;
@@ -16,10 +17,13 @@ pub mod container;
 pub mod control;
 pub mod docker_watch;
 pub mod fsutil;
+pub mod guard;
 pub mod imds;
 pub mod notify;
 pub mod peer_uid;
 pub mod relay;
+pub mod response;
+pub mod segment;
 pub mod server;
 pub mod sessions;
 pub mod sso;
@@ -324,13 +328,15 @@ pub async fn run(
         );
     }
 
-    let container = Arc::new(container::ContainerEndpoint {
-        broker: broker.clone(),
-        tokens: tokens.clone(),
-        hosts: server::HostAllowList::for_addr(container_addr),
-        audit: audit.clone(),
-        cold_wait: config.limits.cold_wait,
-    });
+    let container = Arc::new(server::Endpoint::new(
+        guard::Guard::sdks(container_addr),
+        container::ContainerEndpoint {
+            broker: broker.clone(),
+            tokens: tokens.clone(),
+            audit: audit.clone(),
+            cold_wait: config.limits.cold_wait,
+        },
+    ));
     tasks.spawn(
         server::serve(
             listeners.container,
@@ -342,13 +348,15 @@ pub async fn run(
         .instrument(tracing::info_span!("container", addr = %container_addr)),
     );
     for (l, addr) in listeners.extra.into_iter().zip(extra_addrs.iter().copied()) {
-        let ep = Arc::new(container::ContainerEndpoint {
-            broker: broker.clone(),
-            tokens: tokens.clone(),
-            hosts: server::HostAllowList::for_addr(addr),
-            audit: audit.clone(),
-            cold_wait: config.limits.cold_wait,
-        });
+        let ep = Arc::new(server::Endpoint::new(
+            guard::Guard::sdks(addr),
+            container::ContainerEndpoint {
+                broker: broker.clone(),
+                tokens: tokens.clone(),
+                audit: audit.clone(),
+                cold_wait: config.limits.cold_wait,
+            },
+        ));
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
                 .instrument(tracing::info_span!("container", %addr)),
@@ -359,11 +367,10 @@ pub async fn run(
             broker.clone(),
             imds.profile.clone(),
             imds.allow_imdsv1,
-            server::HostAllowList::for_addr(addr),
             audit.clone(),
         );
         ep.cold_wait = config.limits.cold_wait;
-        let ep = Arc::new(ep);
+        let ep = Arc::new(server::Endpoint::new(guard::Guard::sdks(addr), ep));
         tasks.spawn(
             server::serve(l, ep, config.limits, shutdown.child_token(), tasks.clone())
                 .instrument(tracing::info_span!("imds", %addr)),

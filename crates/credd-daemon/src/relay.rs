@@ -4,12 +4,15 @@
 //! credentials request, token included, to the credd daemon on the host.
 //!
 //! It holds no credentials and no token of its own: the daemon still checks
-//! every request's token and scope. It forwards only `GET /v1/...`, sets the
-//! `Host` the daemon expects, and keeps its own Host allow-list and Origin
-//! refusal (threat-model rows 1 and 6).
+//! every request's token and scope. It forwards only `GET /v1/...` and sets
+//! the `Host` the daemon expects; its listener has its own Host allow-list
+//! and Origin refusal, applied before this handler ([`crate::server`];
+//! threat-model rows 1 and 6).
 
-use crate::server::{self, Body, HostAllowList};
-use ::http::{header, Method, Request, Response, StatusCode};
+use crate::api_error::ApiError;
+use crate::response::Body;
+use crate::server;
+use ::http::{header, Method, Request, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -23,62 +26,45 @@ pub struct Relay {
     pub target: String,
     /// The `Host` the daemon allows (its own literal address).
     pub target_host: String,
-    pub hosts: HostAllowList,
 }
 
 impl server::Handler for Relay {
-    async fn handle(
+    async fn handle<B: Send + Sync>(
         &self,
-        req: Request<hyper::body::Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        self.route(&req, peer).await
-    }
-}
-
-impl Relay {
-    pub async fn route<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
-        if let Err(r) = server::guard(&self.hosts, req) {
-            return r;
-        }
+        req: &Request<B>,
+        _peer: SocketAddr,
+    ) -> Result<Response<Body>, ApiError> {
         let path = req
             .uri()
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
         if req.method() != Method::GET || !path.starts_with("/v1/") {
-            return server::error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                "the relay forwards GET /v1/credentials/PROFILE only",
-            );
+            return Err(ApiError::RelayRoute);
         }
         match tokio::time::timeout(Duration::from_secs(5), self.forward(req, path)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::warn!(%peer, error = %e, target = %self.target, "relay cannot reach the daemon");
-                server::error(
-                    StatusCode::BAD_GATEWAY,
-                    "RelayUpstreamUnreachable",
-                    &format!("credd relay cannot reach the credd daemon at {}: is `credd serve` running there?", self.target),
-                )
-            }
-            Err(_) => server::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "RelayUpstreamTimeout",
-                &format!("the credd daemon at {} did not answer in 5 s", self.target),
-            ),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(source)) => Err(ApiError::RelayUnreachable {
+                target: self.target.clone(),
+                source,
+            }),
+            Err(_) => Err(ApiError::RelayTimeout {
+                target: self.target.clone(),
+            }),
         }
     }
+}
 
+impl Relay {
+    /// One request to the daemon on a fresh connection. The connection is
+    /// driven in this task, beside the exchange, rather than in a task of
+    /// its own: it lives exactly as long as the one request, and dropping
+    /// the sender at the end of the exchange lets it finish.
     async fn forward<B>(&self, req: &Request<B>, path: &str) -> std::io::Result<Response<Body>> {
         let stream = tokio::net::TcpStream::connect(&self.target).await?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let mut out = Request::get(path).header(header::HOST, &self.target_host);
         if let Some(a) = req.headers().get(header::AUTHORIZATION) {
             out = out.header(header::AUTHORIZATION, a);
@@ -86,24 +72,29 @@ impl Relay {
         let out = out
             .body(Empty::<Bytes>::new())
             .map_err(std::io::Error::other)?;
-        let resp = send
-            .send_request(out)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = resp.status();
-        let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        let mut r = Response::new(http_body_util::Full::new(body));
-        *r.status_mut() = status;
-        if let Some(ct) = ct {
-            r.headers_mut().insert(header::CONTENT_TYPE, ct);
-        }
-        Ok(r)
+        let exchange = async move {
+            let resp = send
+                .send_request(out)
+                .await
+                .map_err(std::io::Error::other)?;
+            let status = resp.status();
+            let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            let mut r = Response::new(http_body_util::Full::new(body));
+            *r.status_mut() = status;
+            if let Some(ct) = ct {
+                r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            Ok(r)
+        };
+        // The connection's own error, if any, shows in the exchange's.
+        let (r, _) = tokio::join!(exchange, conn);
+        r
     }
 }
 

@@ -1,16 +1,18 @@
-//! The HTTP listeners: one accept loop per listener with a connection cap
-//! (the oldest connection not in the middle of a request is closed to make
-//! room) and a header-read watchdog, hyper's header size/count limits, and
-//! the guards both endpoints
-//! share: an exact `Host` allow-list and a refusal of any request carrying
-//! `Origin` (threat-model rows 1 and 15). Routing lives in
-//! [`crate::container`] and [`crate::imds`].
+//! The HTTP listeners' accept path: one accept loop per listener with a
+//! connection cap (the oldest connection not in the middle of a request is
+//! closed to make room) and a header-read watchdog, hyper's header size
+//! and count limits, and then, for every request and before any handler,
+//! the listener's [`Guard`] (peer uid once per connection, `Host`,
+//! `Origin`). A handler returns `Result<Response, ApiError>`; the error is
+//! logged and rendered here ([`crate::api_error`]). Routing lives in the
+//! handlers: [`crate::container`], [`crate::imds`], [`crate::relay`],
+//! [`crate::callback`].
 
+use crate::api_error::ApiError;
 use crate::config::Limits;
-use ::http::{header, HeaderValue, Request, Response, StatusCode};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use crate::guard::{same_user, Guard};
+use crate::response::Body;
+use ::http::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -24,169 +26,56 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-pub type Body = Full<Bytes>;
-
-/// A JSON response with exactly `Content-Type: application/json`.
-pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// `{"code", "message"}` with a status; the message says what to do.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::to_vec(&serde_json::json!({"code": code, "message": message}))
-        .expect("serializes");
-    json(status, body)
-}
-
-pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    r
-}
-
-/// The `Host` values a listener answers to: its literal address and port,
-/// `localhost:PORT` on loopback, and the bare address on port 80.
-#[derive(Debug, Clone)]
-pub struct HostAllowList(Vec<String>);
-
-impl HostAllowList {
-    pub fn for_addr(addr: SocketAddr) -> Self {
-        let mut set = Vec::new();
-        let ip = match addr {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        };
-        set.push(format!("{ip}:{}", addr.port()));
-        if addr.ip().is_loopback() {
-            set.push(format!("localhost:{}", addr.port()));
-        }
-        // The ECS link-local addresses are reached on port 80, directly or
-        // through `credd docker setup`'s DNAT to an unprivileged port.
-        if crate::config::is_local(&addr) && !addr.ip().is_loopback() {
-            set.push(ip.clone());
-        }
-        if addr.port() == 80 {
-            set.push(ip);
-            if addr.ip().is_loopback() {
-                set.push("localhost".into());
-            }
-        }
-        set.dedup();
-        Self(set)
-    }
-    pub fn allows(&self, host: Option<&HeaderValue>) -> bool {
-        // At most four lower-case names: a scan beats hashing.
-        host.is_some_and(|h| {
-            let h = h.as_bytes();
-            self.0.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(h))
-        })
-    }
-}
-
-/// The checks every request passes before routing.
-// The refusal is built once per refused request; boxing it buys nothing.
-#[allow(clippy::result_large_err)]
-pub fn guard<B>(hosts: &HostAllowList, req: &Request<B>) -> Result<(), Response<Body>> {
-    if !hosts.allows(req.headers().get(header::HOST)) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "HostNotAllowed",
-            "the Host header does not name this endpoint (DNS rebinding protection): use the address credd printed",
-        ));
-    }
-    if req.headers().contains_key(header::ORIGIN) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "OriginNotAllowed",
-            "requests from web pages are refused",
-        ));
-    }
-    Ok(())
-}
-
 /// hyper's own cap on header lines when none is set.
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
-/// The answer to a request with more header lines than allowed; the
-/// connection is closed after it, as hyper does for its own cap.
-fn too_many_headers(max: usize) -> Response<Body> {
-    let mut r = error(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "TooManyHeaders",
-        &format!("more than {max} header lines (limits.max_headers)"),
-    );
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
-}
-
 /// How long a request may still take once the daemon is stopping; past it
-/// the request gets [`stopping`] instead of being cut with no answer.
+/// the request gets [`ApiError::DaemonStopping`] instead of being cut with
+/// no answer.
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The answer to a request still waiting (on STS, say) when the daemon
-/// stops: a 503 that says so, then the connection closes.
-pub fn stopping() -> Response<Body> {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "DaemonStopping",
-        "credd is stopping and could not finish this request in time; retry once it is running again",
-    );
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
+/// What a listener does with a request that passed its guard. Generic over
+/// the body, which no handler reads, so tests route a `Request<()>`
+/// without a socket.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<B: Send + Sync>(
+        &self,
+        req: &Request<B>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Result<Response<Body>, ApiError>> + Send;
 }
 
-/// The answer to every request on a connection whose socket belongs to
-/// another user (threat-model row 20).
-fn other_user(uid: Option<u32>) -> Response<Body> {
-    let message = match uid {
-        Some(uid) => format!(
-            "this connection comes from a socket owned by uid {uid}; credd serves only the user it runs as (and root) (limits.same_user_only)"
-        ),
-        None => "credd could not tell which user this connection comes from, so it is refused; if this keeps happening, the kernel lacks sock_diag (inet_diag): set limits.same_user_only = false".to_string(),
-    };
-    let mut r = error(StatusCode::FORBIDDEN, "PeerNotAllowed", &message);
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
+/// One listener's request path: its guard, then its handler.
+#[derive(Debug)]
+pub struct Endpoint<H> {
+    guard: Guard,
+    handler: H,
 }
 
-/// Whether the socket at `peer` belongs to this user (or to root); logged
-/// when not. Root is let in: it can read the token files and the daemon's
-/// memory anyway, and it is who host-network containers of a rootful
-/// docker run as (`credd docker run` without `docker setup`).
-fn same_user(local: SocketAddr, peer: SocketAddr, me: u32) -> Result<(), Option<u32>> {
-    match crate::peer_uid::owner(local, peer) {
-        Ok(uid) if uid == me || uid == 0 => Ok(()),
-        Ok(uid) => {
-            tracing::warn!(%peer, uid, "refused a connection from another user's socket");
-            Err(Some(uid))
-        }
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot tell who owns the peer's socket; refused");
-            Err(None)
-        }
+impl<H> Endpoint<H> {
+    pub fn new(guard: Guard, handler: H) -> Self {
+        Self { guard, handler }
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.handler
     }
 }
 
-/// What a listener does with a request.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(
+impl<H: Handler> Endpoint<H> {
+    /// Answers one request: the guard, then the handler; an error is logged
+    /// with the peer and written as its response.
+    pub async fn answer<B: Send + Sync>(
         &self,
-        req: Request<Incoming>,
+        req: &Request<B>,
         peer: SocketAddr,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send;
+    ) -> Response<Body> {
+        let result = match self.guard.check(req) {
+            Ok(()) => self.handler.handle(req, peer).await,
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|e| e.respond(peer))
+    }
 }
 
 /// What the accept loop asks of a connection task.
@@ -242,7 +131,8 @@ fn watchdog_tick(timeout: std::time::Duration) -> std::time::Duration {
     )
 }
 
-/// Serves `listener` until `cancel`; every connection is a tracked task.
+/// Serves `listener` with `endpoint` until `cancel`; every connection is a
+/// task of `tasks`, in a `conn` span naming the peer.
 ///
 /// The header-read timeout is enforced here rather than by hyper's own
 /// timer: a watchdog in this loop closes any connection that has not
@@ -251,7 +141,7 @@ fn watchdog_tick(timeout: std::time::Duration) -> std::time::Duration {
 /// request is being answered. See `docs/benchmarks.md` for why.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
-    handler: Arc<H>,
+    endpoint: Arc<Endpoint<H>>,
     limits: Limits,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -324,7 +214,7 @@ pub async fn serve<H: Handler>(
             );
         }
         let conns = conns.clone();
-        let ctx = Arc::new((handler.clone(), state, cancel.clone()));
+        let ctx = Arc::new((endpoint.clone(), state, cancel.clone()));
         tasks.spawn(
             async move {
                 let refused = match local {
@@ -333,7 +223,7 @@ pub async fn serve<H: Handler>(
                 };
                 if let Some(uid) = refused {
                     let svc = hyper::service::service_fn(move |_req| async move {
-                        Ok::<_, Infallible>(other_user(uid))
+                        Ok::<_, Infallible>(ApiError::PeerNotAllowed(uid).respond(peer))
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .keep_alive(false)
@@ -347,15 +237,15 @@ pub async fn serve<H: Handler>(
                 let svc = hyper::service::service_fn(move |req| {
                     let ctx = svc_ctx.clone();
                     async move {
-                        let (handler, state, cancel) = &*ctx;
+                        let (endpoint, state, cancel) = &*ctx;
                         state.busy.store(true, Ordering::Relaxed);
                         state.requests.fetch_add(1, Ordering::Relaxed);
                         let resp = if req.headers().len() > limits.max_headers {
-                            too_many_headers(limits.max_headers)
+                            ApiError::TooManyHeaders(limits.max_headers).respond(peer)
                         } else {
                             // A request still unanswered `STOP_GRACE` after
                             // the daemon starts stopping gets a 503 rather
-                            // than a cut connection. `biased`: the handler
+                            // than a cut connection. `biased`: the endpoint
                             // is polled first, so an answer from the cache
                             // never touches the stop signal.
                             let stop = async {
@@ -364,8 +254,8 @@ pub async fn serve<H: Handler>(
                             };
                             tokio::select! {
                                 biased;
-                                r = handler.handle(req, peer) => r,
-                                _ = stop => stopping(),
+                                r = endpoint.answer(&req, peer) => r,
+                                _ = stop => ApiError::DaemonStopping.respond(peer),
                             }
                         };
                         state.busy.store(false, Ordering::Relaxed);
@@ -406,7 +296,7 @@ pub async fn serve<H: Handler>(
                     }
                     Outcome::Graceful => {
                         conn.as_mut().graceful_shutdown();
-                        // Long enough for a request to get `stopping()`.
+                        // Long enough for a request to get `DaemonStopping`.
                         let _ = tokio::time::timeout(
                             STOP_GRACE + std::time::Duration::from_secs(1),
                             conn,
@@ -446,44 +336,12 @@ fn sweep(
     });
 }
 
-/// Decodes `%XX` escapes in a path segment; `None` if malformed or not UTF-8.
-/// A segment without escapes is borrowed, not copied.
-pub fn percent_decode(s: &str) -> Option<std::borrow::Cow<'_, str>> {
-    if !s.contains('%') {
-        return Some(std::borrow::Cow::Borrowed(s));
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
-}
-
-/// Encodes a profile name for a URL path segment.
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-                (c as char).to_string()
-            } else {
-                format!("%{c:02X}")
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::{Callers, HostAllowList};
+    use crate::response::text;
+    use ::http::StatusCode;
     use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -491,9 +349,13 @@ mod tests {
     struct Slow(Duration);
 
     impl Handler for Slow {
-        async fn handle(&self, _req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        async fn handle<B: Send + Sync>(
+            &self,
+            _req: &Request<B>,
+            _peer: SocketAddr,
+        ) -> Result<Response<Body>, ApiError> {
             tokio::time::sleep(self.0).await;
-            text(StatusCode::OK, "ok")
+            Ok(text(StatusCode::OK, "ok"))
         }
     }
 
@@ -511,7 +373,11 @@ mod tests {
         let tasks = TaskTracker::new();
         tasks.spawn(serve(
             listener,
-            Arc::new(Slow(delay)),
+            // The requests below say `Host: x`.
+            Arc::new(Endpoint::new(
+                Guard::new(HostAllowList::exactly(&["x"]), Callers::Sdks),
+                Slow(delay),
+            )),
             limits,
             cancel.clone(),
             tasks.clone(),
@@ -617,44 +483,5 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), tasks.wait())
             .await
             .expect("every connection task ended");
-    }
-
-    #[test]
-    fn host_allow_list_is_exact() {
-        let l = HostAllowList::for_addr("127.0.0.1:9911".parse().unwrap());
-        let ok = |h: &str| l.allows(Some(&HeaderValue::from_str(h).unwrap()));
-        assert!(ok("127.0.0.1:9911"));
-        assert!(ok("localhost:9911"));
-        assert!(ok("LOCALHOST:9911"));
-        for bad in [
-            "evil.test",
-            "evil.test:9911",
-            "localhost6:9911",
-            "127.0.0.1.nip.io:9911",
-            "localhost.:9911",
-            "127.0.0.1.:9911",
-            "127.0.0.1",
-            "127.0.0.1:9912",
-            "",
-        ] {
-            assert!(!ok(bad), "{bad}");
-        }
-        assert!(!l.allows(None));
-        let c = HostAllowList::for_addr("169.254.170.2:80".parse().unwrap());
-        assert!(c.allows(Some(&HeaderValue::from_static("169.254.170.2"))));
-        let v6 = HostAllowList::for_addr("[::1]:9911".parse().unwrap());
-        assert!(v6.allows(Some(&HeaderValue::from_static("[::1]:9911"))));
-    }
-
-    #[test]
-    fn percent_round_trip() {
-        assert_eq!(percent_encode("dev admin/x"), "dev%20admin%2Fx");
-        assert_eq!(percent_decode("dev%20admin%2Fx").unwrap(), "dev admin/x");
-        assert!(percent_decode("%zz").is_none());
-        assert!(percent_decode("%4").is_none());
-        assert!(matches!(
-            percent_decode("dev-admin"),
-            Some(std::borrow::Cow::Borrowed("dev-admin"))
-        ));
     }
 }

@@ -188,7 +188,7 @@ pub async fn issue_token_file(
 }
 
 pub fn endpoint_url(base: &str, profile: &str) -> String {
-    format!("{base}/{}", credd_daemon::server::percent_encode(profile))
+    format!("{base}/{}", credd_daemon::segment::encode(profile))
 }
 
 async fn env(a: EnvArgs) -> Result<()> {

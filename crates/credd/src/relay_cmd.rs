@@ -3,8 +3,9 @@
 
 use anyhow::{Context, Result};
 use credd_daemon::config::{self, Limits};
+use credd_daemon::guard::Guard;
 use credd_daemon::relay::{parse_target, Relay};
-use credd_daemon::server::{self, HostAllowList};
+use credd_daemon::server::{self, Endpoint};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,11 +17,13 @@ pub async fn run(listen: &str, to: &str) -> Result<()> {
         format!("failed to listen on {addr} (port 80 needs root or CAP_NET_BIND_SERVICE)")
     })?;
     let bound = listener.local_addr()?;
-    let relay = Arc::new(Relay {
-        target: target.clone(),
-        target_host,
-        hosts: HostAllowList::for_addr(bound),
-    });
+    let relay = Arc::new(Endpoint::new(
+        Guard::sdks(bound),
+        Relay {
+            target: target.clone(),
+            target_host,
+        },
+    ));
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let c = cancel.clone();

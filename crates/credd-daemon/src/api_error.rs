@@ -1,0 +1,330 @@
+//! Every error an HTTP listener answers with, and the one place that turns
+//! it into a response: the status, the short machine-readable `code`, the
+//! message that says what to do, the extra headers (`Retry-After`,
+//! `Connection: close`), and the log line with the detail the body leaves
+//! out. Handlers return `Result<Response, ApiError>`; the accept path in
+//! [`crate::server`] logs and renders the error (axum's
+//! `examples/error-handling` shape, without axum).
+//!
+//! The container endpoint, the relay and the guard answer
+//! `{"code","message"}` JSON (the table in `docs/http-api.md`). IMDS
+//! answers its own refusals in IMDS's plain-text shape (`Unauthorized`,
+//! `Not Found`...) and credential failures in the JSON above; the login
+//! callback answers a line of text for the person at the browser.
+//!
+//! The vocabulary of the broker's failures ([`ServeError::code`]) lives
+//! here too: the broker says what went wrong, this module says how HTTP
+//! reports it.
+
+use crate::broker::ServeError;
+use crate::response::{self, Body};
+use crate::tokens::AuthError;
+use ::http::{header, HeaderValue, Response, StatusCode};
+use credd_core::UpstreamErrorKind;
+use std::net::SocketAddr;
+
+/// An HTTP error, with what the log needs and the body does not.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    // The edge: the guard and the accept path.
+    #[error("the Host header does not name this endpoint (DNS rebinding protection): use the address credd printed")]
+    HostNotAllowed,
+    #[error("requests from web pages are refused")]
+    OriginNotAllowed,
+    /// The peer socket's owner, when known.
+    #[error("{}", peer_message(*.0))]
+    PeerNotAllowed(Option<u32>),
+    /// The cap on header lines (`limits.max_headers`).
+    #[error("more than {0} header lines (limits.max_headers)")]
+    TooManyHeaders(usize),
+    /// Still unanswered `STOP_GRACE` after the daemon began stopping.
+    #[error("credd is stopping and could not finish this request in time; retry once it is running again")]
+    DaemonStopping,
+
+    // The container endpoint.
+    /// A refused token; `off_loopback`: the caller is a container behind
+    /// `credd docker setup`'s DNAT, told how a container gets its token.
+    #[error("{}", token_message(*.error, *.off_loopback))]
+    Token {
+        error: AuthError,
+        off_loopback: bool,
+    },
+    /// A good token not scoped to `profile`; `token` is its public id.
+    #[error("this token is not valid for profile '{profile}': issue one with `credd token issue --profile {profile}`")]
+    TokenNotValidForProfile { token: String, profile: String },
+    #[error("malformed profile name")]
+    BadPath,
+    #[error("this token is valid for several profiles: ask for /v1/credentials/PROFILE")]
+    ProfileRequired,
+    #[error("only GET is served here")]
+    MethodNotAllowed,
+    #[error("no such route: credentials are at /v1/credentials/PROFILE")]
+    NotFound,
+    /// The broker could not serve the credential.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+
+    // The relay.
+    #[error("the relay forwards GET /v1/credentials/PROFILE only")]
+    RelayRoute,
+    #[error(
+        "credd relay cannot reach the credd daemon at {target}: is `credd serve` running there?"
+    )]
+    RelayUnreachable {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("the credd daemon at {target} did not answer in 5 s")]
+    RelayTimeout { target: String },
+
+    // IMDS's own refusals, in its plain-text shape.
+    #[error("{}", .0.text())]
+    Imds(ImdsError),
+
+    // The login callback, answering a browser.
+    #[error("{}", .0.text().trim_end())]
+    Page(PageError),
+}
+
+/// IMDS's refusals: the body is the status's reason phrase, as on EC2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImdsError {
+    /// A token `PUT` carrying `X-Forwarded-For` (it came through a proxy).
+    Forbidden,
+    /// A token `PUT` without a TTL in `1..=21600`.
+    BadRequest,
+    /// A `GET` without a live session token.
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+}
+
+impl ImdsError {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+    fn text(self) -> &'static str {
+        match self {
+            Self::Forbidden => "Forbidden",
+            Self::BadRequest => "Bad Request",
+            Self::Unauthorized => "Unauthorized",
+            Self::NotFound => "Not Found",
+            Self::MethodNotAllowed => "Method Not Allowed",
+        }
+    }
+}
+
+/// The login callback's refusals, one line of text each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageError {
+    WrongHost,
+    NotFound,
+    MissingCodeOrState,
+}
+
+impl PageError {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::WrongHost => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MissingCodeOrState => StatusCode::BAD_REQUEST,
+        }
+    }
+    fn text(self) -> &'static str {
+        match self {
+            Self::WrongHost => "wrong Host\n",
+            Self::NotFound => "not found\n",
+            Self::MissingCodeOrState => "missing code or state\n",
+        }
+    }
+}
+
+impl From<ImdsError> for ApiError {
+    fn from(e: ImdsError) -> Self {
+        Self::Imds(e)
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        Self::Page(e)
+    }
+}
+
+fn peer_message(uid: Option<u32>) -> String {
+    match uid {
+        Some(uid) => format!(
+            "this connection comes from a socket owned by uid {uid}; credd serves only the user it runs as (and root) (limits.same_user_only)"
+        ),
+        None => "credd could not tell which user this connection comes from, so it is refused; if this keeps happening, the kernel lacks sock_diag (inet_diag): set limits.same_user_only = false".to_string(),
+    }
+}
+
+fn token_message(e: AuthError, off_loopback: bool) -> &'static str {
+    match e {
+        // Off loopback the caller is a container (behind `credd docker
+        // setup`'s DNAT): point it at what gives a container its token.
+        AuthError::Missing if off_loopback => "no Authorization header: a container gets its token from `credd docker run PROFILE ...` or `docker run $(credd docker args PROFILE) ...` (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)",
+        AuthError::Missing => "no Authorization header: set AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (see `credd env PROFILE`)",
+        AuthError::Invalid => "the token is not valid (unknown, revoked or malformed): issue a new one with `credd token issue`",
+        AuthError::Expired => "the token has expired: issue a new one with `credd token issue`",
+        AuthError::Forbidden => "this token is not valid for this profile",
+    }
+}
+
+impl ServeError {
+    /// A short machine-readable code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::UnknownProfile(_) => "UnknownProfile",
+            ServeError::Misconfigured { .. } => "ProfileMisconfigured",
+            ServeError::FetchInProgress { .. } => "FetchInProgress",
+            ServeError::Stopping(_) => "DaemonStopping",
+            ServeError::Upstream { error, .. } => match error.kind {
+                UpstreamErrorKind::MfaRequired => "MfaRequired",
+                UpstreamErrorKind::InvalidMfa => "InvalidMfa",
+                UpstreamErrorKind::Unreachable => "UpstreamUnreachable",
+                UpstreamErrorKind::Throttled => "UpstreamThrottled",
+                UpstreamErrorKind::Denied => "UpstreamDenied",
+                UpstreamErrorKind::Source => "SourceFailed",
+                UpstreamErrorKind::Config => "UpstreamRejected",
+                UpstreamErrorKind::LoginRequired => "SsoLoginRequired",
+            },
+        }
+    }
+}
+
+impl ApiError {
+    /// The status line.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::HostNotAllowed | Self::OriginNotAllowed | Self::PeerNotAllowed(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::TooManyHeaders(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::DaemonStopping => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Token { error, .. } => match error {
+                AuthError::Forbidden => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            },
+            Self::TokenNotValidForProfile { .. } => StatusCode::FORBIDDEN,
+            Self::BadPath | Self::ProfileRequired => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound | Self::RelayRoute => StatusCode::NOT_FOUND,
+            Self::Serve(ServeError::UnknownProfile(_)) => StatusCode::NOT_FOUND,
+            Self::Serve(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RelayUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            Self::RelayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Imds(e) => e.status(),
+            Self::Page(e) => e.status(),
+        }
+    }
+
+    /// The `code` of the JSON body (`None`: a plain-text answer).
+    pub fn code(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::HostNotAllowed => "HostNotAllowed",
+            Self::OriginNotAllowed => "OriginNotAllowed",
+            Self::PeerNotAllowed(_) => "PeerNotAllowed",
+            Self::TooManyHeaders(_) => "TooManyHeaders",
+            Self::DaemonStopping => "DaemonStopping",
+            Self::Token { error, .. } => match error {
+                AuthError::Missing => "TokenRequired",
+                AuthError::Invalid => "TokenInvalid",
+                AuthError::Expired => "TokenExpired",
+                AuthError::Forbidden => "TokenNotValidForProfile",
+            },
+            Self::TokenNotValidForProfile { .. } => "TokenNotValidForProfile",
+            Self::BadPath => "BadPath",
+            Self::ProfileRequired => "ProfileRequired",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::NotFound | Self::RelayRoute => "NotFound",
+            Self::Serve(e) => e.code(),
+            Self::RelayUnreachable { .. } => "RelayUpstreamUnreachable",
+            Self::RelayTimeout { .. } => "RelayUpstreamTimeout",
+            Self::Imds(_) | Self::Page(_) => return None,
+        })
+    }
+
+    /// Logs what the body leaves out, at a level that matches who should
+    /// hear of it: refusals that may be an attack at `info`, a daemon the
+    /// relay cannot reach at `warn`, routine misses at `debug`.
+    fn log(&self, peer: SocketAddr) {
+        let status = self.status().as_u16();
+        match self {
+            Self::HostNotAllowed | Self::OriginNotAllowed => {
+                tracing::info!(%peer, status, code = self.code(), "refused by guard");
+            }
+            Self::Token { error, .. } => {
+                tracing::info!(%peer, reason = ?error, "refused: bad or missing token");
+            }
+            Self::TokenNotValidForProfile { token, profile } => {
+                tracing::info!(%peer, %token, %profile, "token not valid for profile");
+            }
+            Self::Imds(ImdsError::Unauthorized) => {
+                tracing::info!(%peer, "IMDS request without a valid session token");
+            }
+            Self::RelayUnreachable { target, source } => {
+                tracing::warn!(%peer, error = %source, %target, "relay cannot reach the daemon");
+            }
+            // Logged where the uid lookup was made, once per connection.
+            Self::PeerNotAllowed(_) => {}
+            _ => {
+                tracing::debug!(%peer, status, code = self.code(), error = %self, "answered with an error")
+            }
+        }
+    }
+
+    /// Logs the error (with the peer, which the body never names) and
+    /// writes its response.
+    pub fn respond(self, peer: SocketAddr) -> Response<Body> {
+        self.log(peer);
+        self.into_response()
+    }
+
+    /// The response: `{"code","message"}` JSON, or IMDS's or the login
+    /// page's plain text, with the headers the error calls for.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let mut r = match (&self, self.code()) {
+            (Self::Imds(e), _) => response::text(status, e.text()),
+            (Self::Page(e), _) => response::text(status, e.text()),
+            (_, Some(code)) => {
+                let body = serde_json::to_vec(
+                    &serde_json::json!({"code": code, "message": self.to_string()}),
+                )
+                .expect("serializes");
+                response::json(status, body)
+            }
+            (_, None) => unreachable!("every JSON error has a code"),
+        };
+        // hyper closes after its own header cap, a connection from another
+        // user has nothing more to ask, and a stopping daemon takes no more.
+        if matches!(
+            self,
+            Self::PeerNotAllowed(_) | Self::TooManyHeaders(_) | Self::DaemonStopping
+        ) {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        // SDKs retry on their own; this says when there is something to get.
+        let retry_after = match &self {
+            Self::Serve(ServeError::FetchInProgress {
+                retry_after_secs, ..
+            }) => Some(*retry_after_secs),
+            Self::Serve(ServeError::Stopping(_)) | Self::DaemonStopping => Some(1),
+            _ => None,
+        };
+        if let Some(s) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
