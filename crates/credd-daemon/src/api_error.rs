@@ -328,3 +328,214 @@ impl ApiError {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credd_core::UpstreamError;
+    use http_body_util::BodyExt;
+
+    /// Status, headers in the order they go on the wire, and body bytes.
+    async fn wire(e: ApiError) -> (u16, Vec<(String, String)>, String) {
+        let r = e.into_response();
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const JSON: (&str, &str) = ("content-type", "application/json");
+    const TEXT: (&str, &str) = ("content-type", "text/plain");
+
+    // The bytes below are what the handlers wrote before `ApiError` (the
+    // `{"code","message"}` object with its keys in this order, no spaces).
+    #[tokio::test]
+    async fn the_guard_refusals_keep_their_bytes() {
+        assert_eq!(
+            wire(ApiError::HostNotAllowed).await,
+            (403, h(&[JSON]), r#"{"code":"HostNotAllowed","message":"the Host header does not name this endpoint (DNS rebinding protection): use the address credd printed"}"#.into())
+        );
+        assert_eq!(
+            wire(ApiError::OriginNotAllowed).await,
+            (
+                403,
+                h(&[JSON]),
+                r#"{"code":"OriginNotAllowed","message":"requests from web pages are refused"}"#
+                    .into()
+            )
+        );
+        assert_eq!(
+            wire(ApiError::PeerNotAllowed(Some(1001))).await,
+            (403, h(&[JSON, ("connection", "close")]), r#"{"code":"PeerNotAllowed","message":"this connection comes from a socket owned by uid 1001; credd serves only the user it runs as (and root) (limits.same_user_only)"}"#.into())
+        );
+        let (_, _, unknown_owner) = wire(ApiError::PeerNotAllowed(None)).await;
+        assert!(
+            unknown_owner.contains("set limits.same_user_only = false"),
+            "{unknown_owner}"
+        );
+        assert_eq!(
+            wire(ApiError::TooManyHeaders(64)).await,
+            (431, h(&[JSON, ("connection", "close")]), r#"{"code":"TooManyHeaders","message":"more than 64 header lines (limits.max_headers)"}"#.into())
+        );
+        assert_eq!(
+            wire(ApiError::DaemonStopping).await,
+            (503, h(&[JSON, ("connection", "close"), ("retry-after", "1")]), r#"{"code":"DaemonStopping","message":"credd is stopping and could not finish this request in time; retry once it is running again"}"#.into())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_container_errors_keep_their_bytes() {
+        let token = |error, off_loopback| ApiError::Token {
+            error,
+            off_loopback,
+        };
+        let (s, hs, b) = wire(token(AuthError::Missing, false)).await;
+        assert_eq!((s, hs), (401, h(&[JSON])));
+        assert_eq!(
+            b,
+            r#"{"code":"TokenRequired","message":"no Authorization header: set AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (see `credd env PROFILE`)"}"#
+        );
+        let (_, _, b) = wire(token(AuthError::Missing, true)).await;
+        assert!(b.contains("credd docker run PROFILE"), "{b}");
+        for (error, status, code) in [
+            (AuthError::Invalid, 401, "TokenInvalid"),
+            (AuthError::Expired, 401, "TokenExpired"),
+            (AuthError::Forbidden, 403, "TokenNotValidForProfile"),
+        ] {
+            let (s, _, b) = wire(token(error, false)).await;
+            assert_eq!(s, status, "{error:?}");
+            assert!(b.starts_with(&format!(r#"{{"code":"{code}","#)), "{b}");
+        }
+        assert_eq!(
+            wire(ApiError::TokenNotValidForProfile { token: "0123".into(), profile: "dev".into() }).await,
+            (403, h(&[JSON]), r#"{"code":"TokenNotValidForProfile","message":"this token is not valid for profile 'dev': issue one with `credd token issue --profile dev`"}"#.into())
+        );
+        for (e, status, body) in [
+            (
+                ApiError::BadPath,
+                400,
+                r#"{"code":"BadPath","message":"malformed profile name"}"#,
+            ),
+            (
+                ApiError::ProfileRequired,
+                400,
+                r#"{"code":"ProfileRequired","message":"this token is valid for several profiles: ask for /v1/credentials/PROFILE"}"#,
+            ),
+            (
+                ApiError::MethodNotAllowed,
+                405,
+                r#"{"code":"MethodNotAllowed","message":"only GET is served here"}"#,
+            ),
+            (
+                ApiError::NotFound,
+                404,
+                r#"{"code":"NotFound","message":"no such route: credentials are at /v1/credentials/PROFILE"}"#,
+            ),
+            (
+                ApiError::RelayRoute,
+                404,
+                r#"{"code":"NotFound","message":"the relay forwards GET /v1/credentials/PROFILE only"}"#,
+            ),
+            (
+                ApiError::RelayTimeout {
+                    target: "h:1".into(),
+                },
+                504,
+                r#"{"code":"RelayUpstreamTimeout","message":"the credd daemon at h:1 did not answer in 5 s"}"#,
+            ),
+        ] {
+            assert_eq!(wire(e).await, (status, h(&[JSON]), body.to_string()));
+        }
+        let (s, _, b) = wire(ApiError::RelayUnreachable {
+            target: "h:1".into(),
+            source: std::io::Error::other("connection refused"),
+        })
+        .await;
+        assert_eq!(s, 502);
+        // The cause is logged, not sent.
+        assert_eq!(
+            b,
+            r#"{"code":"RelayUpstreamUnreachable","message":"credd relay cannot reach the credd daemon at h:1: is `credd serve` running there?"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn broker_failures_map_to_their_codes_statuses_and_retry_after() {
+        let upstream = |kind| {
+            ApiError::from(ServeError::Upstream {
+                profile: "dev".into(),
+                error: UpstreamError::new(kind, "detail"),
+                retry_in_secs: None,
+            })
+        };
+        for (kind, code) in [
+            (UpstreamErrorKind::MfaRequired, "MfaRequired"),
+            (UpstreamErrorKind::InvalidMfa, "InvalidMfa"),
+            (UpstreamErrorKind::Unreachable, "UpstreamUnreachable"),
+            (UpstreamErrorKind::Throttled, "UpstreamThrottled"),
+            (UpstreamErrorKind::Denied, "UpstreamDenied"),
+            (UpstreamErrorKind::Source, "SourceFailed"),
+            (UpstreamErrorKind::Config, "UpstreamRejected"),
+            (UpstreamErrorKind::LoginRequired, "SsoLoginRequired"),
+        ] {
+            let (s, hs, b) = wire(upstream(kind)).await;
+            assert_eq!((s, hs), (503, h(&[JSON])), "{kind:?}");
+            assert!(
+                b.starts_with(&format!(r#"{{"code":"{code}","message":""#)),
+                "{b}"
+            );
+        }
+        assert_eq!(
+            wire(ServeError::UnknownProfile("nope".into()).into()).await,
+            (404, h(&[JSON]), r#"{"code":"UnknownProfile","message":"unknown profile 'nope': it is not in the AWS config or credentials file (see `credd profiles`)"}"#.into())
+        );
+        let (s, hs, b) = wire(
+            ServeError::FetchInProgress {
+                profile: "dev".into(),
+                retry_after_secs: 3,
+            }
+            .into(),
+        )
+        .await;
+        assert_eq!((s, hs), (503, h(&[JSON, ("retry-after", "3")])));
+        assert!(b.starts_with(r#"{"code":"FetchInProgress","#), "{b}");
+        let (s, hs, b) = wire(ServeError::Stopping("dev".into()).into()).await;
+        assert_eq!((s, hs), (503, h(&[JSON, ("retry-after", "1")])));
+        assert!(b.starts_with(r#"{"code":"DaemonStopping","#), "{b}");
+    }
+
+    #[tokio::test]
+    async fn imds_and_the_login_page_answer_in_plain_text() {
+        for (e, status, body) in [
+            (ImdsError::Forbidden, 403, "Forbidden"),
+            (ImdsError::BadRequest, 400, "Bad Request"),
+            (ImdsError::Unauthorized, 401, "Unauthorized"),
+            (ImdsError::NotFound, 404, "Not Found"),
+            (ImdsError::MethodNotAllowed, 405, "Method Not Allowed"),
+        ] {
+            assert_eq!(wire(e.into()).await, (status, h(&[TEXT]), body.to_string()));
+        }
+        for (e, status, body) in [
+            (PageError::WrongHost, 403, "wrong Host\n"),
+            (PageError::NotFound, 404, "not found\n"),
+            (
+                PageError::MissingCodeOrState,
+                400,
+                "missing code or state\n",
+            ),
+        ] {
+            assert_eq!(wire(e.into()).await, (status, h(&[TEXT]), body.to_string()));
+        }
+    }
+}

@@ -304,6 +304,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_guard_answers_the_browser_in_text_and_lets_a_navigation_with_origin_in() {
+        let cb = CallbackServer::start().await.unwrap();
+        let addr = cb.addr;
+        let wrong = get(addr, "evil.example", "/oauth/callback?code=c&state=s").await;
+        assert!(wrong.starts_with("HTTP/1.1 403 "), "{wrong}");
+        assert!(wrong.contains("content-type: text/plain"), "{wrong}");
+        assert!(wrong.ends_with("\r\n\r\nwrong Host\n"), "{wrong}");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!(
+                "GET /oauth/callback?code=c&state=s HTTP/1.1\r\nHost: localhost:{}\r\nOrigin: null\r\nConnection: close\r\n\r\n",
+                addr.port()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut page = String::new();
+        s.read_to_string(&mut page).await.unwrap();
+        assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+        assert!(
+            page.contains("content-type: text/html; charset=utf-8"),
+            "{page}"
+        );
+        assert_eq!(
+            cb.wait().await,
+            Some(CallbackResult::Code {
+                code: "c".into(),
+                state: "s".into()
+            })
+        );
+    }
+
+    #[tokio::test]
     async fn a_denial_is_reported() {
         let cb = CallbackServer::start().await.unwrap();
         let host = cb.addr.to_string();

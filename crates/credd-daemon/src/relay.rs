@@ -124,6 +124,153 @@ pub fn parse_target(url: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::Guard;
+    use crate::server::{serve, Endpoint, Handler};
+    use http_body_util::BodyExt;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    /// A stand-in daemon: answers what it was sent (path, Host,
+    /// Authorization) as JSON with a 418, so a copy is told from a
+    /// relay's own answer.
+    struct Echo;
+
+    impl Handler for Echo {
+        async fn handle<B: Send + Sync>(
+            &self,
+            req: &Request<B>,
+            _peer: SocketAddr,
+        ) -> Result<Response<Body>, ApiError> {
+            let get = |h| {
+                req.headers()
+                    .get(h)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            let body = serde_json::json!({
+                "path": req.uri().to_string(),
+                "host": get(header::HOST),
+                "auth": get(header::AUTHORIZATION),
+            });
+            Ok(crate::response::json(
+                ::http::StatusCode::IM_A_TEAPOT,
+                body.to_string(),
+            ))
+        }
+    }
+
+    /// Starts the stand-in daemon behind its own guard, as the real one.
+    async fn daemon(cancel: &CancellationToken) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let tasks = TaskTracker::new();
+        let ep = Arc::new(Endpoint::new(Guard::sdks(addr), Echo));
+        let limits = crate::config::Limits::default();
+        tasks.spawn(serve(l, ep, limits, cancel.clone(), tasks.clone()));
+        addr
+    }
+
+    fn relay(to: &str) -> Endpoint<Relay> {
+        let (target, target_host) = parse_target(to).unwrap();
+        Endpoint::new(
+            Guard::sdks("127.0.0.1:8080".parse().unwrap()),
+            Relay {
+                target,
+                target_host,
+            },
+        )
+    }
+
+    async fn ask(
+        relay: &Endpoint<Relay>,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+    ) -> (u16, String, String) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:8080");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        // Far below the relay's own 5 s: the forwarded connection must not
+        // outlive its one request.
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            relay.answer(&b.body(()).unwrap(), peer),
+        )
+        .await
+        .expect("the relay answered in time");
+        let status = r.status().as_u16();
+        let ct = r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn forwards_get_v1_with_the_token_and_the_daemons_host() {
+        let cancel = CancellationToken::new();
+        let addr = daemon(&cancel).await;
+        let relay = relay(&format!("http://{addr}"));
+        let (status, ct, body) = ask(
+            &relay,
+            Method::GET,
+            "/v1/credentials/dev",
+            Some("credd_x_y"),
+        )
+        .await;
+        assert_eq!((status, ct.as_str()), (418, "application/json"), "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["path"], "/v1/credentials/dev");
+        assert_eq!(v["host"], addr.to_string());
+        assert_eq!(v["auth"], "credd_x_y");
+        // Without a token, none is made up.
+        let (_, _, body) = ask(&relay, Method::GET, "/v1/credentials/dev", None).await;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["auth"],
+            serde_json::Value::Null
+        );
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn refuses_other_routes_and_says_when_the_daemon_is_unreachable() {
+        let cancel = CancellationToken::new();
+        let addr = daemon(&cancel).await;
+        let relay_ok = relay(&format!("http://{addr}"));
+        for (method, path) in [
+            (Method::POST, "/v1/credentials/dev"),
+            (Method::GET, "/latest/meta-data/"),
+        ] {
+            let (status, _, body) = ask(&relay_ok, method, path, None).await;
+            assert_eq!(status, 404, "{path}");
+            assert!(
+                body.contains("the relay forwards GET /v1/credentials/PROFILE only"),
+                "{body}"
+            );
+        }
+        cancel.cancel();
+        // A port nothing listens on any more.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let gone = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (status, _, body) = ask(
+            &relay(&format!("http://{gone}")),
+            Method::GET,
+            "/v1/credentials/dev",
+            None,
+        )
+        .await;
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains("RelayUpstreamUnreachable"), "{body}");
+    }
 
     #[test]
     fn targets() {

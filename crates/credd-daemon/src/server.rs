@@ -484,4 +484,56 @@ mod tests {
             .await
             .expect("every connection task ended");
     }
+
+    /// Counts the requests that reach it.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Handler for Counting {
+        async fn handle<B: Send + Sync>(
+            &self,
+            _req: &Request<B>,
+            _peer: SocketAddr,
+        ) -> Result<Response<Body>, ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(text(StatusCode::OK, "ok"))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guard_runs_before_the_handler() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let endpoint = Arc::new(Endpoint::new(Guard::sdks(addr), Counting::default()));
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(serve(
+            listener,
+            endpoint.clone(),
+            Limits::default(),
+            cancel.clone(),
+            tasks.clone(),
+        ));
+        let ask = |head: String| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET / HTTP/1.1\r\n{head}Connection: close\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            read_to_close(&mut s).await
+        };
+        let rebound = ask("Host: evil.test\r\n".into()).await;
+        assert!(rebound.starts_with("HTTP/1.1 403 "), "{rebound}");
+        assert!(
+            rebound.contains(r#"{"code":"HostNotAllowed","#),
+            "{rebound}"
+        );
+        let page = ask(format!("Host: {addr}\r\nOrigin: https://evil.test\r\n")).await;
+        assert!(page.starts_with("HTTP/1.1 403 "), "{page}");
+        assert!(page.contains(r#"{"code":"OriginNotAllowed","#), "{page}");
+        assert_eq!(endpoint.handler().0.load(Ordering::SeqCst), 0);
+        let ok = ask(format!("Host: {addr}\r\n")).await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert_eq!(endpoint.handler().0.load(Ordering::SeqCst), 1);
+        cancel.cancel();
+    }
 }
