@@ -86,6 +86,14 @@ pub enum ApiError {
     Page(PageError),
 }
 
+/// What an error's body is.
+enum Shape {
+    /// `{"code","message"}` with this code and the error's `Display`.
+    Json(&'static str),
+    /// Exactly this text.
+    Text(&'static str),
+}
+
 /// IMDS's refusals: the body is the status's reason phrase, as on EC2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImdsError {
@@ -228,7 +236,15 @@ impl ApiError {
 
     /// The `code` of the JSON body (`None`: a plain-text answer).
     pub fn code(&self) -> Option<&'static str> {
-        Some(match self {
+        match self.shape() {
+            Shape::Json(code) => Some(code),
+            Shape::Text(_) => None,
+        }
+    }
+
+    /// How the body is written.
+    fn shape(&self) -> Shape {
+        Shape::Json(match self {
             Self::HostNotAllowed => "HostNotAllowed",
             Self::OriginNotAllowed => "OriginNotAllowed",
             Self::PeerNotAllowed(_) => "PeerNotAllowed",
@@ -248,7 +264,8 @@ impl ApiError {
             Self::Serve(e) => e.code(),
             Self::RelayUnreachable { .. } => "RelayUpstreamUnreachable",
             Self::RelayTimeout { .. } => "RelayUpstreamTimeout",
-            Self::Imds(_) | Self::Page(_) => return None,
+            Self::Imds(e) => return Shape::Text(e.text()),
+            Self::Page(e) => return Shape::Text(e.text()),
         })
     }
 
@@ -292,17 +309,15 @@ impl ApiError {
     /// page's plain text, with the headers the error calls for.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        let mut r = match (&self, self.code()) {
-            (Self::Imds(e), _) => response::text(status, e.text()),
-            (Self::Page(e), _) => response::text(status, e.text()),
-            (_, Some(code)) => {
+        let mut r = match self.shape() {
+            Shape::Text(body) => response::text(status, body),
+            Shape::Json(code) => {
                 let body = serde_json::to_vec(
                     &serde_json::json!({"code": code, "message": self.to_string()}),
                 )
                 .expect("serializes");
                 response::json(status, body)
             }
-            (_, None) => unreachable!("every JSON error has a code"),
         };
         // hyper closes after its own header cap, a connection from another
         // user has nothing more to ask, and a stopping daemon takes no more.
