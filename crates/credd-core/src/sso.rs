@@ -21,7 +21,9 @@ use time::{Duration, OffsetDateTime};
 pub const DEFAULT_SCOPE: &str = "sso:account:access";
 
 /// Start refreshing the access token this long before it expires (botocore
-/// refreshes with 15 minutes left; the Rust and JS SDKs with 5).
+/// refreshes with 15 minutes left; the Rust and JS SDKs with 5): the default
+/// of `schedule::Policy::token_window`, applied by the one refresh-ahead rule
+/// in [`crate::schedule`].
 pub const TOKEN_REFRESH_WINDOW: Duration = Duration::minutes(15);
 
 /// Re-register the client when its registration expires within this long
@@ -328,17 +330,6 @@ impl SsoToken {
     /// that has not expired (a refresh token is bound to its client).
     pub fn refreshable(&self, now: OffsetDateTime) -> bool {
         self.refresh_token.is_some() && self.registration().is_some_and(|r| r.expires_at > now)
-    }
-
-    /// When to refresh it: [`TOKEN_REFRESH_WINDOW`] before expiry, or at
-    /// half-life for tokens that live less than twice that.
-    pub fn refresh_at(&self, issued_or_now: OffsetDateTime) -> OffsetDateTime {
-        let life = self.expires_at - issued_or_now;
-        if life > TOKEN_REFRESH_WINDOW * 2 {
-            self.expires_at - TOKEN_REFRESH_WINDOW
-        } else {
-            issued_or_now + life / 2
-        }
     }
 
     /// One line of JSON, in the CLI's key order, with unknown fields kept.
@@ -713,7 +704,6 @@ mod tests {
             now,
         );
         assert!(t.refreshable(now) && t.usable(now));
-        assert_eq!(t.refresh_at(now), now + Duration::minutes(45));
         t.apply_refresh(
             TokenGrant {
                 access_token: SecretString::new("a2"),
@@ -725,11 +715,6 @@ mod tests {
         assert_eq!(t.access_token.expose(), "a2");
         assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "r1");
         assert_eq!(t.expires_at, now + Duration::minutes(55));
-        // Short-lived: refresh at half-life.
-        assert_eq!(
-            t.refresh_at(now + Duration::minutes(45)),
-            now + Duration::minutes(50)
-        );
         assert!(!t.usable(t.expires_at - Duration::seconds(30)));
         assert!(!t.refreshable(now + Duration::days(91)));
     }

@@ -172,6 +172,15 @@ impl SsoSessions {
         self.inner.clock.now()
     }
 
+    fn refresh_due(&self, token: &SsoToken, now: OffsetDateTime) -> OffsetDateTime {
+        credd_core::schedule::Policy::default().refresh_ahead(
+            credd_core::schedule::Rule::Token,
+            now,
+            token.expires_at,
+            0.0,
+        )
+    }
+
     /// Keeps one entry (and one refresher) per session in use; `sessions`
     /// pairs each session with a profile that uses it.
     pub fn register(&self, sessions: Vec<(SsoSession, String)>) {
@@ -280,7 +289,7 @@ impl SsoSessions {
                 if !same {
                     tracing::info!(expires = %format_expiration(token.expires_at),
                         "picked up a token from the SSO cache");
-                    st.refresh_due = Some(token.refresh_at(self.now()));
+                    st.refresh_due = Some(self.refresh_due(&token, self.now()));
                     st.token = Some(token);
                     st.rejected = None;
                     st.ended = false;
@@ -424,7 +433,7 @@ impl SsoSessions {
                 }
                 tracing::info!(expires = %format_expiration(token.expires_at), "refreshed the SSO access token");
                 let access = token.access_token.clone();
-                st.refresh_due = Some(token.refresh_at(now));
+                st.refresh_due = Some(self.refresh_due(&token, now));
                 st.token = Some(token);
                 st.rejected = None;
                 st.failures = 0;
