@@ -19,10 +19,12 @@ pub mod fsutil;
 pub mod imds;
 pub mod notify;
 pub mod peer_uid;
+mod refresh;
 pub mod relay;
 pub mod server;
 pub mod sessions;
 pub mod sso;
+mod status;
 pub mod tokens;
 
 use credd_core::profile::{ConfigError as ProfileError, Plan};
@@ -233,6 +235,7 @@ pub async fn run(
             services.clock.clone(),
             services.sso_store.clone(),
             services.notifier.clone(),
+            config.policy,
             tasks.clone(),
             shutdown.child_token(),
         ),
