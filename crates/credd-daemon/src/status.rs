@@ -173,3 +173,108 @@ pub(crate) fn session_row(
         login_command: login_command.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresh::SlotState;
+    use credd_core::schedule::Next;
+    use credd_core::sso::{ClientRegistration, TokenGrant};
+    use credd_core::{SecretString, UpstreamError, UpstreamErrorKind};
+    use time::macros::datetime;
+    use time::Duration;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 09:00 UTC);
+
+    fn session() -> SsoSession {
+        SsoSession {
+            name: Some("work".into()),
+            start_url: "https://d-1234567890.awsapps.com/start".into(),
+            region: "eu-west-1".into(),
+            scopes: None,
+        }
+    }
+
+    fn token() -> SsoToken {
+        let reg = ClientRegistration {
+            client_id: "c".into(),
+            client_secret: SecretString::new("s"),
+            expires_at: NOW + Duration::days(90),
+            scopes: None,
+            grant_types: None,
+        };
+        let grant = TokenGrant {
+            access_token: SecretString::new("a"),
+            expires_in_secs: 3600,
+            refresh_token: Some(SecretString::new("r")),
+        };
+        SsoToken::from_grant(&session(), grant, Some(&reg), NOW)
+    }
+
+    /// The control socket's `status` reply carries these rows: their JSON,
+    /// byte for byte, is a wire format the CLI reads.
+    #[test]
+    fn rows_serialize_as_the_status_reply_always_did() {
+        let error = credd_core::profile::ConfigError {
+            profile: "bad".into(),
+            kind: credd_core::profile::ConfigErrorKind::Unknown,
+        };
+        assert_eq!(
+            serde_json::to_string(&misconfigured_row("bad", &error)).unwrap(),
+            r#"{"name":"bad","state":"misconfigured","chain":null,"region":null,"expires":null,"expires_in_secs":null,"next_refresh":null,"last_error":"no such profile in the AWS config or credentials file","notes":[]}"#
+        );
+
+        let mut st = SlotState::new(());
+        st.succeeded(Next::At(NOW + Duration::minutes(45)));
+        let row = session_row(
+            &session(),
+            "credd login work",
+            Some(&token()),
+            None,
+            &st.view(),
+            st.deadline(),
+            NOW,
+        );
+        assert_eq!(
+            serde_json::to_string(&row).unwrap(),
+            r#"{"session":"work","start_url":"https://d-1234567890.awsapps.com/start","region":"eu-west-1","state":"active","token_expires":"2026-11-23T10:00:00Z","next_refresh":"2026-11-23T09:45:00Z","refreshable":true,"last_error":null,"login_command":"credd login work"}"#
+        );
+    }
+
+    #[test]
+    fn a_session_parked_on_a_login_is_ended_and_says_why() {
+        let mut st = SlotState::new(());
+        let refused = UpstreamError::new(UpstreamErrorKind::LoginRequired, "refresh refused");
+        st.failed(
+            &credd_core::schedule::Policy::default(),
+            credd_core::schedule::Rule::Token,
+            NOW,
+            &refused,
+            None,
+        );
+        let row = session_row(&session(), "x", Some(&token()), None, &st.view(), None, NOW);
+        assert_eq!(row.state, SessionState::Ended);
+        assert_eq!(row.last_error.as_deref(), Some("refresh refused"));
+        let row = session_row(
+            &session(),
+            "x",
+            None,
+            Some("corrupt"),
+            &st.view(),
+            None,
+            NOW,
+        );
+        assert_eq!(row.state, SessionState::CacheCorrupt);
+        let row = session_row(
+            &session(),
+            "x",
+            None,
+            None,
+            &SlotState::new(()).view(),
+            None,
+            NOW,
+        );
+        assert_eq!(row.state, SessionState::LoggedOut);
+        assert_eq!(serde_json::to_value(&row).unwrap()["state"], "logged_out");
+    }
+}
