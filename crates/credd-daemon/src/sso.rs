@@ -67,15 +67,17 @@ struct TokenValue {
 type EntryState = SlotState<TokenValue>;
 
 /// When the loop should refresh, if the token can be refreshed: never while
-/// parked on a login (a refresh was refused), at once for a rejected token,
-/// else at the scheduled time (fixed when the token arrived: half-life needs
-/// the time it was first seen, which the file lacks).
+/// parked on a login (a refresh was refused), at once for a rejected token
+/// (unless its refresh is already backing off: retrying at once would spin
+/// against a failing endpoint), else at the scheduled time (fixed when the
+/// token arrived: half-life needs the time it was first seen, which the file
+/// lacks).
 fn due(st: &EntryState, now: OffsetDateTime) -> Option<OffsetDateTime> {
     let t = st.value.token.as_ref()?;
     if st.parked().is_some() || !t.refreshable(now) {
         return None;
     }
-    if st.value.rejected.is_some() {
+    if st.value.rejected.is_some() && st.failures == 0 {
         return Some(now);
     }
     Some(st.deadline().unwrap_or(now))
