@@ -8,11 +8,11 @@
 //! refreshing from it until the session itself ends. A request never starts
 //! an MFA prompt: without `mfa_process` it gets an error naming `credd mfa`.
 //!
-//! Each node is a slot of the one refresh engine ([`crate::refresh`]): what
+//! Each node is a slot of the one refresh engine (`refresh.rs`): what
 //! comes after a success or a failure is `credd_core::schedule`'s answer.
 //! The graph's upkeep is in `broker/graph.rs`, renewal and the refresh loop
 //! in `broker/renew.rs`, how each kind of node gets its
-//! credentials in `broker/sources.rs`, status rows in [`crate::status`].
+//! credentials in `broker/sources.rs`, status rows in `status.rs`.
 
 mod graph;
 mod renew;

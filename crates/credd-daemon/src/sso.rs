@@ -11,7 +11,7 @@
 //! `credd login`; a new token in the cache resumes service without a
 //! restart.
 //!
-//! Each session is a slot of the one refresh engine ([`crate::refresh`])
+//! Each session is a slot of the one refresh engine (`refresh.rs`)
 //! under [`Rule::Token`]: the token and its file stamp are the slot's value,
 //! the loop polls the cache file, and what a failed refresh means (backoff,
 //! or parked until a login) is `credd_core::schedule`'s answer. Whoever
