@@ -10,6 +10,22 @@
 //! are the SHA-1 of the session name (or of the start URL for legacy
 //! profiles). Fields credd does not know are kept on write-back so that a
 //! newer CLI's additions are never lost.
+//!
+//! Parts: Python-compatible JSON in `sso/pyjson.rs`, the store boundary in
+//! `sso/store.rs`, what a client registers as in `sso/registration.rs`. When
+//! a token is refreshed is `crate::schedule`'s one rule (`Rule::Token`).
+
+mod pyjson;
+mod registration;
+mod store;
+
+use pyjson::python_json_key;
+pub use pyjson::python_style_object;
+pub use registration::{
+    RegistrationRequest, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
+    REDIRECT_URI,
+};
+pub use store::{FileStamp, Loaded, StoreError, TokenStore};
 
 use crate::credentials::{format_expiration, parse_timestamp, SecretString};
 use serde_json::{Map, Value};
@@ -21,7 +37,9 @@ use time::{Duration, OffsetDateTime};
 pub const DEFAULT_SCOPE: &str = "sso:account:access";
 
 /// Start refreshing the access token this long before it expires (botocore
-/// refreshes with 15 minutes left; the Rust and JS SDKs with 5).
+/// refreshes with 15 minutes left; the Rust and JS SDKs with 5): the default
+/// of `schedule::Policy::token_window`, applied by the one refresh-ahead rule
+/// in [`crate::schedule`].
 pub const TOKEN_REFRESH_WINDOW: Duration = Duration::minutes(15);
 
 /// Re-register the client when its registration expires within this long
@@ -95,51 +113,6 @@ impl SsoSession {
             )
         ))
     }
-}
-
-/// Python's `json.dumps(..., sort_keys=True)` of the registration key, with
-/// its default separators (`", "` and `": "`) and ASCII escaping.
-fn python_json_key(region: &str, scopes: Option<&[String]>, name: &str, start_url: &str) -> String {
-    let scopes = match scopes {
-        None => "null".to_string(),
-        Some(s) => format!(
-            "[{}]",
-            s.iter().map(|x| py_str(x)).collect::<Vec<_>>().join(", ")
-        ),
-    };
-    format!(
-        "{{\"region\": {}, \"scopes\": {}, \"session_name\": {}, \"startUrl\": {}, \"tool\": \"botocore\"}}",
-        py_str(region),
-        scopes,
-        py_str(name),
-        py_str(start_url)
-    )
-}
-
-/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii=True`).
-fn py_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn sha1_hex(data: &[u8]) -> String {
@@ -330,17 +303,6 @@ impl SsoToken {
         self.refresh_token.is_some() && self.registration().is_some_and(|r| r.expires_at > now)
     }
 
-    /// When to refresh it: [`TOKEN_REFRESH_WINDOW`] before expiry, or at
-    /// half-life for tokens that live less than twice that.
-    pub fn refresh_at(&self, issued_or_now: OffsetDateTime) -> OffsetDateTime {
-        let life = self.expires_at - issued_or_now;
-        if life > TOKEN_REFRESH_WINDOW * 2 {
-            self.expires_at - TOKEN_REFRESH_WINDOW
-        } else {
-            issued_or_now + life / 2
-        }
-    }
-
     /// One line of JSON, in the CLI's key order, with unknown fields kept.
     pub fn to_json(&self) -> String {
         let mut m: Vec<(String, Value)> = vec![
@@ -444,147 +406,9 @@ pub fn parse_cache_time(s: &str) -> Option<OffsetDateTime> {
     })
 }
 
-/// A JSON object as Python's `json.dumps` writes it by default (`", "` and
-/// `": "` separators, keys in the order given), which is what the CLI's
-/// cache files hold.
-pub fn python_style_object(pairs: &[(String, Value)]) -> String {
-    let mut out = String::from("{");
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(&py_str(k));
-        out.push_str(": ");
-        write_py(v, &mut out);
-    }
-    out.push('}');
-    out
-}
-
-fn write_py(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&py_str(k));
-                out.push_str(": ");
-                write_py(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py(v, out);
-            }
-            out.push(']');
-        }
-        Value::String(s) => out.push_str(&py_str(s)),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// Identifies one version of a cache file, to tell when another program
-/// (the AWS CLI, an SDK) has rewritten it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    pub modified_nanos: i128,
-    pub len: u64,
-    pub inode: u64,
-}
-
-/// What a store read found.
-#[derive(Debug)]
-pub enum Loaded<T> {
-    Missing,
-    Found(T, FileStamp),
-    /// The file exists but cannot be used; it is left as it is.
-    Corrupt(CacheParseError, FileStamp),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct StoreError {
-    pub path: String,
-    pub message: String,
-}
-
-/// The SSO cache directory (`~/.aws/sso/cache`), shared with the AWS CLI.
-/// Implemented over files in credd-aws; writes are atomic and 0600.
-pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
-    fn load_token(&self, session: &SsoSession) -> Result<Loaded<SsoToken>, StoreError>;
-    fn save_token(&self, session: &SsoSession, token: &SsoToken) -> Result<FileStamp, StoreError>;
-    fn remove_token(&self, session: &SsoSession) -> Result<bool, StoreError>;
-    /// The stamp of the token file, if it exists (cheap: one `stat`).
-    fn token_stamp(&self, session: &SsoSession) -> Option<FileStamp>;
-    fn load_registration(
-        &self,
-        session: &SsoSession,
-    ) -> Result<Loaded<ClientRegistration>, StoreError>;
-    fn save_registration(
-        &self,
-        session: &SsoSession,
-        registration: &ClientRegistration,
-    ) -> Result<(), StoreError>;
-    /// Where the token lives, for messages.
-    fn token_path(&self, session: &SsoSession) -> String;
-}
-
-/// What a client registers as: the CLI's shape for the authorization-code
-/// flow (PKCE with a loopback redirect) or the device-code flow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistrationRequest {
-    pub client_name: String,
-    pub scopes: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub redirect_uris: Vec<String>,
-    pub issuer_url: Option<String>,
-}
-
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// The redirect URI the CLI registers (the port is added per login).
-pub const REDIRECT_URI: &str = "http://127.0.0.1/oauth/callback";
-
-impl RegistrationRequest {
-    /// As `aws sso login` registers for the authorization-code flow.
-    pub fn auth_code(session: &SsoSession) -> Self {
-        Self {
-            client_name: client_name(session),
-            scopes: session.effective_scopes(),
-            grant_types: vec![GRANT_AUTHORIZATION_CODE.into(), GRANT_REFRESH_TOKEN.into()],
-            redirect_uris: vec![REDIRECT_URI.into()],
-            issuer_url: Some(session.start_url.clone()),
-        }
-    }
-    /// As `aws sso login --use-device-code` registers.
-    pub fn device_code(session: &SsoSession) -> Self {
-        Self {
-            client_name: client_name(session),
-            scopes: session.effective_scopes(),
-            grant_types: vec![GRANT_DEVICE_CODE.into(), GRANT_REFRESH_TOKEN.into()],
-            redirect_uris: vec![],
-            issuer_url: None,
-        }
-    }
-}
-
-fn client_name(session: &SsoSession) -> String {
-    match &session.name {
-        Some(n) => format!("credd-{n}"),
-        None => "credd".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::pyjson::py_str;
     use super::*;
     use time::macros::datetime;
 
@@ -713,7 +537,6 @@ mod tests {
             now,
         );
         assert!(t.refreshable(now) && t.usable(now));
-        assert_eq!(t.refresh_at(now), now + Duration::minutes(45));
         t.apply_refresh(
             TokenGrant {
                 access_token: SecretString::new("a2"),
@@ -725,11 +548,6 @@ mod tests {
         assert_eq!(t.access_token.expose(), "a2");
         assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "r1");
         assert_eq!(t.expires_at, now + Duration::minutes(55));
-        // Short-lived: refresh at half-life.
-        assert_eq!(
-            t.refresh_at(now + Duration::minutes(45)),
-            now + Duration::minutes(50)
-        );
         assert!(!t.usable(t.expires_at - Duration::seconds(30)));
         assert!(!t.refreshable(now + Duration::days(91)));
     }

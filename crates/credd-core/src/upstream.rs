@@ -126,8 +126,10 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamErrorKind {
+    /// Whether retrying with backoff may help; what each kind means is
+    /// decided once, in [`crate::schedule::disposition`].
     pub fn retryable(self) -> bool {
-        matches!(self, Self::Unreachable | Self::Throttled | Self::Source)
+        crate::schedule::disposition(self) == crate::schedule::Disposition::Backoff
     }
 }
 

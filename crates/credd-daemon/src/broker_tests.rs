@@ -384,3 +384,38 @@ async fn a_slow_cold_fetch_answers_in_progress_and_goes_on() {
     assert_eq!(h.upstream.count("GetSessionToken"), 1);
     h.cancel.cancel();
 }
+
+#[tokio::test]
+async fn a_refusal_is_retried_at_the_slowest_pace_not_the_first_backoff_step() {
+    let h = harness();
+    *h.upstream.fail.lock().unwrap() = Some(UpstreamError::new(
+        UpstreamErrorKind::Denied,
+        "InvalidClientTokenId: the security token included in the request is invalid",
+    ));
+    let e = h.broker.get("base").await.unwrap_err();
+    assert_eq!(e.code(), "UpstreamDenied");
+    assert_eq!(h.upstream.count("GetSessionToken"), 1);
+    let row = |h: &Harness| {
+        h.broker
+            .status()
+            .into_iter()
+            .find(|p| p.name == "base")
+            .unwrap()
+    };
+    assert_eq!(row(&h).state, "failing");
+    assert_eq!(
+        row(&h).next_refresh.as_deref(),
+        Some("2026-11-23T09:05:00Z"),
+        "backoff_cap, from the first refusal"
+    );
+    // Not 5 s later (a transient failure's first step)...
+    h.clock.advance(Duration::seconds(5));
+    settle().await;
+    assert!(h.broker.get("base").await.is_err());
+    assert_eq!(h.upstream.count("GetSessionToken"), 1, "no call meanwhile");
+    // ...but at 5 min, by the node's loop.
+    h.clock.advance(Duration::minutes(5) - Duration::seconds(5));
+    settle().await;
+    assert_eq!(h.upstream.count("GetSessionToken"), 2);
+    h.cancel.cancel();
+}

@@ -55,6 +55,8 @@ pub struct RefreshFile {
     /// First retry delay after a failure; doubles up to `backoff_cap`.
     pub backoff_base: String,
     pub backoff_cap: String,
+    /// Renew IAM Identity Center access tokens this long before they expire.
+    pub token_window: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -132,6 +134,7 @@ impl Default for RefreshFile {
             min_serve_life: "1m".into(),
             backoff_base: "5s".into(),
             backoff_cap: "5m".into(),
+            token_window: "15m".into(),
         }
     }
 }
@@ -232,6 +235,7 @@ impl FileConfig {
             min_serve_life: dur("refresh.min_serve_life", &r.min_serve_life)?,
             backoff_base: dur("refresh.backoff_base", &r.backoff_base)?,
             backoff_cap: dur("refresh.backoff_cap", &r.backoff_cap)?,
+            token_window: dur("refresh.token_window", &r.token_window)?,
         })
     }
 

@@ -21,12 +21,14 @@ pub mod guard;
 pub mod imds;
 pub mod notify;
 pub mod peer_uid;
+mod refresh;
 pub mod relay;
 pub mod response;
 pub mod segment;
 pub mod server;
 pub mod sessions;
 pub mod sso;
+mod status;
 pub mod tokens;
 
 use credd_core::profile::{ConfigError as ProfileError, Plan};
@@ -237,6 +239,7 @@ pub async fn run(
             services.clock.clone(),
             services.sso_store.clone(),
             services.notifier.clone(),
+            config.policy,
             tasks.clone(),
             shutdown.child_token(),
         ),

@@ -10,18 +10,27 @@
 //! is a desktop, a log line always) and every request gets an error naming
 //! `credd login`; a new token in the cache resumes service without a
 //! restart.
+//!
+//! Each session is a slot of the one refresh engine (`refresh.rs`)
+//! under [`Rule::Token`]: the token and its file stamp are the slot's value,
+//! the loop polls the cache file, and what a failed refresh means (backoff,
+//! or parked until a login) is `credd_core::schedule`'s answer. Whoever
+//! waits for a new token (the broker's parked nodes) subscribes with
+//! [`SsoSessions::on_change`].
 
 use crate::clock::Clock;
+use crate::refresh::{Driver, Slot, SlotState, Subscribers};
+use credd_core::schedule::{Next, Park, Policy, Rule};
 use credd_core::sso::{FileStamp, Loaded, RegistrationRequest, SsoSession, SsoToken, TokenStore};
 use credd_core::{format_expiration, SecretString, Upstream, UpstreamError, UpstreamErrorKind};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime};
-use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+pub use crate::status::{SessionState, SessionStatus};
 
 /// How often the cache file is checked for a change made by another program.
 pub const POLL_INTERVAL: Duration = Duration::seconds(30);
@@ -41,64 +50,37 @@ impl Notifier for LogNotifier {
     }
 }
 
-/// Where a session stands, for `credd status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    /// No token in the cache.
-    LoggedOut,
-    /// A usable token.
-    Active,
-    /// The token expired and cannot be refreshed, or a refresh was refused.
-    Ended,
-    /// The cache file cannot be read; it is left as it is.
-    CacheCorrupt,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionStatus {
-    pub session: String,
-    pub start_url: String,
-    pub region: String,
-    pub state: SessionState,
-    pub token_expires: Option<String>,
-    pub next_refresh: Option<String>,
-    pub refreshable: bool,
-    pub last_error: Option<String>,
-    pub login_command: String,
-}
-
-#[derive(Debug)]
-struct EntryState {
+/// A session slot's value: the token as last read or refreshed, and what
+/// is known about its cache file.
+#[derive(Debug, Default)]
+struct TokenValue {
     token: Option<SsoToken>,
     stamp: Option<FileStamp>,
     /// What the cache file held when it could not be used, logged once.
     corrupt: Option<String>,
     /// The portal refused this access token (revoked or the session ended).
     rejected: Option<String>,
-    /// A refresh was refused: only a new login helps.
-    ended: bool,
+    /// The user was told the session ended.
     notified: bool,
-    failures: u32,
-    /// When the current token is due for refresh, fixed when it arrives
-    /// (half-life needs the time it was first seen, which the file lacks).
-    refresh_due: Option<OffsetDateTime>,
-    retry_at: Option<OffsetDateTime>,
-    last_error: Option<String>,
 }
 
-impl EntryState {
-    /// When the refresher should refresh, if the token can be refreshed.
-    fn due(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        let t = self.token.as_ref()?;
-        if self.ended || !t.refreshable(now) {
-            return None;
-        }
-        if self.rejected.is_some() {
-            return Some(now);
-        }
-        Some(self.retry_at.or(self.refresh_due).unwrap_or(now))
+type EntryState = SlotState<TokenValue>;
+
+/// When the loop should refresh, if the token can be refreshed: never while
+/// parked on a login (a refresh was refused), at once for a rejected token
+/// (unless its refresh is already backing off: retrying at once would spin
+/// against a failing endpoint), else at the scheduled time (fixed when the
+/// token arrived: half-life needs the time it was first seen, which the file
+/// lacks).
+fn due(st: &EntryState, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let t = st.value.token.as_ref()?;
+    if st.parked().is_some() || !t.refreshable(now) {
+        return None;
     }
+    if st.value.rejected.is_some() && st.failures == 0 {
+        return Some(now);
+    }
+    Some(st.deadline().unwrap_or(now))
 }
 
 #[derive(Debug)]
@@ -106,10 +88,7 @@ struct Entry {
     session: SsoSession,
     /// A profile on this session, for the login command of legacy sessions.
     profile: String,
-    state: Mutex<EntryState>,
-    flight: tokio::sync::Mutex<()>,
-    wake: Notify,
-    retired: CancellationToken,
+    slot: Arc<Slot<TokenValue>>,
 }
 
 /// Every IAM Identity Center session the profiles use.
@@ -129,9 +108,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     store: Arc<dyn TokenStore>,
     notifier: Arc<dyn Notifier>,
+    policy: Policy,
     entries: Mutex<HashMap<SsoSession, Arc<Entry>>>,
-    /// Bumped when a session's token changes or it ends, so parked nodes retry.
-    changed: watch::Sender<u64>,
+    /// Told when a session's token changes or it ends, so parked nodes retry.
+    changed: Subscribers,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -142,6 +122,7 @@ impl SsoSessions {
         clock: Arc<dyn Clock>,
         store: Arc<dyn TokenStore>,
         notifier: Arc<dyn Notifier>,
+        policy: Policy,
         tasks: TaskTracker,
         cancel: CancellationToken,
     ) -> Self {
@@ -151,25 +132,33 @@ impl SsoSessions {
                 clock,
                 store,
                 notifier,
+                policy,
                 entries: Mutex::default(),
-                changed: watch::Sender::new(0),
+                changed: Subscribers::default(),
                 tasks,
                 cancel,
             }),
         }
     }
 
-    /// Changes whenever a session gains a new token or ends.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.changed.subscribe()
+    /// Calls `f` whenever a session gains a new token or ends (after the
+    /// session's own locks are released; `f` must not call back in here).
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.inner.changed.subscribe(f);
     }
 
     fn bump(&self) {
-        self.inner.changed.send_modify(|g| *g += 1);
+        self.inner.changed.notify();
     }
 
     fn now(&self) -> OffsetDateTime {
         self.inner.clock.now()
+    }
+
+    /// The refresh of a token first seen (or refreshed) at `now`.
+    fn refresh_due(&self, token: &SsoToken, now: OffsetDateTime) -> Next {
+        let policy = &self.inner.policy;
+        policy.after_success(Rule::Token, now, token.expires_at, 0.0, None)
     }
 
     /// Keeps one entry (and one refresher) per session in use; `sessions`
@@ -180,7 +169,7 @@ impl SsoSessions {
         entries.retain(|s, e| {
             let kept = keep.contains_key(s);
             if !kept {
-                e.retired.cancel();
+                e.slot.retire();
             }
             kept
         });
@@ -191,29 +180,20 @@ impl SsoSessions {
             let entry = Arc::new(Entry {
                 session: session.clone(),
                 profile,
-                state: Mutex::new(EntryState {
-                    token: None,
-                    stamp: None,
-                    corrupt: None,
-                    rejected: None,
-                    ended: false,
-                    notified: false,
-                    failures: 0,
-                    refresh_due: None,
-                    retry_at: None,
-                    last_error: None,
-                }),
-                flight: tokio::sync::Mutex::new(()),
-                wake: Notify::new(),
-                retired: self.inner.cancel.child_token(),
+                slot: Arc::new(Slot::new(
+                    TokenValue::default(),
+                    self.inner.cancel.child_token(),
+                )),
             });
             self.sync(&entry);
-            let this = self.clone();
-            let e = entry.clone();
             let span = tracing::info_span!("sso-session", session = %session.cache_key());
-            self.inner
-                .tasks
-                .spawn(async move { this.refresher(e).await }.instrument(span));
+            let driver = SessionDriver {
+                sessions: self.clone(),
+                entry: entry.clone(),
+            };
+            entry
+                .slot
+                .start(&self.inner.tasks, self.inner.clock.clone(), span, driver);
             entries.insert(session, entry);
         }
     }
@@ -258,36 +238,35 @@ impl SsoSessions {
     fn sync(&self, entry: &Entry) -> bool {
         let stamp = self.inner.store.token_stamp(&entry.session);
         {
-            let st = entry.state.lock().unwrap();
-            if stamp == st.stamp && (stamp.is_some() || st.token.is_none()) {
+            let st = entry.slot.state();
+            if stamp == st.value.stamp && (stamp.is_some() || st.value.token.is_none()) {
                 return false;
             }
         }
         let loaded = self.inner.store.load_token(&entry.session);
-        let mut st = entry.state.lock().unwrap();
+        let mut guard = entry.slot.state();
+        let st = &mut *guard;
         let changed = match loaded {
             Ok(Loaded::Missing) => {
-                st.stamp = None;
-                st.corrupt = None;
-                st.token.take().is_some()
+                st.value.stamp = None;
+                st.value.corrupt = None;
+                st.value.token.take().is_some()
             }
             Ok(Loaded::Found(token, stamp)) => {
-                let same = st.token.as_ref().is_some_and(|t| {
+                let same = st.value.token.as_ref().is_some_and(|t| {
                     t.access_token == token.access_token && t.expires_at == token.expires_at
                 });
-                st.stamp = Some(stamp);
-                st.corrupt = None;
+                st.value.stamp = Some(stamp);
+                st.value.corrupt = None;
                 if !same {
                     tracing::info!(expires = %format_expiration(token.expires_at),
                         "picked up a token from the SSO cache");
-                    st.refresh_due = Some(token.refresh_at(self.now()));
-                    st.token = Some(token);
-                    st.rejected = None;
-                    st.ended = false;
-                    st.notified = false;
-                    st.failures = 0;
-                    st.retry_at = None;
-                    st.last_error = None;
+                    // Another program's token: the old one's history (a
+                    // backoff, an ended session) no longer applies.
+                    st.restart(Some(self.refresh_due(&token, self.now())));
+                    st.value.token = Some(token);
+                    st.value.rejected = None;
+                    st.value.notified = false;
                 }
                 !same
             }
@@ -297,22 +276,22 @@ impl SsoSessions {
                     self.inner.store.token_path(&entry.session),
                     entry.session.login_command(&entry.profile)
                 );
-                if st.corrupt.as_deref() != Some(what.as_str()) {
+                if st.value.corrupt.as_deref() != Some(what.as_str()) {
                     tracing::warn!("{what}");
                 }
-                st.stamp = Some(stamp);
-                st.corrupt = Some(what);
-                st.token.take().is_some()
+                st.value.stamp = Some(stamp);
+                st.value.corrupt = Some(what);
+                st.value.token.take().is_some()
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the SSO cache");
                 false
             }
         };
-        drop(st);
+        drop(guard);
         if changed {
             self.bump();
-            entry.wake.notify_one();
+            entry.slot.wake();
         }
         changed
     }
@@ -320,9 +299,9 @@ impl SsoSessions {
     fn login_required(&self, entry: &Entry, st: &EntryState) -> UpstreamError {
         let cmd = entry.session.login_command(&entry.profile);
         let label = entry.session.label();
-        let message = if let Some(c) = &st.corrupt {
+        let message = if let Some(c) = &st.value.corrupt {
             c.clone()
-        } else if st.token.is_none() {
+        } else if st.value.token.is_none() {
             format!("SSO session {label}: not logged in: run `{cmd}`")
         } else {
             format!("SSO session {label} ended: run `{cmd}`")
@@ -340,9 +319,9 @@ impl SsoSessions {
         let entry = self.entry(session, profile);
         self.sync(&entry);
         {
-            let st = entry.state.lock().unwrap();
-            if let Some(t) = &st.token {
-                if st.rejected.is_none() && t.usable(self.now()) {
+            let st = entry.slot.state();
+            if let Some(t) = &st.value.token {
+                if st.value.rejected.is_none() && t.usable(self.now()) {
                     return Ok(t.access_token.clone());
                 }
             }
@@ -362,9 +341,14 @@ impl SsoSessions {
         let entry = self.entry(session, profile);
         self.sync(&entry);
         {
-            let mut st = entry.state.lock().unwrap();
-            if st.token.as_ref().is_some_and(|t| &t.access_token == token) {
-                st.rejected = Some(why.to_string());
+            let mut st = entry.slot.state();
+            if st
+                .value
+                .token
+                .as_ref()
+                .is_some_and(|t| &t.access_token == token)
+            {
+                st.value.rejected = Some(why.to_string());
             }
         }
         self.refresh(&entry, true).await
@@ -378,22 +362,22 @@ impl SsoSessions {
         entry: &Arc<Entry>,
         needed: bool,
     ) -> Result<SecretString, UpstreamError> {
-        let _flight = entry.flight.lock().await;
+        let _flight = entry.slot.flight().await;
         // Another caller, or another program, may have refreshed meanwhile.
         self.sync(entry);
         let now = self.now();
         let (registration, refresh_token) = {
-            let st = entry.state.lock().unwrap();
-            let Some(t) = &st.token else {
+            let st = entry.slot.state();
+            let Some(t) = &st.value.token else {
                 return Err(self.login_required(entry, &st));
             };
-            let fresh = st.rejected.is_none() && t.usable(now);
+            let fresh = st.value.rejected.is_none() && t.usable(now);
             // Someone refreshed while this caller queued: use theirs.
-            if fresh && (needed || st.due(now).is_none_or(|d| d > now)) {
+            if fresh && (needed || due(&st, now).is_none_or(|d| d > now)) {
                 return Ok(t.access_token.clone());
             }
-            if st.ended || !t.refreshable(now) {
-                return if st.rejected.is_none() && t.usable(now) {
+            if st.parked() == Some(Park::Login) || !t.refreshable(now) {
+                return if fresh {
                     Ok(t.access_token.clone())
                 } else {
                     Err(self.login_required(entry, &st))
@@ -411,89 +395,56 @@ impl SsoSessions {
             .instrument(tracing::info_span!("refresh-token"))
             .await;
         let now = self.now();
-        let mut st = entry.state.lock().unwrap();
+        let policy = &self.inner.policy;
+        let mut st = entry.slot.state();
         match result {
             Ok(grant) => {
-                let mut token = st.token.clone().expect("checked above");
+                let mut token = st.value.token.clone().expect("checked above");
                 token.apply_refresh(grant, now);
                 match self.inner.store.save_token(&entry.session, &token) {
-                    Ok(stamp) => st.stamp = Some(stamp),
+                    Ok(stamp) => st.value.stamp = Some(stamp),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not write the refreshed SSO token back; it is kept in memory")
                     }
                 }
                 tracing::info!(expires = %format_expiration(token.expires_at), "refreshed the SSO access token");
                 let access = token.access_token.clone();
-                st.refresh_due = Some(token.refresh_at(now));
-                st.token = Some(token);
-                st.rejected = None;
-                st.failures = 0;
-                st.retry_at = None;
-                st.last_error = None;
+                st.succeeded(self.refresh_due(&token, now));
+                st.value.token = Some(token);
+                st.value.rejected = None;
                 drop(st);
                 self.bump();
                 Ok(access)
             }
-            Err(e) if e.kind == UpstreamErrorKind::LoginRequired => {
-                st.ended = true;
-                st.last_error = Some(e.message.clone());
-                let err = self.login_required(entry, &st);
-                let first = !st.notified;
-                st.notified = true;
-                drop(st);
-                if first {
-                    tracing::warn!(reason = %e, "the IAM Identity Center session ended");
-                    self.inner
-                        .notifier
-                        .notify("credd: AWS sign-in needed", &err.message);
-                }
-                self.bump();
-                Err(err)
-            }
             Err(e) => {
-                st.failures += 1;
-                let backoff = Duration::seconds(5 * 2i64.pow(st.failures.min(6)));
-                st.retry_at = Some(now + backoff.min(Duration::minutes(5)));
-                st.last_error = Some(e.message.clone());
-                tracing::warn!(error = %e, failures = st.failures, "refreshing the SSO access token failed");
-                match &st.token {
-                    Some(t) if st.rejected.is_none() && t.usable(now) => Ok(t.access_token.clone()),
-                    _ => Err(e),
+                let expires = st.value.token.as_ref().map(|t| t.expires_at);
+                match st.failed(policy, Rule::Token, now, &e, expires) {
+                    Next::Parked(_) => {
+                        // The refresh was refused: only a new login helps.
+                        let err = self.login_required(entry, &st);
+                        let first = !st.value.notified;
+                        st.value.notified = true;
+                        drop(st);
+                        if first {
+                            tracing::warn!(reason = %e, "the IAM Identity Center session ended");
+                            self.inner
+                                .notifier
+                                .notify("credd: AWS sign-in needed", &err.message);
+                        }
+                        self.bump();
+                        Err(err)
+                    }
+                    Next::At(_) => {
+                        tracing::warn!(error = %e, failures = st.failures, "refreshing the SSO access token failed");
+                        match &st.value.token {
+                            Some(t) if st.value.rejected.is_none() && t.usable(now) => {
+                                Ok(t.access_token.clone())
+                            }
+                            _ => Err(e),
+                        }
+                    }
                 }
             }
-        }
-    }
-
-    /// When the refresher should next act for `entry`.
-    fn next_deadline(&self, entry: &Entry) -> OffsetDateTime {
-        let now = self.now();
-        let poll = now + POLL_INTERVAL;
-        let st = entry.state.lock().unwrap();
-        st.due(now).map_or(poll, |d| d.max(now).min(poll))
-    }
-
-    /// Refreshes the token ahead of expiry, re-registers the client before
-    /// its registration lapses, and watches the cache file.
-    async fn refresher(&self, entry: Arc<Entry>) {
-        loop {
-            let deadline = self.next_deadline(&entry);
-            tokio::select! {
-                _ = entry.retired.cancelled() => return,
-                _ = entry.wake.notified() => {}
-                _ = self.inner.clock.sleep_until(deadline) => {}
-            }
-            self.sync(&entry);
-            let now = self.now();
-            let due = entry
-                .state
-                .lock()
-                .unwrap()
-                .due(now)
-                .is_some_and(|d| d <= now);
-            if due {
-                let _ = self.refresh(&entry, false).await;
-            }
-            self.renew_registration(&entry).await;
         }
     }
 
@@ -540,31 +491,49 @@ impl SsoSessions {
             .iter()
             .map(|e| {
                 self.sync(e);
-                let st = e.state.lock().unwrap();
-                let state = if st.corrupt.is_some() {
-                    SessionState::CacheCorrupt
-                } else {
-                    match &st.token {
-                        None => SessionState::LoggedOut,
-                        Some(_) if st.ended => SessionState::Ended,
-                        Some(t) if t.usable(now) || t.refreshable(now) => SessionState::Active,
-                        Some(_) => SessionState::Ended,
-                    }
-                };
-                SessionStatus {
-                    session: e.session.cache_key().to_string(),
-                    start_url: e.session.start_url.clone(),
-                    region: e.session.region.clone(),
-                    state,
-                    token_expires: st.token.as_ref().map(|t| format_expiration(t.expires_at)),
-                    next_refresh: st.due(now).map(format_expiration),
-                    refreshable: st.token.as_ref().is_some_and(|t| t.refreshable(now)),
-                    last_error: st.last_error.clone().or_else(|| st.corrupt.clone()),
-                    login_command: e.session.login_command(&e.profile),
-                }
+                let st = e.slot.state();
+                crate::status::session_row(
+                    &e.session,
+                    &e.session.login_command(&e.profile),
+                    st.value.token.as_ref(),
+                    st.value.corrupt.as_deref(),
+                    &st.view(),
+                    due(&st, now),
+                    now,
+                )
             })
             .collect();
         out.sort_by(|a, b| a.session.cmp(&b.session));
         out
+    }
+}
+
+/// A session's side of the refresh loop: picks up a rewritten cache file,
+/// refreshes the token ahead of expiry, re-registers the client before its
+/// registration lapses. Never cancelled halfway: a rotated refresh token
+/// must reach the file.
+struct SessionDriver {
+    sessions: SsoSessions,
+    entry: Arc<Entry>,
+}
+
+#[async_trait::async_trait]
+impl Driver for SessionDriver {
+    fn deadline(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        due(&self.entry.slot.state(), now)
+    }
+
+    fn poll_every(&self) -> Option<Duration> {
+        Some(POLL_INTERVAL)
+    }
+
+    async fn tick(&self) {
+        let (sessions, entry) = (&self.sessions, &self.entry);
+        sessions.sync(entry);
+        let now = sessions.now();
+        if due(&entry.slot.state(), now).is_some_and(|d| d <= now) {
+            let _ = sessions.refresh(entry, false).await;
+        }
+        sessions.renew_registration(entry).await;
     }
 }

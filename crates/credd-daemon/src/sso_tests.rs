@@ -349,3 +349,57 @@ async fn an_unreachable_portal_is_named_as_such_and_retried() {
     );
     assert!(e.contains("retrying in"), "{e}");
 }
+
+#[tokio::test]
+async fn a_failed_token_refresh_backs_off_on_the_token_rule_and_keeps_the_token_in_service() {
+    let h = sso_harness();
+    login(&h, "a", Duration::hours(1));
+    h.broker.get("dev").await.unwrap();
+    h.clock.advance(Duration::minutes(44));
+    settle().await;
+    *h.upstream.fail.lock().unwrap() = Some(credd_core::UpstreamError::new(
+        credd_core::UpstreamErrorKind::Unreachable,
+        "SSO OIDC CreateToken: could not reach oidc.eu-west-1.amazonaws.com",
+    ));
+    h.clock.advance(Duration::minutes(1));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
+    let row = &h.broker.sso().status()[0];
+    assert_eq!(row.state, crate::sso::SessionState::Active, "still usable");
+    assert_eq!(
+        row.next_refresh.as_deref(),
+        Some("2026-11-23T09:45:10Z"),
+        "the token rule's first retry: 10 s"
+    );
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not reach")),
+        "{row:?}"
+    );
+    // 10 s, then 20 s.
+    for (wait, expected) in [(9, 1), (1, 2), (19, 2), (1, 3)] {
+        h.clock.advance(Duration::seconds(wait));
+        settle().await;
+        assert_eq!(
+            h.upstream.count("CreateToken:refresh_token"),
+            expected,
+            "after {wait} s more"
+        );
+    }
+    assert_eq!(
+        h.sso_store.get(&session()).unwrap().access_token.expose(),
+        "access-a"
+    );
+    // The portal answers again: the next retry succeeds and clears the error.
+    *h.upstream.fail.lock().unwrap() = None;
+    h.clock.advance(Duration::seconds(40));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 4);
+    let row = &h.broker.sso().status()[0];
+    assert_eq!(row.last_error, None);
+    assert_ne!(
+        h.sso_store.get(&session()).unwrap().access_token.expose(),
+        "access-a"
+    );
+}

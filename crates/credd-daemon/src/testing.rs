@@ -440,6 +440,7 @@ pub fn harness_with(raw: &RawProfiles, sessions: SessionStore, policy: Policy) -
             clock.clone(),
             sso_store.clone(),
             notifier.clone(),
+            policy,
             tasks.clone(),
             cancel.child_token(),
         ),
