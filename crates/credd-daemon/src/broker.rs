@@ -144,7 +144,6 @@ pub(crate) fn upstream_message(profile: &str, e: &UpstreamError, retry_in: Optio
     }
 }
 
-
 #[derive(Clone)]
 pub struct Broker {
     inner: Arc<Inner>,
