@@ -2,7 +2,8 @@
 //! the only crate that imports `aws-*`.
 //!
 //! - [`profiles`] reads `~/.aws/config` and `~/.aws/credentials` with the AWS
-//!   SDK's own parser and hands credd-core plain key/value sections.
+//!   SDK's own parser and hands credd-core plain key/value sections;
+//!   [`profile_loader`] is the daemon's [`credd_core::ProfileLoader`] over them.
 //! - [`populate`] works out the profiles `credd sso populate` adds to
 //!   `~/.aws/config`, as an edit that keeps every other byte of the file.
 //! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
@@ -23,6 +24,7 @@ mod classify;
 mod fake_http;
 mod local;
 pub mod populate;
+pub mod profile_loader;
 pub mod profiles;
 pub mod sso;
 pub mod sso_cache;
@@ -33,6 +35,7 @@ pub mod sts;
 mod sts_tests;
 pub mod userfile;
 
+pub use profile_loader::AwsProfileLoader;
 pub use profiles::{load_profiles, LoadedProfiles, ProfileEnv, ProfileLoadError};
 pub use sso::{SsoClient, SsoError};
 pub use sso_cache::FileTokenStore;

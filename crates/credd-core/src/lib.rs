@@ -9,6 +9,7 @@
 pub mod child_env;
 pub mod credentials;
 pub mod duration;
+pub mod loader;
 pub mod overlay;
 pub mod profile;
 pub mod regular_file;
@@ -18,4 +19,5 @@ pub mod token;
 pub mod upstream;
 
 pub use credentials::{format_expiration, LongTermKeys, SecretString, TemporaryCredentials};
+pub use loader::{LoadedPlans, Plans, ProfileLoader};
 pub use upstream::{Upstream, UpstreamError, UpstreamErrorKind};

@@ -157,9 +157,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
             profile_env.clone(),
             &vars,
         )),
-        profiles: Arc::new(crate::serve::AwsProfiles {
-            env: profile_env.clone(),
-        }),
+        profiles: Arc::new(credd_aws::AwsProfileLoader::new(profile_env.clone())),
         clock: Arc::new(SystemClock),
         sso_store: store.clone(),
         notifier: Arc::new(credd_daemon::sso::LogNotifier),
