@@ -6,6 +6,8 @@
 //!   [`profile_loader`] is the daemon's [`credd_core::ProfileLoader`] over them.
 //! - [`populate`] works out the profiles `credd sso populate` adds to
 //!   `~/.aws/config`, as an edit that keeps every other byte of the file.
+//! - [`ini_edit`] is the one byte-preserving editor of the AWS files, and
+//!   [`credfile`] sets one section of them (`write-credentials`, `profiles link`).
 //! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
 //!   sources (`credential_process`, `mfa_process`, the environment).
 //! - [`sso`] calls the IAM Identity Center portal and OIDC services for login,
@@ -20,8 +22,10 @@
 //! status and the first line of their stderr, never their stdout.
 
 mod classify;
+pub mod credfile;
 #[cfg(test)]
 mod fake_http;
+pub mod ini_edit;
 mod local;
 pub mod populate;
 pub mod profile_loader;

@@ -6,17 +6,9 @@
 //! text when another tool changed the file meanwhile, atomic), keeping the
 //! version it replaced as `config.credd-backup`.
 //!
-//! This module is a small line-based *editor*, not a parser, and that is
-//! deliberate. The house rule is to read the AWS files with the SDK's own
-//! parser (see [`crate::profiles`]), and that is still how credd reads them.
-//! But an editor must give back the user's text byte for byte outside what it
-//! adds: comments, blank lines, ordering, odd spacing, `\r\n` line endings
-//! and a missing final newline. No crate keeps all of that (the SDK's parser
-//! and the INI crates all throw the text away), so the few rules needed to
-//! find section headers and `key = value` lines are restated here, following
-//! the SDK's `env_config::parse` and `normalize` closely enough that both
-//! agree on which section is which profile. The tests check the result with
-//! the SDK's parser.
+//! The text is read and edited with [`crate::ini_edit::Document`], which
+//! gives back every byte of the user's file outside what it adds; the tests
+//! check the result with the SDK's parser.
 //!
 //! Rules, in short:
 //! - Profile names come from [`profile_name`]; assignments whose names
@@ -31,6 +23,7 @@
 //!   No timestamp, so that the output is deterministic and re-running the
 //!   command changes nothing.
 
+use crate::ini_edit::{ends_with_blank_line, Document, Edit, Header, Prop};
 use std::collections::BTreeMap;
 
 /// One account/role pair the user may sign in to through the SSO session, as
@@ -394,263 +387,6 @@ fn ownership_mismatches(
     .collect()
 }
 
-fn ends_with_blank_line(text: &str) -> bool {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    let body = body.strip_suffix('\r').unwrap_or(body);
-    let last = body.rsplit('\n').next().unwrap_or("");
-    is_blank(last)
-}
-
-/// The SDK's notion of whitespace inside a line (`env_config::parse`).
-const WHITESPACE: &[char] = &[' ', '\t'];
-/// Both start a comment, as in the SDK.
-const COMMENT: &[char] = &['#', ';'];
-
-/// One line of the file, split from its terminator so that it can be given
-/// back unchanged.
-#[derive(Debug)]
-struct Line<'a> {
-    text: &'a str,
-    /// `"\n"`, `"\r\n"`, or `""` for a last line without a newline.
-    eol: &'a str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Header {
-    /// `[profile NAME]`, or `[default]` as profile `default`.
-    Profile(String),
-    SsoSession(String),
-    /// `[services NAME]`, and anything the SDK ignores in the config file.
-    Other,
-}
-
-#[derive(Debug)]
-struct Section {
-    header: Header,
-    /// Index of the header line.
-    start: usize,
-    /// Index one past the section's last line.
-    end: usize,
-    props: Vec<Prop>,
-}
-
-#[derive(Debug)]
-struct Prop {
-    /// Lowercased, as the SDK compares keys.
-    key: String,
-    value: String,
-    line: usize,
-}
-
-#[derive(Debug)]
-enum Edit {
-    Replace(String),
-    InsertAfter(String),
-}
-
-#[derive(Debug)]
-struct Document<'a> {
-    lines: Vec<Line<'a>>,
-    sections: Vec<Section>,
-    /// The line ending new lines get: the file's first one, `\n` if none.
-    eol: &'static str,
-}
-
-impl<'a> Document<'a> {
-    fn parse(text: &'a str) -> Self {
-        let lines: Vec<Line<'a>> = text
-            .split_inclusive('\n')
-            .map(|raw| {
-                if let Some(t) = raw.strip_suffix("\r\n") {
-                    Line {
-                        text: t,
-                        eol: "\r\n",
-                    }
-                } else if let Some(t) = raw.strip_suffix('\n') {
-                    Line { text: t, eol: "\n" }
-                } else {
-                    Line { text: raw, eol: "" }
-                }
-            })
-            .collect();
-        let eol = match lines.iter().map(|l| l.eol).find(|e| !e.is_empty()) {
-            Some("\r\n") => "\r\n",
-            _ => "\n",
-        };
-
-        // The same order of tests as the SDK's parser: blank and comment
-        // lines first, then headers, continuations and properties.
-        let mut sections: Vec<Section> = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let t = line.text;
-            if t.trim_matches(WHITESPACE).is_empty() || t.starts_with(COMMENT) {
-                continue;
-            }
-            if t.starts_with('[') {
-                if let Some(last) = sections.last_mut() {
-                    last.end = i;
-                }
-                sections.push(Section {
-                    header: parse_header(t),
-                    start: i,
-                    end: lines.len(),
-                    props: Vec::new(),
-                });
-            } else if t.starts_with(WHITESPACE) {
-                // A continuation or sub-property: part of the previous
-                // property, which none of the keys read here has.
-            } else if let Some(section) = sections.last_mut() {
-                let body = strip_comment(t, true);
-                if let Some((k, v)) = body.split_once('=') {
-                    section.props.push(Prop {
-                        key: k.trim_matches(WHITESPACE).to_ascii_lowercase(),
-                        value: v.trim_matches(WHITESPACE).to_string(),
-                        line: i,
-                    });
-                }
-            }
-        }
-        Self {
-            lines,
-            sections,
-            eol,
-        }
-    }
-
-    fn profile_sections(&self, name: &str) -> Vec<&Section> {
-        self.sections
-            .iter()
-            .filter(|s| matches!(&s.header, Header::Profile(n) if n == name))
-            .collect()
-    }
-
-    /// A profile's keys as the SDK sees them when it is split over several
-    /// sections: later values win.
-    fn merged<'s>(sections: &[&'s Section]) -> BTreeMap<String, &'s Prop> {
-        sections
-            .iter()
-            .flat_map(|s| &s.props)
-            .map(|p| (p.key.clone(), p))
-            .collect()
-    }
-
-    /// How to make a profile's region `region`: rewrite the value of its
-    /// `region` line, or add one after its last line of settings. Declines
-    /// whenever the edit could lose something of the user's.
-    fn region_edit(
-        &self,
-        sections: &[&Section],
-        region: &str,
-    ) -> Result<(usize, Edit), &'static str> {
-        let [section] = sections else {
-            return Err("set over more than one section; set its region by hand");
-        };
-        let eq_region = |p: &&Prop| p.key == "region";
-        match section.props.iter().rev().find(eq_region) {
-            Some(prop) => {
-                let text = self.lines[prop.line].text;
-                // A trailing comment would be lost, and a continuation line
-                // would be glued onto the new value.
-                let continued = self
-                    .lines
-                    .get(prop.line + 1)
-                    .is_some_and(|l| l.text.starts_with(WHITESPACE) && !is_blank(l.text));
-                if text.contains(COMMENT) || continued {
-                    return Err("its region line has a comment or continuation; set it by hand");
-                }
-                let (key, value) = text.split_once('=').expect("a parsed property has '='");
-                let gap = value.len() - value.trim_start_matches(WHITESPACE).len();
-                Ok((
-                    prop.line,
-                    Edit::Replace(format!("{key}={}{region}", &value[..gap])),
-                ))
-            }
-            None => {
-                // After the last line that belongs to the profile's settings
-                // (continuations included), so that trailing comments and
-                // blank lines stay between it and the next section.
-                let after = (section.start..section.end)
-                    .rev()
-                    .find(|&i| {
-                        let t = self.lines[i].text;
-                        !is_blank(t) && !t.starts_with(COMMENT)
-                    })
-                    .unwrap_or(section.start);
-                Ok((after, Edit::InsertAfter(format!("region = {region}"))))
-            }
-        }
-    }
-
-    fn render(&self, edits: &BTreeMap<usize, Edit>) -> String {
-        let mut out = String::new();
-        for (i, line) in self.lines.iter().enumerate() {
-            match edits.get(&i) {
-                None => {
-                    out.push_str(line.text);
-                    out.push_str(line.eol);
-                }
-                Some(Edit::Replace(text)) => {
-                    out.push_str(text);
-                    out.push_str(line.eol);
-                }
-                Some(Edit::InsertAfter(text)) => {
-                    out.push_str(line.text);
-                    out.push_str(if line.eol.is_empty() {
-                        self.eol
-                    } else {
-                        line.eol
-                    });
-                    // Takes over the host line's ending, so a file without a
-                    // final newline still has none.
-                    out.push_str(text);
-                    out.push_str(line.eol);
-                }
-            }
-        }
-        out
-    }
-}
-
-fn is_blank(t: &str) -> bool {
-    t.trim_matches(WHITESPACE).is_empty()
-}
-
-/// The SDK's `prepare_line`: trims, and cuts at the first comment character;
-/// in property lines only one that follows whitespace starts a comment (so
-/// that values such as base64 keep their `#`), in headers any does.
-fn strip_comment(line: &str, comments_need_whitespace: bool) -> &str {
-    let line = line.trim_matches(WHITESPACE);
-    let mut prev_whitespace = false;
-    for (idx, ch) in line.char_indices() {
-        if COMMENT.contains(&ch) && (prev_whitespace || !comments_need_whitespace) {
-            return line[..idx].trim_matches(WHITESPACE);
-        }
-        prev_whitespace = ch.is_whitespace();
-    }
-    line
-}
-
-/// Classifies a header as the SDK's `SectionPair::parse` and `merge_in` do
-/// for the config file: `[default]`, `[profile NAME]`, `[sso-session NAME]`,
-/// with any spaces or tabs inside the brackets. A malformed header (no `]`)
-/// makes the SDK reject the file; here it is only "some other section".
-fn parse_header(line: &str) -> Header {
-    let Some(inner) = strip_comment(line, false)
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-    else {
-        return Header::Other;
-    };
-    let inner = inner.trim_matches(WHITESPACE);
-    match inner.split_once(WHITESPACE) {
-        Some(("profile", name)) => Header::Profile(name.trim().to_string()),
-        Some(("sso-session", name)) => Header::SsoSession(name.trim().to_string()),
-        Some(_) => Header::Other,
-        None if inner == "default" => Header::Profile("default".to_string()),
-        None => Header::Other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -842,23 +578,6 @@ mod tests {
         ] {
             assert!(plan(text, &two(), &opts(None)).is_err(), "{text:?}");
         }
-    }
-
-    #[test]
-    fn headers_are_read_as_the_sdk_reads_them() {
-        assert_eq!(parse_header("[profile dev]"), Header::Profile("dev".into()));
-        assert_eq!(
-            parse_header("[ profile \t dev ] # note"),
-            Header::Profile("dev".into())
-        );
-        assert_eq!(parse_header("[default]"), Header::Profile("default".into()));
-        assert_eq!(
-            parse_header("[sso-session  corp];x"),
-            Header::SsoSession("corp".into())
-        );
-        assert_eq!(parse_header("[services local]"), Header::Other);
-        assert_eq!(parse_header("[dev]"), Header::Other);
-        assert_eq!(parse_header("[profile dev"), Header::Other);
     }
 
     #[test]
