@@ -29,6 +29,7 @@ pub(crate) fn lint() -> Result<()> {
         "fix the clippy findings above (if cargo clippy itself is missing: \
          `rustup component add clippy`)",
     )?;
+    crate::tidy::tidy()?;
     header("Lint passed");
     Ok(())
 }

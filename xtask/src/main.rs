@@ -1,11 +1,12 @@
-//! Project automation for credd, std only.
+//! Project automation for credd (std, and `toml` for `tidy`).
 //!
 //! - `cargo xtask test [-- ARGS...]`: installs the system packages the tests use (Debian
 //!   packages, see [`SYSTEM_PACKAGES`]) and the pinned test clients (a Python virtualenv
 //!   with moto, boto3 and the AWS CLI; the JS SDK with `npm ci`; the Go SDK v2 and Java
 //!   SDK v2 clients, built from `tests/clients/go` and `tests/clients/java`), then builds
 //!   and runs every test in the workspace. ARGS go to `cargo test`.
-//! - `cargo xtask lint`: `cargo fmt --check` and `cargo clippy -D warnings`.
+//! - `cargo xtask lint`: `cargo fmt --check`, `cargo clippy -D warnings`, then `tidy`.
+//! - `cargo xtask tidy`: the crate-boundary checks of [`tidy`].
 //! - `cargo xtask setup`: only the installs, and the variables to export to run
 //!   `cargo test` by hand.
 //! - `cargo xtask system-packages`: only the system packages.
@@ -51,8 +52,11 @@ commands:
                      then `cargo build --workspace --all-targets` and
                      `cargo test --workspace --all-targets [ARGS...]`
                      (plus the doctests when no ARGS are given)
-  lint               `cargo fmt --all -- --check` and
-                     `cargo clippy --workspace --all-targets -- -D warnings`
+  lint               `cargo fmt --all -- --check`,
+                     `cargo clippy --workspace --all-targets -- -D warnings`, then tidy
+  tidy               check the crate boundaries: per-crate dependency allow-lists, every
+                     source file named in docs/architecture.md, no bare tokio::spawn
+                     outside the supervisor, the clock ban in clippy.toml
   setup              only install the system packages and the test clients, and print
                      the variables that `cargo test` needs to find them
   system-packages    only install the missing system packages the tests use
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("test") => rest_after_dashdash(&args[1..]).and_then(|extra| test(&extra)),
         Some("lint") if args.len() == 1 => lint(),
+        Some("tidy") if args.len() == 1 => tidy::tidy(),
         Some("setup") if args.len() == 1 => setup().map(|env| print_exports(&env)),
         Some("system-packages") if args.len() == 1 => system_packages(),
         Some("help" | "-h" | "--help") => {
