@@ -451,6 +451,8 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     Ok(())
 }
 
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 fn audit(a: crate::cli::AuditArgs) -> Result<()> {
     let path = credd_daemon::config::state_dir(&crate::serve::env_var).join("audit.log");
     let cutoff = match &a.since {
