@@ -21,7 +21,8 @@
 //!   text) or, where that makes no sense, refused. What is left is the
 //!   instant between that check and the rename, which no lock another tool
 //!   ignores can close.
-//! - **Crashes**: the new text goes to a temporary file in the same
+//! - **Crashes**: the new text goes (through [`credd_core::atomic_file`], the
+//!   one atomic writer) to a temporary file in the same
 //!   directory (`.NAME.credd-tmp-XXXXXX`, mode of the old file's owner bits
 //!   or 0600), fsynced, renamed over the file, and the directory fsynced.
 //!   Readers see the old file or the new one. A temporary copy left by a
@@ -37,8 +38,9 @@
 //! `flock` comes from `rustix` (already a dependency, a safe wrapper over
 //! the same call `fs4` makes), rather than a new crate.
 
+use credd_core::atomic_file;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -96,6 +98,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UserFileError + '_ {
     move |source| UserFileError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+fn from_atomic(e: atomic_file::AtomicError) -> UserFileError {
+    UserFileError::Io {
+        path: e.path,
+        source: e.source,
     }
 }
 
@@ -427,13 +436,8 @@ where
             .as_ref()
             .map(|(_, m)| m.mode() & 0o700)
             .unwrap_or(opts.new_mode);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}{TMP_INFIX}"))
-            .permissions(fs::Permissions::from_mode(mode))
-            .tempfile_in(&dir)
-            .map_err(io_err(&dir))?;
-        tmp.write_all(&new).map_err(io_err(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+        let staged = atomic_file::stage(&target, &format!(".{name}{TMP_INFIX}"), mode, &new)
+            .map_err(from_atomic)?;
         test_pause(&target);
 
         // Another program (which took no lock) may have changed the file
@@ -446,7 +450,7 @@ where
             _ => false,
         };
         if !same {
-            // The temporary file is removed when `tmp` is dropped.
+            // The temporary file is removed when `staged` is dropped.
             if !opts.merge || merges >= MAX_MERGES {
                 return Err(UserFileError::Changed { path: target }.into());
             }
@@ -455,10 +459,7 @@ where
             current = now;
             continue;
         }
-        tmp.persist(&target).map_err(|e| io_err(&target)(e.error))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
+        staged.commit().map_err(from_atomic)?;
         return Ok(Edited {
             target,
             before,
@@ -497,27 +498,13 @@ fn settled(path: &Path) -> Result<Option<(Vec<u8>, fs::Metadata)>, UserFileError
 /// backup): the directory lock is already held, and taking it again would
 /// wait for ourselves.
 pub fn write_in_edit(path: &Path, bytes: &[u8]) -> Result<(), UserFileError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mode = fs::symlink_metadata(path)
         .ok()
         .filter(fs::Metadata::is_file)
         .map(|m| m.mode() & 0o700)
         .unwrap_or(0o600);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}{TMP_INFIX}"))
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    atomic_file::write(path, &format!(".{name}{TMP_INFIX}"), mode, bytes).map_err(from_atomic)
 }
 
 /// Replaces the whole file with `bytes` (see [`edit`]).
