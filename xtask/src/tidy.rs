@@ -258,22 +258,37 @@ fn test_only_files(sources: &[(String, String)]) -> Vec<String> {
             format!("{parent}/{}", file.trim_end_matches(".rs"))
         };
         let mut test_attr = false;
+        let mut path_attr: Option<String> = None;
         for line in text.lines().map(str::trim) {
             if line == "#[cfg(test)]" {
                 test_attr = true;
                 continue;
             }
             if test_attr {
+                // `#[path = "x_tests.rs"]` is relative to the declaring file's directory.
+                if let Some(p) = line
+                    .strip_prefix("#[path = \"")
+                    .and_then(|r| r.strip_suffix("\"]"))
+                {
+                    path_attr = Some(format!("{parent}/{p}"));
+                    continue;
+                }
                 let decl = line
                     .strip_prefix("pub(crate) ")
                     .or_else(|| line.strip_prefix("pub "))
                     .unwrap_or(line);
                 if let Some(name) = decl.strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) {
-                    out.push(format!("{base}/{name}.rs"));
-                    out.push(format!("{base}/{name}/mod.rs"));
+                    match path_attr.take() {
+                        Some(p) => out.push(p),
+                        None => {
+                            out.push(format!("{base}/{name}.rs"));
+                            out.push(format!("{base}/{name}/mod.rs"));
+                        }
+                    }
                 }
             }
             test_attr = false;
+            path_attr = None;
         }
     }
     out
@@ -410,6 +425,11 @@ mod tests {
         let sources = [
             src("crates/credd-daemon/src/lib.rs", "#[cfg(test)]\nmod fake;\nfn a() { tokio::spawn(x); }\n"),
             src("crates/credd-daemon/src/fake.rs", "fn f() { tokio::spawn(y); }\n"),
+            src(
+                "crates/credd-daemon/src/sso.rs",
+                "#[cfg(test)]\n#[path = \"sso_unit.rs\"]\nmod tests;\n",
+            ),
+            src("crates/credd-daemon/src/sso_unit.rs", "fn t() { tokio::spawn(v); }\n"),
             src(
                 "crates/credd-daemon/src/relay.rs",
                 "// tokio::spawn( in a comment\nfn g() {\n    tokio::spawn(z);\n}\n#[cfg(test)]\nmod tests {\n    fn t() { tokio::spawn(w); }\n}\n",
