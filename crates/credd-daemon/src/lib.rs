@@ -2,10 +2,11 @@
 //! HTTP endpoints (container credentials, IMDSv2 emulation) and the control
 //! socket.
 //!
-//! Invariant: this is the only crate that imports hyper; it talks to AWS and
-//! reads `~/.aws` only through the [`credd_core::Upstream`] and
-//! [`ProfileLoader`] traits it is handed, so every part of it runs against
-//! fakes in tests.
+//! Invariant: it talks to AWS, reads `~/.aws` and uses the SSO cache only
+//! through the credd-core seams it is handed ([`credd_core::Upstream`],
+//! [`ProfileLoader`], [`credd_core::sso::TokenStore`]), so every part of it
+//! runs against fakes in tests. (It is not the only crate that imports
+//! hyper: the sandbox serves its fakes with it too.)
 
 pub mod audit;
 pub mod broker;
