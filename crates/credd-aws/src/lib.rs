@@ -2,9 +2,12 @@
 //! the only crate that imports `aws-*`.
 //!
 //! - [`profiles`] reads `~/.aws/config` and `~/.aws/credentials` with the AWS
-//!   SDK's own parser and hands credd-core plain key/value sections.
+//!   SDK's own parser and hands credd-core plain key/value sections;
+//!   [`profile_loader`] is the daemon's [`credd_core::ProfileLoader`] over them.
 //! - [`populate`] works out the profiles `credd sso populate` adds to
 //!   `~/.aws/config`, as an edit that keeps every other byte of the file.
+//! - [`ini_edit`] is the one byte-preserving editor of the AWS files, and
+//!   [`credfile`] sets one section of them (`write-credentials`, `profiles link`).
 //! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
 //!   sources (`credential_process`, `mfa_process`, the environment).
 //! - [`sso`] calls the IAM Identity Center portal and OIDC services for login,
@@ -19,10 +22,13 @@
 //! status and the first line of their stderr, never their stdout.
 
 mod classify;
+pub mod credfile;
 #[cfg(test)]
 mod fake_http;
+pub mod ini_edit;
 mod local;
 pub mod populate;
+pub mod profile_loader;
 pub mod profiles;
 pub mod sso;
 pub mod sso_cache;
@@ -33,6 +39,7 @@ pub mod sts;
 mod sts_tests;
 pub mod userfile;
 
+pub use profile_loader::AwsProfileLoader;
 pub use profiles::{load_profiles, LoadedProfiles, ProfileEnv, ProfileLoadError};
 pub use sso::{SsoClient, SsoError};
 pub use sso_cache::FileTokenStore;

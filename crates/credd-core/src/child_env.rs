@@ -19,7 +19,9 @@ pub fn scrub(cmd: &mut std::process::Command) {
 }
 
 /// The variables `cmd` is set to remove, in order: for tests of the
-/// commands built with [`scrub`].
+/// commands built with [`scrub`] (here and, through the `testing` feature
+/// their dev-dependencies turn on, in credd-aws and credd-daemon).
+#[cfg(any(test, feature = "testing"))]
 pub fn removed_from(cmd: &std::process::Command) -> Vec<String> {
     cmd.get_envs()
         .filter(|(_, v)| v.is_none())

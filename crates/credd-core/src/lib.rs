@@ -2,13 +2,17 @@
 //!
 //! Invariant: nothing in this crate performs I/O, reads a clock or spawns a task;
 //! every input (time, randomness, profile text) is passed in, so all of it is
-//! testable without sleeping or touching the file system. The one exception
-//! is [`regular_file`], the careful open every other crate reads user and
-//! state files with.
+//! testable without sleeping or touching the file system. The exceptions
+//! are the two careful file primitives every other crate uses, because
+//! credd-aws and credd-daemon must share them and neither depends on the
+//! other: [`regular_file`] (how user and state files are opened) and
+//! [`atomic_file`] (how they are replaced).
 
+pub mod atomic_file;
 pub mod child_env;
 pub mod credentials;
 pub mod duration;
+pub mod loader;
 pub mod overlay;
 pub mod profile;
 pub mod regular_file;
@@ -18,4 +22,5 @@ pub mod token;
 pub mod upstream;
 
 pub use credentials::{format_expiration, LongTermKeys, SecretString, TemporaryCredentials};
+pub use loader::{LoadedPlans, Plans, ProfileLoader};
 pub use upstream::{Upstream, UpstreamError, UpstreamErrorKind};

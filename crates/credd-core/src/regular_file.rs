@@ -3,7 +3,7 @@
 //! other state files): without blocking, regular files only, size capped.
 //! Threat-model row 23.
 //!
-//! This is the only I/O in credd-core. It lives here, std and rustix only,
+//! With [`crate::atomic_file`], the only I/O in credd-core. It lives here, std and rustix only,
 //! because both credd-aws (the AWS files) and credd-daemon (its state
 //! files) must read the same careful way and neither depends on the other.
 //!

@@ -3,8 +3,8 @@
 //! symlinks, foreign owners and group/world-readable files, with a size cap.
 //! Threat-model rows 13 and 14.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -138,21 +138,12 @@ fn check_private(path: &Path, m: &fs::Metadata, want: u32, dir: bool) -> Result<
 /// Writes `bytes` to `path` atomically with mode 0600: readers see the old
 /// file or the new one, never a torn one, whatever the umask.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    private_dir(dir)?;
-    // tempfile creates the file 0600 with O_EXCL in the same directory.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".credd-tmp-")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
-    tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
-    Ok(())
+    private_dir(credd_core::atomic_file::parent_dir(path))?;
+    // The one atomic writer (credd-core), shared with credd-aws.
+    credd_core::atomic_file::write(path, ".credd-tmp-", 0o600, bytes).map_err(|e| FsError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Reads a private file: `Ok(None)` if absent; an error if it is a symlink,

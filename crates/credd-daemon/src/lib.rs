@@ -2,10 +2,11 @@
 //! HTTP endpoints (container credentials, IMDSv2 emulation) and the control
 //! socket.
 //!
-//! Invariant: this is the only crate that imports hyper; it talks to AWS and
-//! reads `~/.aws` only through the [`credd_core::Upstream`] and
-//! [`ProfileLoader`] traits it is handed, so every part of it runs against
-//! fakes in tests.
+//! Invariant: it talks to AWS, reads `~/.aws` and uses the SSO cache only
+//! through the credd-core seams it is handed ([`credd_core::Upstream`],
+//! [`ProfileLoader`], [`credd_core::sso::TokenStore`]), so every part of it
+//! runs against fakes in tests. (It is not the only crate that imports
+//! hyper: the sandbox serves its fakes with it too.)
 
 pub mod api_error;
 pub mod audit;
@@ -31,58 +32,16 @@ pub mod sso;
 mod status;
 pub mod tokens;
 
-use credd_core::profile::{ConfigError as ProfileError, Plan};
-use std::collections::BTreeMap;
-use std::future::Future;
+// The profile seam lives in credd-core beside `Upstream` and `TokenStore`;
+// re-exported so that the daemon's modules and its users name it as before.
+pub use credd_core::loader::{BoxFuture, LoadedPlans, Plans, ProfileLoader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
-
-pub type Plans = BTreeMap<String, Result<Plan, ProfileError>>;
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What a [`ProfileLoader`] read: the plans to serve, and what the user
-/// should hear about the files.
-#[derive(Debug, Default)]
-pub struct LoadedPlans {
-    pub plans: Plans,
-    /// Files that could not be used as they are now (half saved, a bad
-    /// byte, a FIFO...), each message naming the file, line and fix; the
-    /// plans come from the last good version of each such file.
-    pub stale: Vec<String>,
-    /// What was ignored in the files (sections with names the SDK drops,
-    /// bytes that are not UTF-8 in comments), by file and line.
-    pub notes: Vec<String>,
-}
-
-/// Reads the AWS config and credentials files into plans.
-pub trait ProfileLoader: Send + Sync + 'static {
-    /// `Err` is a message naming the file and what to fix, when there is
-    /// no good version of it to fall back to (the daemon then keeps the
-    /// plans it has).
-    fn load(&self) -> BoxFuture<'_, Result<LoadedPlans, String>>;
-    /// The files `load` reads: the daemon re-reads them when one changes.
-    fn watched_files(&self) -> Vec<std::path::PathBuf> {
-        Vec::new()
-    }
-    /// The non-credential settings of `profile` (`None`: no such profile in
-    /// the files), for the overlay config of `credd exec`.
-    fn settings(
-        &self,
-        _profile: &str,
-    ) -> BoxFuture<'_, Result<Option<credd_core::overlay::ProfileSettings>, String>> {
-        Box::pin(async { Ok(None) })
-    }
-    /// What in the files would win over credd where no overlay is used.
-    fn findings(&self) -> BoxFuture<'_, Result<credd_core::overlay::Findings, String>> {
-        Box::pin(async { Ok(Default::default()) })
-    }
-}
 
 /// How often the daemon looks at the AWS files for changes.
 const PROFILE_POLL: std::time::Duration = std::time::Duration::from_secs(2);

@@ -153,6 +153,8 @@ impl State {
     }
 
     /// The sandbox clock: wall time moved forward by what tests advanced it.
+    // The sandbox is a fake AWS with its own (offset) wall clock.
+    #[allow(clippy::disallowed_methods)]
     pub fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + self.clock_offset
     }

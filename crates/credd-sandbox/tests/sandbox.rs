@@ -948,6 +948,8 @@ async fn latency_fault_delays_the_answer() {
 }
 
 #[tokio::test]
+// The sandbox runs on wall time (moved by an offset): so does this test.
+#[allow(clippy::disallowed_methods)]
 async fn http_control_api_drives_the_same_state() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let reply = post_json(

@@ -45,8 +45,8 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
                 profile: a.profile.clone(),
             })
             .await?;
-            let path = crate::credfile::credentials_path()?;
-            crate::credfile::write_section(&path, &name, &a.profile, &v)?;
+            let path = credd_aws::credfile::credentials_path()?;
+            credd_aws::credfile::write_section(&path, &name, &a.profile, &v)?;
             eprintln!(
                 "wrote [{name}] in {} (expires {}); every other section is unchanged",
                 path.display(),
@@ -435,15 +435,15 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     let mut body = vec![
         format!(
             "{} profiles link for profile '{name}'",
-            crate::credfile::MARKER
+            credd_aws::credfile::MARKER
         ),
         format!("credential_process = {quoted} credential-process {name}"),
     ];
     // The source profile's settings (region, endpoints, retries...), so the
     // linked profile behaves as the source does.
     body.extend(crate::exec::settings_of(&ep).lines(&[]));
-    let path = crate::credfile::config_path()?;
-    crate::credfile::write_lines(&path, &format!("profile {new}"), &body)?;
+    let path = credd_aws::credfile::config_path()?;
+    credd_aws::credfile::write_lines(&path, &format!("profile {new}"), &body)?;
     eprintln!(
         "wrote [profile {new}] in {}: tools using it get '{name}' from credd (AWS_PROFILE={new})",
         path.display()
@@ -451,6 +451,8 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     Ok(())
 }
 
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 fn audit(a: crate::cli::AuditArgs) -> Result<()> {
     let path = credd_daemon::config::state_dir(&crate::serve::env_var).join("audit.log");
     let cutoff = match &a.since {

@@ -69,6 +69,8 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 pub async fn run(a: DemoArgs) -> Result<ExitCode> {
     credd_daemon::harden_process();
     let dir = tempfile::Builder::new()
@@ -157,9 +159,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
             profile_env.clone(),
             &vars,
         )),
-        profiles: Arc::new(crate::serve::AwsProfiles {
-            env: profile_env.clone(),
-        }),
+        profiles: Arc::new(credd_aws::AwsProfileLoader::new(profile_env.clone())),
         clock: Arc::new(SystemClock),
         sso_store: store.clone(),
         notifier: Arc::new(credd_daemon::sso::LogNotifier),

@@ -5,7 +5,6 @@
 
 mod cli;
 mod commands;
-mod credfile;
 mod demo;
 mod docker;
 mod doctor;

@@ -167,6 +167,8 @@ impl Browser {
 
 /// A cached registration that suits `grant`, or a new one (saved for
 /// sso-session sessions, where the AWS CLI will find it too).
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 async fn registration(
     store: &dyn TokenStore,
     client: &SsoClient,
@@ -198,6 +200,8 @@ async fn registration(
     Ok(r)
 }
 
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 pub async fn login(a: LoginArgs) -> Result<()> {
     let (raw, config) = profiles().await?;
     let (session, _) = pick_session(&raw, &config, a.session.as_deref(), a.profile.as_deref())?;
@@ -359,6 +363,8 @@ pub async fn pkce_login(
     Ok((grant, reg))
 }
 
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 pub async fn logout(session: Option<String>) -> Result<()> {
     let (raw, config) = profiles().await?;
     let targets: Vec<(SsoSession, String)> = match session.as_deref() {
@@ -407,6 +413,8 @@ pub async fn logout(session: Option<String>) -> Result<()> {
 }
 
 /// Every account and role the session's user is assigned.
+// A one-shot command, not the daemon: it reads the wall clock directly.
+#[allow(clippy::disallowed_methods)]
 async fn assignments(
     session: Option<&str>,
 ) -> Result<(
