@@ -82,6 +82,43 @@ fn boto3_and_the_aws_cli_in_a_debian_container_get_the_roles_arn_every_documente
     // Nine containers, one AssumeRole: each SDK fetched through credd.
     assert_eq!(moto_count(&w.dk, &w.env, "AssumeRole"), 1);
     assert_eq!(moto_count(&w.dk, &w.env, "GetCallerIdentity"), 9);
+
+    // A plain `docker run` with the endpoint and no token: boto3 gets the
+    // 401, whose body says how a container gets a token, and nothing else.
+    let o = w.dk.docker(&[
+        "run",
+        "--rm",
+        "-e",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.2/v1/credentials/dev",
+        "-e",
+        "AWS_DEFAULT_REGION=eu-west-1",
+        "-e",
+        &sts,
+        PY_IMAGE,
+        "python3-sdk",
+        WHOAMI,
+    ]);
+    assert!(!o.status.success(), "no token: {}", stdout_of(&o));
+    assert!(!stdout_of(&o).contains("arn:"), "{}", stdout_of(&o));
+    let said = stderr_of(&o);
+    assert!(
+        said.contains("401") && said.contains("credd docker run"),
+        "no token: {said}"
+    );
+    assert_eq!(moto_count(&w.dk, &w.env, "GetCallerIdentity"), 9);
+
+    // Through the DNAT, the container listener keeps its Host allow-list:
+    // the bare address passes, any other name is refused.
+    let probe = "import urllib.request as u\n\
+        for h in ['evil.test', '169.254.170.2']:\n\
+        \x20   r = u.Request('http://169.254.170.2/v1/health', headers={'Host': h})\n\
+        \x20   try:\n\
+        \x20       print(u.urlopen(r, timeout=5).status)\n\
+        \x20   except u.HTTPError as e:\n\
+        \x20       print(e.code)\n";
+    let o =
+        w.dk.docker_ok(&["run", "--rm", PY_IMAGE, "python3", "-c", probe]);
+    assert_eq!(o.split_whitespace().collect::<Vec<_>>(), ["403", "200"]);
 }
 
 #[test]
