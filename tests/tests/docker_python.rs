@@ -69,7 +69,7 @@ fn boto3_and_the_aws_cli_in_a_debian_container_get_the_roles_arn_every_documente
             &format!("AWS CLI, credd docker run, {name}"),
         );
     }
-    // The SDKs versions are the pinned ones (the image is what the docs say).
+    // The SDKs' versions are the pinned ones (the image is what the docs say).
     let o = w.dk.docker_ok(&[
         "run",
         "--rm",
