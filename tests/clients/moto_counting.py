@@ -27,7 +27,9 @@ Routes added in front of moto:
     POST /_counts/reset  -> 200 application/json: the counts before the reset; then zero.
 
 Every other request goes to moto unchanged (the body read to find the Action is put
-back). A request counts as STS when its SigV4 credential scope names the "sts"
+back), except that with MOTO_COUNTING_ROLE_SECONDS=N set, every AssumeRole asks for
+DurationSeconds=N (moto honours any value; real STS's minimum is 900): credentials that
+expire within seconds, so a test sees credd renew them while a client keeps calling. A request counts as STS when its SigV4 credential scope names the "sts"
 service (Authorization header or X-Amz-Credential query parameter), or when it is
 unsigned and its Action is one of STS's unsigned actions
 (AssumeRoleWithWebIdentity, AssumeRoleWithSAML).
@@ -46,7 +48,7 @@ import sys
 import threading
 from collections import Counter
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -111,6 +113,12 @@ class CountingMiddleware:
             environ["CONTENT_LENGTH"] = str(len(body))
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             action = form.get("Action", [None])[0]
+            role_seconds = os.environ.get("MOTO_COUNTING_ROLE_SECONDS")
+            if action == "AssumeRole" and role_seconds:
+                form["DurationSeconds"] = [role_seconds]
+                body = urlencode(form, doseq=True).encode("utf-8")
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
         return action, query
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -169,6 +169,16 @@ const SYSTEM_PACKAGES: &[SystemPackage] = &[
         used_by: "tests/tests/docker_engine.rs (the containers' root file system)",
     },
     SystemPackage {
+        debian: "debootstrap",
+        probe: Probe::Commands(&["debootstrap"]),
+        used_by: "tests/tests/support/debian.rs (the Python SDKs' Debian image)",
+    },
+    SystemPackage {
+        debian: "docker-compose",
+        probe: Probe::Commands(&["docker-compose"]),
+        used_by: "tests/tests/docker_compose.rs (docs/docker.md's compose files)",
+    },
+    SystemPackage {
         debian: "docker.io",
         probe: Probe::Commands(&["dockerd", "docker"]),
         used_by: "tests/tests/docker_engine.rs (a private dockerd)",

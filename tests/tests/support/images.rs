@@ -104,11 +104,18 @@ pub fn import_go_image(dk: &Dockerd) -> &'static str {
 /// (`url` on the namespace's loopback, for `credd serve`) and the STS
 /// endpoint containers use (`http://GATEWAY:PORT`).
 pub fn moto_for_containers(dk: &Dockerd) -> (Moto, String) {
+    moto_for_containers_with(dk, &[])
+}
+
+/// [`moto_for_containers`] with more variables for moto (e.g.
+/// `MOTO_COUNTING_ROLE_SECONDS`, see `tests/clients/moto_counting.py`).
+pub fn moto_for_containers_with(dk: &Dockerd, vars: &[(&str, &str)]) -> (Moto, String) {
     let mut child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", dk.ns))
         .arg("--")
         .arg(super::python())
         .env("MOTO_COUNTING_HOST", "0.0.0.0")
+        .envs(vars.iter().copied())
         .arg(super::clients().join("moto_counting.py"))
         .args(["0", "--exit-with-stdin"])
         .stdin(Stdio::piped())

@@ -7,8 +7,10 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod debian;
 pub mod dockerd;
 pub mod images;
+pub mod world;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
