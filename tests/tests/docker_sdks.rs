@@ -281,11 +281,10 @@ fn fifty_containers_started_at_once_all_get_credentials_with_one_assume_role() {
         1,
         "the upstream is called once per profile"
     );
-    assert_eq!(
-        moto_count(&w.dk, &w.env, "GetCallerIdentity"),
-        n,
-        "every SDK reached STS"
-    );
+    // Every SDK reached STS with what credd gave it; an SDK may retry a call
+    // to moto under load (its own standard retry), so this is a floor.
+    let calls = moto_count(&w.dk, &w.env, "GetCallerIdentity");
+    assert!(calls >= n, "only {calls} of {n} SDKs reached STS");
 }
 
 /// `docker logs NAME`: one line per fetch, `OK ARN` or `FAIL error`.
