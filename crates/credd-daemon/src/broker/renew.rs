@@ -32,7 +32,8 @@
 //!   mfa`. An SSO login needed (`LoginRequired`): parked until a new token
 //!   arrives (`SsoSessions::on_change`, then `Broker::wake_parked`);
 //! - a source that returns already-expired credentials is a `Source` failure
-//!   (`SourceFailed`), retried on the backoff whatever is cached.
+//!   (`SourceFailed`), retried on the backoff, which what is cached does not
+//!   bound here: the source itself is at fault.
 //!
 //! A failure never empties the cache: the old credential is served for as
 //! long as it has more than `min_serve_life` (60 s) left, and never after.
