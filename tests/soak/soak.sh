@@ -2,7 +2,7 @@
 # credd's soak test (not part of `cargo xtask test`): builds credd, then runs
 # tests/soak/soak.py with the test virtualenv's Python (botocore parses the
 # files). Usage: tests/soak/soak.sh [--seconds N] [--seed S] [--keep] ...
-# See tests/soak/soak.py's header and docs/architecture.md ("Testing").
+# See tests/soak/README.md (what it checks) and tests/soak/soak.py's header.
 set -eu
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 python=${CREDD_TEST_PYTHON:-$repo/.venv/bin/python}

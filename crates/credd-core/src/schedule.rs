@@ -14,6 +14,35 @@
 //! sessions, and next `aws login` sessions) asks this module what comes next
 //! and stores the answer, a [`Next`], in its refresh slot: the daemon decides
 //! nothing about failure kinds itself.
+//!
+//! # Failures by kind
+//!
+//! An upstream failure arrives classified by `UpstreamErrorKind`: credd-aws
+//! sorts STS failures in `classify.rs` (by the AWS error code, the HTTP
+//! status or the transport error) and Identity Center ones with
+//! `SsoError::kind` (`sso/errors.rs`: a refused access or refresh token, or
+//! a sign-in that expired or was denied, is `LoginRequired`; access denied
+//! to a role is `Denied`; any other rejected request is `Config`; the rest
+//! as for STS). [`disposition`] says what each kind means, once, for broker
+//! nodes and SSO tokens alike; `UpstreamErrorKind::retryable` reads it too.
+//!
+//! | kind | typical cause | next attempt |
+//! |---|---|---|
+//! | `Unreachable` | connect error, timeout, 5xx, not an STS answer | backoff |
+//! | `Throttled` | `Throttling`, 429 | backoff |
+//! | `Source` | a local source failed, or gave expired credentials | backoff |
+//! | `Denied` | `AccessDenied`, invalid or expired keys | at `backoff_cap` |
+//! | `Config` | validation error, bad endpoint URL | at `backoff_cap` |
+//! | `InvalidMfa` | wrong or reused code | parked: `credd mfa` |
+//! | `MfaRequired` | no code at hand | parked: `credd mfa` |
+//! | `LoginRequired` | SSO: no token, the session ended, a corrupt cache file | parked: a login |
+//!
+//! The backoff runs from `backoff_base` (5 s), doubling, to `backoff_cap`
+//! (5 min); a token's ([`Rule::Token`]) starts one step further along, as a
+//! failed token refresh leaves the current token in service. Every retry
+//! comes no later than the moment the cached value stops being servable
+//! (`min_serve_life` before it expires). Parked means no time at all: the
+//! slot waits for the event ([`Park`]).
 
 use crate::upstream::UpstreamErrorKind;
 use time::{Duration, OffsetDateTime};

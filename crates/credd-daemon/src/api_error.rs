@@ -11,10 +11,31 @@
 //! answers its own refusals in IMDS's plain-text shape (`Unauthorized`,
 //! `Not Found`...) and credential failures in the JSON above; the login
 //! callback answers a line of text for the person at the browser.
+//! Refusals are logged with the peer and the reason, never a token's secret
+//! (a token is named by its public id); the body never names the peer.
 //!
 //! The vocabulary of the broker's failures ([`ServeError::code`]) lives
 //! here too: the broker says what went wrong, this module says how HTTP
-//! reports it.
+//! reports it. Every `ServeError` is a `503` except `UnknownProfile`
+//! (`404`): `ProfileMisconfigured`, `FetchInProgress` (with `Retry-After`:
+//! the fetch goes on), `DaemonStopping` (`Retry-After: 1`), and for an
+//! upstream failure the code of its kind:
+//!
+//! | `UpstreamErrorKind` | `code` |
+//! |---|---|
+//! | `Unreachable` | `UpstreamUnreachable` |
+//! | `Throttled` | `UpstreamThrottled` |
+//! | `InvalidMfa` | `InvalidMfa` |
+//! | `MfaRequired` | `MfaRequired` |
+//! | `Denied` | `UpstreamDenied` |
+//! | `Source` | `SourceFailed` |
+//! | `Config` | `UpstreamRejected` |
+//! | `LoginRequired` | `SsoLoginRequired` |
+//!
+//! What each kind means for the next attempt is
+//! `credd_core::schedule::disposition`; the message (`upstream_message` in
+//! `broker.rs`) names the command that helps (`credd mfa`, `credd login`)
+//! or, for a transient failure, when the next retry is.
 
 use crate::broker::ServeError;
 use crate::response::{self, Body};

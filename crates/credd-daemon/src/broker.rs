@@ -1,18 +1,104 @@
 //! The broker: one cached credential per node of the profile graph, filled
 //! by exactly one upstream call at a time (single flight) and renewed ahead
-//! of expiry by a refresher task per node, so that a request never waits on
-//! an upstream call while a servable credential is cached.
+//! of expiry by the node's loop in the refresh engine. Its job: one upstream
+//! call per credential per renewal, never a request waiting on STS while
+//! something servable is cached, never an expired credential served, and
+//! never an MFA prompt started by a request.
 //!
-//! Nodes are shared: every profile built on the same MFA session uses the
-//! same session node, so the MFA code is asked once and roles on top keep
-//! refreshing from it until the session itself ends. A request never starts
-//! an MFA prompt: without `mfa_process` it gets an error naming `credd mfa`.
+//! # Nodes
 //!
-//! Each node is a slot of the one refresh engine (`refresh.rs`): what
-//! comes after a success or a failure is `credd_core::schedule`'s answer.
-//! The graph's upkeep is in `broker/graph.rs`, renewal and the refresh loop
-//! in `broker/renew.rs`, how each kind of node gets its
-//! credentials in `broker/sources.rs`, status rows in `status.rs`.
+//! `Plan::nodes()` (credd-core) turns a plan into a list of node specs, base
+//! first, each role pointing at its parent. A node is identified by a
+//! `NodeId` that says what the credential *is*, not which profile asked for
+//! it:
+//!
+//! | base or step | `NodeId` |
+//! |---|---|
+//! | `GetSessionToken` over static keys | `session:<access key id>` |
+//! | MFA session over static keys | `mfa:<access key id>:<mfa serial>` |
+//! | `credential_source = Environment` | `environment` |
+//! | web identity | `web-identity:<profile>` |
+//! | `credential_process` | `process:<command>` |
+//! | IAM Identity Center role credentials | `sso:<session>:<account id>:<role name>` |
+//! | a role | `role:<profile>` |
+//!
+//! (`<session>`: the sso-session's name, or the start URL of a legacy
+//! profile.) `load_plans` (`broker/graph.rs`) builds one graph from every
+//! plan, deduplicating nodes by id. So every profile whose chain starts at
+//! the same keys and `mfa_serial` shares one MFA session node (one code, one
+//! `GetSessionToken`), a role profile used as `source_profile` by several
+//! others is one node, a `credential_process` command runs once for all
+//! profiles that name it, and profiles with the same SSO session, account
+//! and role share one node. Each profile maps to its top node (`serving`).
+//! Which nodes a reload keeps is in `broker/graph.rs`.
+//!
+//! A node is a `Slot` of the one refresh engine (`refresh.rs`): under a
+//! `std::sync::Mutex`, its cached credential (an `Arc<Cached>` with the
+//! container response body pre-rendered, so the hot path clones bytes), a
+//! count of finished attempts, the failure count, the last error and what
+//! comes next (a time, or parked until an event); plus the flight lock (a
+//! `tokio::sync::Mutex<()>`), the `Notify` that wakes its loop and the
+//! cancellation token that retires it. Beside the slot, `served` holds a
+//! lock-free copy of the cached credential for the request path.
+//!
+//! # Single flight
+//!
+//! A request first takes the fast path (`lookup`, `cached`): if the top
+//! node's credential has more than `min_serve_life` left, it is returned at
+//! once, read from `served` without taking the node's mutex. Otherwise
+//! (`node_get`):
+//!
+//! 1. if the node is backing off after a failure (its next attempt is still
+//!    in the future), return the last error at once: requests never call
+//!    upstream during a backoff (a node parked on a code or a login is not
+//!    backing off: a request tries it again); otherwise note the node's
+//!    attempt counter;
+//! 2. wait for the node's flight lock;
+//! 3. look again: if a servable credential arrived while waiting, return it;
+//!    if the attempt counter moved, the attempt this request queued behind
+//!    has just failed: return its error instead of calling upstream again;
+//! 4. otherwise call upstream while holding the lock (`fetch_locked`,
+//!    `broker/renew.rs`). A role node first gets its parent's credential
+//!    through the same `node_get`, so a cold chain makes one call per node.
+//!
+//! However many requests arrive for a cold profile, exactly one upstream
+//! call is made per node, and a failure is shared by everyone who waited for
+//! it (`broker_tests::single_flight_one_upstream_call_for_a_thousand_cold_requests`,
+//! `a_failed_attempt_is_shared_by_its_waiters`;
+//! `e2e::a_thousand_concurrent_cold_requests_make_one_assume_role` counts at
+//! moto). The node's loop takes the same lock, so a request that finds
+//! nothing servable during a renewal waits for that renewal rather than
+//! starting another.
+//!
+//! The HTTP endpoints do not wait on that call for long: `get_within` runs
+//! the request's `get` in a tracked task (`request-fetch`) and waits at most
+//! `limits.cold_wait` (1 s) for it. Past that the request is answered
+//! `503 FetchInProgress` with `Retry-After` while the task goes on (the
+//! flight lock keeps it to one upstream call), so an SDK's own retry, 1-2 s
+//! later, finds the credential cached. When the daemon stops, the task gets
+//! the same grace as requests (`server::STOP_GRACE`) and is then abandoned;
+//! a request still waiting on it is answered `503 DaemonStopping`. The
+//! control socket (`credd credential-process` and the rest) waits for the
+//! call itself.
+//!
+//! # MFA
+//!
+//! A request never prompts. When the MFA node has nothing servable and there
+//! is no `mfa_process`, the fetch fails at once, without an upstream call,
+//! with `MfaRequired`: "MFA code needed: run `credd mfa PROFILE`"
+//! (`broker/sources.rs`). `credd mfa` sends the code over the control
+//! socket; `submit_mfa` takes the MFA node's flight lock, calls
+//! `GetSessionToken` with the code, records the result (which persists the
+//! session, `sessions.rs`) and wakes every node's loop; nodes parked on the
+//! code are fetched again by their next request. With `mfa_process`, the
+//! command is run when a code is needed, so the session is renewed ahead
+//! like any other node.
+//!
+//! What comes after a success or a failure is `credd_core::schedule`'s
+//! answer, recorded in `broker/renew.rs` (with the refresh-ahead rules);
+//! how each kind of node gets its credentials is in `broker/sources.rs`,
+//! status rows in `status.rs`, and how HTTP reports a `ServeError` in
+//! `api_error.rs`.
 
 mod graph;
 mod renew;

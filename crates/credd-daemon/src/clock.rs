@@ -1,6 +1,27 @@
-//! Injected time. The broker asks a [`Clock`] for "now" and sleeps through
-//! it, so refresh-ahead, backoff and expiry are tested by moving a
+//! Injected time. The broker, the refresh engine's loops (`refresh.rs`),
+//! `SsoSessions` and the docker watch read the time only through a [`Clock`]
+//! (`now()`, `sleep_until(deadline)`), handed to `run` in `Services`; the
+//! client-token store and the IMDS sessions are given a `now` read from it,
+//! and the arithmetic is the pure `Policy` in `credd_core::schedule`. So
+//! refresh-ahead, backoff, expiry and clock jumps are tested by moving a
 //! [`ManualClock`] rather than by sleeping.
+//!
+//! - [`SystemClock`] sleeps in slices of at most 30 s and re-reads the wall
+//!   clock after each, so a deadline that passed while the laptop slept is
+//!   noticed within 30 s of resuming (a monotonic timer would not count the
+//!   suspend).
+//! - [`watch_jumps`] (task `clock-watch`) compares wall-clock and monotonic
+//!   time every 10 s (`credd_core::schedule::clock_jump`); when they differ by
+//!   more than 30 s (suspend/resume, or the clock was set), `run` wakes every
+//!   broker node's loop at once (`Broker::wake_all`). The SSO sessions' loops
+//!   are not woken: they look at least every 30 s anyway
+//!   (`sso::POLL_INTERVAL`).
+//! - [`ManualClock`] only moves when a test moves it; `sleep_until` wakes on
+//!   every change.
+//!
+//! Waits that are not wall-clock deadlines use tokio's timers, not the
+//! `Clock`: the header-read watchdog, `limits.cold_wait`, the shutdown
+//! grace, the AWS-files poll and the STS client's timeouts.
 
 use async_trait::async_trait;
 use std::sync::Mutex;

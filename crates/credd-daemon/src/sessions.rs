@@ -1,7 +1,21 @@
-//! Persisted sessions: MFA sessions are written to
-//! `STATE_DIR/sessions/<sha256(node)>.json` (0600, atomic) so a daemon
-//! restart does not ask for a new code. A file that is corrupt, too large,
-//! symlinked or readable by others is a cache miss, set aside, never a crash.
+//! Persisted sessions: MFA sessions, and only they, are written after every
+//! successful fetch (the broker's `record`, `broker/renew.rs`) to
+//! `STATE_DIR/sessions/<sha256 of the NodeId>.json` (0600, atomic, through
+//! `fsutil`; see `docs/security.md`), so a daemon restart does not ask for a
+//! new code.
+//!
+//! When a node is created, at start or on reload (`broker/graph.rs`), a
+//! stored session that has not expired is loaded into its cache and its next
+//! refresh scheduled (parked until `credd mfa` without `mfa_process`)
+//! (`broker_tests::mfa_session_survives_a_restart`,
+//! `e2e::mfa_profiles_need_credd_mfa_once_and_survive_a_restart`). An expired
+//! file is deleted. A corrupt one (not this JSON, written for another node,
+//! a bad timestamp) is set aside as `NAME.corrupt-UNIXTIME`. One that is not
+//! a private regular file (a symlink, a FIFO, not the user's, open to group
+//! or others, larger than 64 KiB) is ignored with a warning and left where it
+//! is. Either way it is a cache miss, never a crash. Other credentials are
+//! fetched again after a restart; client-token records persist separately,
+//! in `STATE_DIR/tokens.json` (`tokens.rs`).
 
 use crate::fsutil;
 use credd_core::credentials::parse_timestamp;

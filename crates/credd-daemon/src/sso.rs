@@ -11,12 +11,98 @@
 //! `credd login`; a new token in the cache resumes service without a
 //! restart.
 //!
+//! An SSO profile is two things: a *token* (one per Identity Center session,
+//! shared by every profile on it, and by the AWS CLI and SDKs through the
+//! cache) and a *role-credential node* per session, account and role, which
+//! is an ordinary broker node. The tokens are held here, by `SsoSessions`,
+//! next to the broker, not in its node graph.
+//!
 //! Each session is a slot of the one refresh engine (`refresh.rs`)
 //! under [`Rule::Token`]: the token and its file stamp are the slot's value,
 //! the loop polls the cache file, and what a failed refresh means (backoff,
 //! or parked until a login) is `credd_core::schedule`'s answer. Whoever
 //! waits for a new token (the broker's parked nodes) subscribes with
 //! [`SsoSessions::on_change`].
+//!
+//! - **Role credentials.** Fetching an SSO node (`broker/sources.rs`) asks
+//!   `access_token` for the session's token, then calls the portal's
+//!   `GetRoleCredentials`. The result is cached, renewed ahead and
+//!   single-flighted like any other node (permission-set sessions last 1 to
+//!   12 h). If the portal refuses the token (`LoginRequired`: revoked by a
+//!   logout elsewhere, or the session ended), `token_rejected` refreshes once
+//!   and the call is retried with the new token
+//!   (`sso_tests::a_revoked_token_is_refreshed_once_and_the_call_retried`).
+//!   Roles chained on an SSO profile are role nodes on top of it, capped at
+//!   1 h by AWS.
+//! - **Sessions in use.** On every `load_plans`, the broker hands `register`
+//!   the sessions its SSO nodes use; each gets one entry, a slot whose value
+//!   is the token, its file stamp and what is known of the file, with its
+//!   flight lock and its loop (span `sso-session`); an entry no longer used
+//!   is retired. A session asked for before it was registered is registered
+//!   then.
+//! - **Re-reading the file.** Whenever the token is needed, on every tick of
+//!   the loop and so at least every [`POLL_INTERVAL`] (30 s), the entry
+//!   compares the file's stamp (modification time, size, inode; one `stat`)
+//!   with the one it read, and re-reads the file when it changed, so a token
+//!   written by `credd login`, `aws sso login` or an SDK's refresh is used at
+//!   once; a new token makes the old one's history (a backoff, an ended
+//!   session) moot. Every control-socket request that reloads the profiles
+//!   also calls `sync_all`, which is how `credd login` tells the daemon.
+//! - **Refresh.** A token is refreshed with its refresh token (OIDC
+//!   `CreateToken`) `refresh.token_window` (15 min) before it expires, or at
+//!   half-life for tokens shorter than twice that (counted from when the
+//!   daemon first saw it, which the file does not record), without jitter,
+//!   one refresh at a time per session. Before refreshing it re-reads the
+//!   file: a token another program already refreshed is used instead. The
+//!   new token is written back through the `TokenStore` (atomic, 0600),
+//!   keeping every field it does not change and the old refresh token when
+//!   the answer carries none. A refresh needs a refresh token and an
+//!   unexpired client registration in the token file (a refresh token is
+//!   bound to its client); without them the token is used until it expires.
+//!   A refresh that fails for another reason is retried as the schedule
+//!   says: unreachable or throttled, with a backoff from 10 s doubling to a
+//!   cap of 5 min; denied or an invalid request (`Denied`, `Config`), at the
+//!   cap. The current token is used while it lasts, and the retry comes no
+//!   later than `min_serve_life` before it expires. A token the portal
+//!   refused is refreshed at once, unless its refresh is already backing
+//!   off.
+//! - **Re-registration.** When the cached client registration of an
+//!   sso-session is within 15 min of expiring, the loop registers a new
+//!   client of the same kind (`RegisterClient` for the authorization-code or
+//!   the device-code grant) and caches it, so the next login, credd's or the
+//!   AWS CLI's, finds a valid one. It cannot extend the current session: its
+//!   refresh token stays bound to the old client.
+//! - **The session ends.** The Identity Center session (8 h by default)
+//!   bounds the refresh token; the client learns of its end only when a
+//!   refresh is refused (`LoginRequired`). Then the session's slot is parked
+//!   on a login (`Park::Login`; `credd status` shows the session `ended`),
+//!   the user is told once per token (`Notifier`: `DesktopNotifier` in `credd
+//!   serve`, which always logs too; `LogNotifier` in the demo), and once the
+//!   access token is no longer usable every fetch that needs one fails with
+//!   `LoginRequired` and a message naming the command: "SSO session 'work'
+//!   ended: run `credd login work`" (`credd login --profile P` for a legacy
+//!   profile; "not logged in" when there is no token; the file and the
+//!   reason when the cache file cannot be used). The broker serves that as
+//!   `503 SsoLoginRequired`, shows the profile `login required` in `credd
+//!   status`, and parks the node (`Park::Login`): it has no next refresh.
+//!   Credentials already cached are served until they stop being servable.
+//! - **Resuming.** Whenever a session gets a new token (read from the file or
+//!   refreshed) or ends, `SsoSessions` calls the subscribers of `on_change`
+//!   (after releasing its own locks), with no task in between. The broker
+//!   subscribes when it is built, holding only a weak reference, and calls
+//!   `Broker::wake_parked(Park::Login)`: parked nodes that hold a cached
+//!   credential are due at once, and every node's loop is woken, so service
+//!   resumes after `credd login` without a restart or a request.
+//! - **Corrupt files.** A token file that does not parse counts as "not
+//!   logged in" with a message naming the file; it is logged once and never
+//!   overwritten or deleted by the daemon (only a new login replaces it),
+//!   and the session shows `cache_corrupt`.
+//! - **Nothing starts a login.** The daemon has no code path that calls
+//!   `StartDeviceAuthorization`, builds an authorize URL or opens a browser;
+//!   logins exist only in the CLI (`credd/src/sso_cmd.rs`).
+//!
+//! `credd status` gets one row per session from `SsoSessions::status`,
+//! rendered in `status.rs` (see `docs/http-api.md`, "Control socket").
 
 use crate::clock::Clock;
 use crate::refresh::{Driver, Slot, SlotState, Subscribers};

@@ -3,6 +3,17 @@
 //! installed so that nodes whose source is unchanged keep their cached
 //! credential and refresh loop (and retired ones stop), with persisted MFA
 //! sessions brought back for new nodes.
+//!
+//! The AWS files are re-read at start, before most control-socket requests
+//! (`ControlState::reload`), and when they change (the `profiles-watch` task
+//! in `lib.rs` compares their size, mtime and inode every 2 s; see
+//! `docs/configuration.md`, "Files"); each good read ends in `load_plans`. A node
+//! whose id and source are unchanged (which profile names it aside) is kept
+//! with its cache and its loop; the others are retired (`Slot::retire`
+//! cancels the slot's token, a child of the broker's: its loop ends, and
+//! abandons the attempt it has under way). A new MFA session node first looks
+//! for a persisted session (`sessions.rs`). The Identity Center sessions
+//! the new graph's SSO nodes use are handed to `SsoSessions::register`.
 
 use super::{Broker, Cached, Node};
 use crate::refresh::Slot;

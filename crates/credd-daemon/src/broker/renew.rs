@@ -1,9 +1,59 @@
 //! How a broker node's credential is renewed: one attempt under the node's
-//! flight lock, its outcome recorded in the node's slot as
-//! `credd_core::schedule` says (a refresh time, a backoff, or parked until
-//! `credd mfa` or a login), MFA sessions persisted, and the node's loop in
-//! the refresh engine that renews it ahead of expiry while requests are
-//! served from the cache.
+//! flight lock (`fetch_locked`), its outcome recorded in the node's slot
+//! (`record`) as `credd_core::schedule` says (a refresh time, a backoff, or
+//! parked until `credd mfa` or a login), MFA sessions persisted, and the
+//! node's `Driver` for its loop in the refresh engine, which renews it ahead
+//! of expiry while requests are served from the cache.
+//!
+//! # Refresh ahead
+//!
+//! After every attempt, `record` asks the `Policy` (rule `Rule::Credentials`;
+//! every value configurable, see `docs/configuration.md`, "Every setting")
+//! what comes next:
+//!
+//! - success, credential lifetime of at least 2 x `window` (70 min): renew
+//!   35 min before expiry, less up to 5 min of jitter;
+//! - success, shorter lifetime: renew at half-life, less up to a tenth of the
+//!   lifetime (at most 5 min) of jitter; a 1 h role credential is renewed 25
+//!   to 30 min in, so what is served keeps more than 25 min of life, which
+//!   covers every SDK's own refresh margin;
+//! - success of an MFA session without `mfa_process`: parked until `credd
+//!   mfa` (`Park::MfaCode`), as only a person can renew it. It is used until
+//!   it ends, while the roles on top of it keep renewing from it
+//!   (`broker_tests::roles_on_an_mfa_session_refresh_until_the_session_ends`).
+//!   With `mfa_process` the command is run when a code is needed, so the
+//!   session is renewed ahead like any other node;
+//! - failure: what `schedule::disposition` says of its kind. Transient
+//!   (`Unreachable`, `Throttled`, `Source`): back off 5 s, 10 s, 20 s, ...
+//!   capped at 5 min. Refused or misconfigured (`Denied`, `Config`): retry at
+//!   the cap, 5 min, from the first failure. Either way, never later than
+//!   the moment the cached credential stops being servable (its expiry less
+//!   `min_serve_life`). An MFA code needed or refused: parked until `credd
+//!   mfa`. An SSO login needed (`LoginRequired`): parked until a new token
+//!   arrives (`SsoSessions::on_change`, then `Broker::wake_parked`);
+//! - a source that returns already-expired credentials is a `Source` failure
+//!   (`SourceFailed`), retried on the backoff, which what is cached does not
+//!   bound here: the source itself is at fault.
+//!
+//! A failure never empties the cache: the old credential is served for as
+//! long as it has more than `min_serve_life` (60 s) left, and never after.
+//! Whether a credential is servable is checked against the clock on every
+//! request.
+//!
+//! # The node's loop
+//!
+//! `ensure_refresher` starts the node's loop (`Slot::start`, span
+//! `refresher`) when its first attempt is recorded or a persisted MFA
+//! session is restored into it; later calls only wake it. The loop sleeps
+//! until the next refresh (`Clock::sleep_until`), a wake or retirement; then
+//! `NodeDriver::tick` takes the flight lock, checks that the refresh is
+//! still due, and fetches. Requests keep being served from the cache
+//! meanwhile. A parked node has no deadline: it is fetched again only when
+//! `Broker::wake_parked` makes it due (a new SSO token), by `credd mfa`, or
+//! by a request. A loop keeps its node fresh for as long as the daemon runs,
+//! with no idle expiry, until a reload retires the node; a retired node's
+//! loop abandons its attempt, as its credential is no longer served to
+//! anyone.
 
 use super::{Broker, Cached, Graph, Node};
 use crate::refresh::Driver;
