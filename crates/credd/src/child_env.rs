@@ -1,6 +1,5 @@
-//! `credd exec PROFILE -- CMD`: runs CMD pointed at the endpoint with a token
-//! scoped to PROFILE, revoked when CMD exits; credd exits with CMD's status.
-//! Also what `credd env` prints ([`child_env`]): the same variables.
+//! What a child of `credd exec` (and `credd env`, `credd docker`) gets: the
+//! endpoint with a token scoped to the profile ([`child_env`]).
 //!
 //! Nothing in the user's files or environment may win over credd in the
 //! child: SDKs look at the environment and at the profile's settings
@@ -9,15 +8,16 @@
 //! holding only the chosen profile's non-credential settings as `[default]`,
 //! an empty credentials file (`AWS_SHARED_CREDENTIALS_FILE`), and none of
 //! the variables that name other credentials or another profile.
+//!
+//! Layering: a leaf shared by `exec`, `env`, `docker` and `profiles link`;
+//! it imports leaves only (`client`, `environment`).
 
-use crate::cli::ExecArgs;
-use crate::commands::{call, endpoint_url, parse_ttl};
+use crate::client::{call, endpoint_url, parse_ttl};
 use anyhow::{bail, Context, Result};
 use credd_core::overlay::ProfileSettings;
 use credd_daemon::control::Request;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Variables removed so that SDKs do not pick other credentials or another
 /// profile before the endpoint (the environment and the profile come first
@@ -156,7 +156,7 @@ pub fn settings_of(ep: &Value) -> ProfileSettings {
 
 /// The directory for overlay files: `RUNTIME_DIR/aws` (0700).
 fn overlay_dir() -> PathBuf {
-    credd_daemon::config::runtime_dir(&crate::serve::env_var).join("aws")
+    crate::environment::runtime_dir().join("aws")
 }
 
 /// Writes the overlay config for `profile` (without `omit`) and the empty
@@ -205,78 +205,9 @@ async fn issue_token(profile: &str, ttl: &str, label: String) -> Result<(String,
         .as_str()
         .context("the daemon sent no id")?
         .to_string();
-    let dir = credd_daemon::config::runtime_dir(&crate::serve::env_var).join("tokens");
+    let dir = crate::environment::runtime_dir().join("tokens");
     let path = dir.join(&id);
     credd_daemon::fsutil::write_private(&path, token.as_bytes())
         .context("failed to write the token file")?;
     Ok((token, id, path))
-}
-
-pub async fn run(a: ExecArgs) -> Result<ExitCode> {
-    let program = a.command[0].clone();
-    let env = child_env(
-        &a.profile,
-        &Options {
-            imds: a.imds,
-            keep_aws_config: a.keep_aws_config,
-            token_ttl: a.token_ttl.clone(),
-            label: format!("exec {program}"),
-        },
-    )
-    .await?;
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&a.command[1..]);
-    for (k, v) in &env.vars {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let result = supervise(cmd, &program).await;
-    // Whatever happened to the command, its token dies with it.
-    if let Some((id, file)) = env.token {
-        if let Err(e) = call(Request::TokenRevoke { id }).await {
-            tracing::warn!(error = %e, "could not revoke the command's token; it expires on its own");
-        }
-        let _ = std::fs::remove_file(&file);
-    }
-    result
-}
-
-async fn supervise(mut cmd: tokio::process::Command, program: &str) -> Result<ExitCode> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("credd: cannot run '{program}': command not found");
-            return Ok(ExitCode::from(crate::exit::NOT_FOUND));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            eprintln!("credd: cannot run '{program}': permission denied");
-            return Ok(ExitCode::from(crate::exit::NOT_EXECUTABLE));
-        }
-        Err(e) => return Err(e).with_context(|| format!("failed to run '{program}'")),
-    };
-    // Ctrl-C reaches the command through the terminal; credd stays to clean up.
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let status = loop {
-        tokio::select! {
-            s = child.wait() => break s.context("failed to wait for the command")?,
-            _ = int.recv() => {}
-            _ = term.recv() => forward(&child, rustix::process::Signal::TERM),
-            _ = hup.recv() => forward(&child, rustix::process::Signal::HUP),
-        }
-    };
-    Ok(crate::exit::of(status))
-}
-
-fn forward(child: &tokio::process::Child, sig: rustix::process::Signal) {
-    if let Some(pid) = child
-        .id()
-        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-    {
-        let _ = rustix::process::kill_process(pid, sig);
-    }
 }

@@ -1,363 +1,28 @@
-//! `credd docker`: credentials for containers.
+//! `credd docker args | run | ps`: credentials for containers.
 //!
-//! - `setup [--undo] [--print]` (root): puts 169.254.170.2 on a dummy
-//!   interface `credd0` and DNATs its port 80 to credd's unprivileged
-//!   container listener (169.254.170.2:9913), so containers on a bridge
-//!   network reach credd at the address SDKs accept over plain http. The
-//!   DNAT lives in a nat chain of its own, `CREDD`, jumped to from the *top*
-//!   of PREROUTING and OUTPUT: docker's own DNAT for a container publishing
-//!   port 80 must never see a request meant for credd (it would carry the
-//!   caller's token to that container). Idempotent; also repairs the order
-//!   when docker has put its rules first; says every change.
 //! - `args PROFILE`: the `docker run` flags an SDK needs.
 //! - `run PROFILE [DOCKER ARGS...] IMAGE [CMD...]`: `docker run` with them,
 //!   the container's token revoked when it exits.
+//! - `ps`: the containers holding live tokens.
 //!
 //! The token reaches the container as a read-only mounted file, never on
 //! docker's argv or in its environment.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
 
-use crate::commands::{call, endpoint_url, issue_token_file, parse_ttl};
-use anyhow::{bail, Context, Result};
+use crate::client::{call, endpoint_url, issue_token_file, parse_ttl};
+use crate::docker_nat::ADDR;
+use anyhow::{Context, Result};
 use credd_daemon::control::Request;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-pub const IFACE: &str = "credd0";
-/// The address containers ask (the ECS container-credentials address).
-pub const ADDR: &str = "169.254.170.2";
-/// An address older versions also added, though nothing ever answered
-/// there; setup and `--undo` remove it.
-pub const LEGACY_ADDR: &str = "169.254.170.23";
-/// The unprivileged port credd's container listener uses behind the DNAT.
-pub const PORT: u16 = 9913;
-/// credd's own nat chain; PREROUTING and OUTPUT jump to it first.
-pub const CHAIN: &str = "CREDD";
-/// The built-in nat chains credd's jumps go to the top of: PREROUTING for
-/// containers on bridge networks, OUTPUT for the host and host-network ones.
-pub const HOOKS: [&str; 2] = ["PREROUTING", "OUTPUT"];
 /// Where the token file appears inside the container.
 pub const TOKEN_IN_CONTAINER: &str = "/run/secrets/credd-token";
 /// Where the overlay config (the profile's non-credential settings, see
 /// `credd exec --help`) and the empty credentials file appear.
 pub const CONFIG_IN_CONTAINER: &str = "/run/secrets/credd-aws-config";
 pub const CREDENTIALS_IN_CONTAINER: &str = "/run/secrets/credd-aws-credentials";
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-/// The DNAT rule inside [`CHAIN`] (as `iptables` arguments after the chain).
-fn dnat_rule() -> String {
-    format!("-d {ADDR}/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination {ADDR}:{PORT}")
-}
-
-/// The jump from a built-in chain, as `iptables -S` prints it.
-pub fn jump_line(hook: &str) -> String {
-    format!("-A {hook} -j {CHAIN}")
-}
-
-/// The rule older versions appended to PREROUTING and OUTPUT (after
-/// docker's own, hence shadowed by a container publishing port 80).
-fn legacy_rule(hook: &str) -> String {
-    format!("{hook} -d {ADDR}/32 -p tcp --dport 80 -j DNAT --to-destination {ADDR}:{PORT}")
-}
-
-fn iptables(args: &str) -> Vec<String> {
-    words(&format!("iptables -t nat {args}"))
-}
-
-fn output(cmd: &[String]) -> Result<std::process::Output> {
-    Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .with_context(|| {
-            format!(
-                "failed to run `{}` (is {} installed?)",
-                cmd.join(" "),
-                cmd[0]
-            )
-        })
-}
-
-/// Whether a check passes: exit 0, and for `ip ... show` some output
-/// (`ip addr show to A` succeeds with nothing when A is absent).
-fn run_quiet(cmd: &[String]) -> Result<bool> {
-    let o = output(cmd)?;
-    Ok(o.status.success() && (cmd[0] != "ip" || !o.stdout.is_empty()))
-}
-
-fn run_loud(cmd: &[String]) -> Result<()> {
-    let o = output(cmd)?;
-    if !o.status.success() {
-        bail!(
-            "`{}` failed: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// The rules of a nat chain, as `iptables -t nat -S CHAIN` prints them
-/// (`-A ...` lines only, in order).
-pub fn nat_rules(chain: &str) -> Result<Vec<String>> {
-    let cmd = iptables(&format!("-S {chain}"));
-    let o = output(&cmd)?;
-    if !o.status.success() {
-        bail!(
-            "`{}` failed: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-    }
-    Ok(rules_of(&String::from_utf8_lossy(&o.stdout)))
-}
-
-fn rules_of(listing: &str) -> Vec<String> {
-    listing
-        .lines()
-        .filter(|l| l.starts_with("-A "))
-        .map(str::to_string)
-        .collect()
-}
-
-/// What is wrong with a built-in chain's order, given its rules: `None`
-/// when credd's jump is its first rule and appears once.
-pub fn order_problem(hook: &str, rules: &[String]) -> Option<String> {
-    let jump = jump_line(hook);
-    let at: Vec<usize> = (0..rules.len()).filter(|&i| rules[i] == jump).collect();
-    match at.first() {
-        None => Some(format!("no jump to {CHAIN} in nat {hook}")),
-        Some(0) if at.len() == 1 => None,
-        Some(0) => Some(format!("{} jumps to {CHAIN} in nat {hook}", at.len())),
-        Some(_) => Some(format!(
-            "`{}` comes before credd's jump in nat {hook}",
-            rules[0]
-        )),
-    }
-}
-
-/// The commands a fresh setup runs, for `--print`.
-fn print_setup() {
-    let lines = [
-        format!("ip link add {IFACE} type dummy"),
-        format!("ip link set {IFACE} up"),
-        format!("ip addr replace {ADDR}/32 dev {IFACE}"),
-        format!("iptables -t nat -N {CHAIN}"),
-        format!("iptables -t nat -A {CHAIN} {}", dnat_rule()),
-        format!("iptables -t nat -I PREROUTING 1 -j {CHAIN}"),
-        format!("iptables -t nat -I OUTPUT 1 -j {CHAIN}"),
-    ];
-    for l in lines {
-        println!("{l}");
-    }
-    println!("# (where the kernel has no dummy interfaces, the address goes on lo instead)");
-    println!("# (a jump that is present but not first is re-inserted first, then its other copies deleted)");
-}
-
-fn print_undo() {
-    let lines = [
-        format!("iptables -t nat -D PREROUTING -j {CHAIN}"),
-        format!("iptables -t nat -D OUTPUT -j {CHAIN}"),
-        format!("iptables -t nat -F {CHAIN}"),
-        format!("iptables -t nat -X {CHAIN}"),
-        format!("ip addr del {ADDR}/32 dev lo"),
-        format!("ip link del {IFACE}"),
-    ];
-    for l in lines {
-        println!("{l}");
-    }
-    println!(
-        "# (also removes {LEGACY_ADDR} and the DNAT rules older versions appended to PREROUTING/OUTPUT)"
-    );
-}
-
-/// Removes what older versions added and this one no longer wants: the
-/// DNAT rules appended to PREROUTING/OUTPUT and the 169.254.170.23 address.
-///
-/// On `lo` (where older versions put it when the kernel had no dummy
-/// interfaces) the address could also be another tool's: `setup` only
-/// points at it there, `--undo` (`on_lo`) removes it.
-fn remove_legacy(on_lo: bool) -> Result<()> {
-    for hook in HOOKS {
-        let rule = legacy_rule(hook);
-        while run_quiet(&iptables(&format!("-C {rule}")))? {
-            let cmd = iptables(&format!("-D {rule}"));
-            run_loud(&cmd)?;
-            println!(
-                "removed: an older credd's DNAT rule in {hook}, shadowed by docker's  ({})",
-                cmd.join(" ")
-            );
-        }
-    }
-    for dev in [IFACE, "lo"] {
-        if run_quiet(&words(&format!(
-            "ip -o addr show dev {dev} to {LEGACY_ADDR}/32"
-        )))? {
-            if dev == "lo" && !on_lo {
-                println!(
-                    "note:    {LEGACY_ADDR}/32 is on lo; credd no longer uses it (an older version added it): \
-                     `sudo credd docker setup --undo` or `sudo ip addr del {LEGACY_ADDR}/32 dev lo` removes it"
-                );
-                continue;
-            }
-            let cmd = words(&format!("ip addr del {LEGACY_ADDR}/32 dev {dev}"));
-            run_loud(&cmd)?;
-            println!(
-                "removed: address {LEGACY_ADDR}/32 on {dev} (nothing serves it)  ({})",
-                cmd.join(" ")
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Makes credd's jump the first rule of `hook`, exactly once. A jump that
-/// is present but not first is inserted anew at the top before the old
-/// copies go, so no request slips past credd in between.
-fn jump_first(hook: &str) -> Result<()> {
-    let rules = nat_rules(hook)?;
-    let Some(problem) = order_problem(hook, &rules) else {
-        println!("present: jump to {CHAIN} first in nat {hook}");
-        return Ok(());
-    };
-    if rules.first() != Some(&jump_line(hook)) {
-        let cmd = iptables(&format!("-I {hook} 1 -j {CHAIN}"));
-        run_loud(&cmd)?;
-        println!(
-            "done:    jump to {CHAIN} first in nat {hook} (was: {problem})  ({})",
-            cmd.join(" ")
-        );
-    }
-    // Delete the other copies, highest rule number first (numbers are 1-based).
-    let rules = nat_rules(hook)?;
-    let jump = jump_line(hook);
-    for n in (1..rules.len()).rev().filter(|&i| rules[i] == jump) {
-        let cmd = iptables(&format!("-D {hook} {}", n + 1));
-        run_loud(&cmd)?;
-        println!(
-            "removed: a later copy of the jump to {CHAIN} in nat {hook}  ({})",
-            cmd.join(" ")
-        );
-    }
-    Ok(())
-}
-
-pub fn setup(undo: bool, print: bool) -> Result<()> {
-    if print {
-        if undo {
-            print_undo();
-        } else {
-            print_setup();
-        }
-        return Ok(());
-    }
-    if !rustix::process::geteuid().is_root() {
-        bail!("`credd docker setup` changes network settings: run it with sudo (see what it would do with --print)");
-    }
-    if undo {
-        return undo_all();
-    }
-    let iface = if run_quiet(&words(&format!("ip link show {IFACE}")))? {
-        println!("present: dummy interface {IFACE}");
-        IFACE
-    } else if run_quiet(&words(&format!("ip link add {IFACE} type dummy")))? {
-        println!("done:    dummy interface {IFACE}  (ip link add {IFACE} type dummy)");
-        IFACE
-    } else {
-        println!("note:    this kernel has no dummy interfaces; the address goes on lo");
-        "lo"
-    };
-    if iface == IFACE {
-        run_loud(&words(&format!("ip link set {IFACE} up")))?;
-    }
-    if run_quiet(&words(&format!("ip -o addr show dev {iface} to {ADDR}/32")))? {
-        println!("present: address {ADDR}/32 on {iface}");
-    } else {
-        let cmd = words(&format!("ip addr replace {ADDR}/32 dev {iface}"));
-        run_loud(&cmd)?;
-        println!("done:    address {ADDR}/32 on {iface}  ({})", cmd.join(" "));
-    }
-    if run_quiet(&iptables(&format!("-S {CHAIN}")))? {
-        println!("present: nat chain {CHAIN}");
-    } else {
-        let cmd = iptables(&format!("-N {CHAIN}"));
-        run_loud(&cmd)?;
-        println!("done:    nat chain {CHAIN}  ({})", cmd.join(" "));
-    }
-    // The chain holds exactly the one DNAT rule: anything else in it
-    // (a hand edit, an older layout) goes.
-    let want = format!("-A {CHAIN} {}", dnat_rule());
-    let have = nat_rules(CHAIN)?;
-    if have == [want.clone()] {
-        println!("present: DNAT {ADDR}:80 -> {ADDR}:{PORT} in {CHAIN}");
-    } else {
-        if !have.is_empty() {
-            run_loud(&iptables(&format!("-F {CHAIN}")))?;
-            println!("removed: {} unexpected rule(s) in {CHAIN}", have.len());
-        }
-        let cmd = iptables(&format!("-A {CHAIN} {}", dnat_rule()));
-        run_loud(&cmd)?;
-        println!(
-            "done:    DNAT {ADDR}:80 -> {ADDR}:{PORT} in {CHAIN}  ({})",
-            cmd.join(" ")
-        );
-    }
-    for hook in HOOKS {
-        jump_first(hook)?;
-    }
-    remove_legacy(false)?;
-    println!(
-        "\nNow let credd listen there: add to credd.toml\n  extra_listen = [\"{ADDR}:{PORT}\"]\nor run `credd serve --also-listen {ADDR}:{PORT}`. \
-         Containers then use http://{ADDR}/v1/credentials/PROFILE (see `credd docker args PROFILE`).\n\
-         docker puts its own rules first again when it restarts: install systemd/credd-docker-setup.service \
-         so this re-runs after every docker start (`credd doctor` checks the order)."
-    );
-    Ok(())
-}
-
-fn undo_all() -> Result<()> {
-    for hook in HOOKS {
-        let cmd = iptables(&format!("-D {hook} -j {CHAIN}"));
-        let mut n = 0;
-        while run_quiet(&iptables(&format!("-C {hook} -j {CHAIN}")))? {
-            run_loud(&cmd)?;
-            n += 1;
-        }
-        if n > 0 {
-            println!(
-                "removed: jump to {CHAIN} in nat {hook}  ({})",
-                cmd.join(" ")
-            );
-        } else {
-            println!("absent:  jump to {CHAIN} in nat {hook}");
-        }
-    }
-    if run_quiet(&iptables(&format!("-S {CHAIN}")))? {
-        run_loud(&iptables(&format!("-F {CHAIN}")))?;
-        run_loud(&iptables(&format!("-X {CHAIN}")))?;
-        println!("removed: nat chain {CHAIN} and its DNAT rule  (iptables -t nat -F {CHAIN}; iptables -t nat -X {CHAIN})");
-    } else {
-        println!("absent:  nat chain {CHAIN}");
-    }
-    remove_legacy(true)?;
-    let cmd = words(&format!("ip addr del {ADDR}/32 dev lo"));
-    if run_quiet(&words(&format!("ip -o addr show dev lo to {ADDR}/32")))? {
-        run_loud(&cmd)?;
-        println!("removed: address {ADDR}/32 on lo  ({})", cmd.join(" "));
-    }
-    if run_quiet(&words(&format!("ip link show {IFACE}")))? {
-        let cmd = words(&format!("ip link del {IFACE}"));
-        run_loud(&cmd)?;
-        println!(
-            "removed: dummy interface {IFACE} and its addresses  ({})",
-            cmd.join(" ")
-        );
-    } else {
-        println!("absent:  dummy interface {IFACE}");
-    }
-    Ok(())
-}
 
 /// The engine the docker CLI will talk to, as the daemon names engines
 /// (`unix:///path`): `DOCKER_HOST`, else `/var/run/docker.sock` unless a
@@ -463,9 +128,9 @@ pub async fn flags_bound(
     // profile first, even with the user's ~/.aws mounted: the config and
     // credentials files it reads are credd's overlay and an empty file
     // (ca_bundle, a path on this machine, is left out).
-    let (config, credentials) = crate::exec::write_overlay(
+    let (config, credentials) = crate::child_env::write_overlay(
         profile,
-        &crate::exec::settings_of(&ep),
+        &crate::child_env::settings_of(&ep),
         credd_core::overlay::HOST_PATH_KEYS,
     )?;
     for (host, inside, var) in [
@@ -531,7 +196,7 @@ pub async fn ps(json: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let mut t = crate::commands::table(&[
+    let mut t = crate::output::table(&[
         "CONTAINER",
         "NAME",
         "IMAGE",
@@ -585,7 +250,7 @@ pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<Exi
     let mut cmd = Command::new(&docker);
     // `-e AWS_PROFILE` (no value) passes docker's own variable through:
     // docker gets none of those that would win over credd.
-    for v in crate::exec::REMOVED {
+    for v in crate::child_env::REMOVED {
         cmd.env_remove(v);
     }
     let status = cmd
@@ -821,45 +486,5 @@ mod tests {
         ] {
             assert!(!super::detaches(&argv(no)), "{no}");
         }
-    }
-}
-
-#[cfg(test)]
-mod setup_tests {
-    use super::*;
-
-    fn rules(s: &str) -> Vec<String> {
-        rules_of(s)
-    }
-
-    #[test]
-    fn credds_jump_must_be_first_and_alone() {
-        let ok = rules("-P PREROUTING ACCEPT\n-A PREROUTING -j CREDD\n-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n");
-        assert_eq!(order_problem("PREROUTING", &ok), None);
-        let shadowed =
-            rules("-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n-A PREROUTING -j CREDD\n");
-        assert_eq!(
-            order_problem("PREROUTING", &shadowed).unwrap(),
-            "`-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER` comes before credd's jump in nat PREROUTING"
-        );
-        assert!(order_problem("OUTPUT", &rules("-A OUTPUT -j DOCKER\n"))
-            .unwrap()
-            .starts_with("no jump"));
-        assert!(
-            order_problem("OUTPUT", &rules("-A OUTPUT -j CREDD\n-A OUTPUT -j CREDD\n"))
-                .unwrap()
-                .starts_with("2 jumps")
-        );
-        // A jump with a match is not credd's plain jump.
-        assert!(order_problem("OUTPUT", &rules("-A OUTPUT -d 10.0.0.1/32 -j CREDD\n")).is_some());
-    }
-
-    #[test]
-    fn the_legacy_rule_is_what_older_versions_appended() {
-        assert_eq!(
-            legacy_rule("OUTPUT"),
-            "OUTPUT -d 169.254.170.2/32 -p tcp --dport 80 -j DNAT --to-destination 169.254.170.2:9913"
-        );
-        assert!(dnat_rule().ends_with("--to-destination 169.254.170.2:9913"));
     }
 }

@@ -6,6 +6,8 @@
 //! starts the daemon against it and prints what to paste next. With short
 //! lifetimes, refreshes happen live until Ctrl-C. The user's own `~/.aws`
 //! is never read or written.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
 
 use crate::cli::DemoArgs;
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 const MFA_SERIAL: &str = "arn:aws:iam::111122223333:mfa/demo-user";
@@ -112,20 +113,21 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
 
     // 3. Sign in, as `credd login demo` does, with a stand-in browser.
     let raw = credd_aws::load_profiles(&profile_env).await?.raw;
-    let (session, _) = crate::sso_cmd::pick_session(&raw, &aws.join("config"), Some("demo"), None)?;
+    let (session, _) =
+        crate::login_flow::pick_session(&raw, &aws.join("config"), Some("demo"), None)?;
     let store = Arc::new(FileTokenStore::new(FileTokenStore::default_dir(&home)));
     let client = SsoClient::with_vars(&vars);
     eprintln!(
         "credd demo: signing in to the sandbox's IAM Identity Center (approved automatically)..."
     );
-    let (grant, reg) = crate::sso_cmd::pkce_login(
+    let (grant, reg) = crate::login_flow::pkce_login(
         store.as_ref(),
         &client,
         &session,
-        crate::sso_cmd::Browser::StandIn,
+        crate::login_flow::Browser::StandIn,
     )
     .await?;
-    let token = SsoToken::from_grant(&session, grant, Some(&reg), OffsetDateTime::now_utc());
+    let token = SsoToken::from_grant(&session, grant, Some(&reg), crate::clock::now());
     store
         .save_token(&session, &token)
         .map_err(|e| anyhow!("{e}"))?;
@@ -191,7 +193,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         .map_err(|_| anyhow!("the daemon stopped before it was ready"))?;
 
     // 5. The MFA profile: the code a phone would show, from the sandbox's secret.
-    let code = credd_sandbox::totp_code(&secret, OffsetDateTime::now_utc().unix_timestamp() as u64)
+    let code = credd_sandbox::totp_code(&secret, crate::clock::now().unix_timestamp() as u64)
         .map_err(|e| anyhow!("{e:?}"))?;
     control::call(
         &socket,
@@ -246,12 +248,11 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     // 7. Live until Ctrl-C: a status line per profile every 20 s, and the
     // daemon's own log lines as tokens and credentials are renewed.
     let mut tick = tokio::time::interval(Duration::from_secs(20));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to watch for SIGTERM")?;
+    let mut signals =
+        crate::signals::Signals::install().context("failed to watch for SIGINT and SIGTERM")?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = signals.next() => break,
             _ = tick.tick() => {
                 if let Ok(v) = control::call(&socket, &Request::Status).await {
                     print_status_line(&v);

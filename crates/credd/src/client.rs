@@ -1,0 +1,55 @@
+//! The control client, as every command uses it: where the socket is, one
+//! request and its answer, and the token files commands hand to children.
+//!
+//! Layering: a leaf. It imports only other leaves (`environment`), never a
+//! command file.
+
+use anyhow::{Context, Result};
+use credd_daemon::control::{self, Request};
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub fn socket_path() -> PathBuf {
+    credd_daemon::control_socket_path(&crate::environment::runtime_dir())
+}
+
+pub async fn call(req: Request) -> Result<Value> {
+    Ok(control::call(&socket_path(), &req).await?)
+}
+
+pub fn parse_ttl(s: &str) -> Result<u64> {
+    Ok(credd_core::duration::parse(s)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .as_secs())
+}
+
+/// Issues a token for `profile` and writes it to a 0600 file; a container's
+/// token is bound to `docker_engine` (revoked when its container is removed).
+pub async fn issue_token_file(
+    profile: &str,
+    ttl: &str,
+    label: String,
+    docker_engine: Option<String>,
+) -> Result<(PathBuf, String)> {
+    let v = call(Request::TokenIssue {
+        profiles: vec![profile.to_string()],
+        ttl_secs: Some(parse_ttl(ttl)?),
+        label,
+        docker_engine,
+    })
+    .await?;
+    let token = v["token"].as_str().context("the daemon sent no token")?;
+    let id = v["record"]["id"]
+        .as_str()
+        .context("the daemon sent no id")?
+        .to_string();
+    let dir = crate::environment::runtime_dir().join("tokens");
+    let path = dir.join(&id);
+    credd_daemon::fsutil::write_private(&path, token.as_bytes())
+        .context("failed to write the token file")?;
+    Ok((path, id))
+}
+
+pub fn endpoint_url(base: &str, profile: &str) -> String {
+    format!("{base}/{}", credd_daemon::server::percent_encode(profile))
+}

@@ -1,0 +1,9 @@
+//! The CLI's one reader of the wall clock, so that every "now" in a command
+//! comes from one place (and a lint can ban the others).
+//!
+//! Layering: a leaf; it imports nothing from this crate.
+
+/// The current time, in UTC.
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}

@@ -1,0 +1,28 @@
+//! `credd write-credentials PROFILE [--as NAME]`: one section of
+//! `~/.aws/credentials` with the profile's current keys, every other byte
+//! of the file unchanged.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
+
+use crate::client::call;
+use anyhow::Result;
+use credd_daemon::control::Request;
+
+pub async fn run(a: crate::cli::WriteCredentialsArgs) -> Result<()> {
+    let name = a
+        .as_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-temp", a.profile));
+    let v = call(Request::Credentials {
+        profile: a.profile.clone(),
+    })
+    .await?;
+    let path = crate::credfile::credentials_path()?;
+    crate::credfile::write_section(&path, &name, &a.profile, &v)?;
+    eprintln!(
+        "wrote [{name}] in {} (expires {}); every other section is unchanged",
+        path.display(),
+        v["Expiration"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
