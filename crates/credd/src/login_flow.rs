@@ -157,7 +157,7 @@ impl Browser {
             Browser::StandIn => {
                 let url = url.to_string();
                 tokio::spawn(async move {
-                    if let Err(e) = credd_daemon::callback::visit(&url).await {
+                    if let Err(e) = credd_sandbox::browser::visit(&url).await {
                         eprintln!("the stand-in browser failed: {e}");
                     }
                 });

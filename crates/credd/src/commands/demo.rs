@@ -291,7 +291,7 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
         }
         lines.push(format!("{profile}: {arn}"));
     }
-    let (status, body) = credd_daemon::callback::fetch(full_uri, &[("Authorization", token)])
+    let (status, body) = credd_sandbox::browser::fetch(full_uri, &[("Authorization", token)])
         .await
         .map_err(|e| anyhow!(e))?;
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -304,7 +304,7 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
     lines.push(format!(
         "GET {full_uri}: 200 with AccessKeyId and Expiration"
     ));
-    let (status, _) = credd_daemon::callback::fetch(full_uri, &[("Authorization", "wrong")])
+    let (status, _) = credd_sandbox::browser::fetch(full_uri, &[("Authorization", "wrong")])
         .await
         .map_err(|e| anyhow!(e))?;
     if status != 401 {
