@@ -120,6 +120,12 @@ pub struct ControlState {
     /// When each message was last shown, so an IDE retrying every few
     /// seconds raises one notification, not one per retry.
     pub told: Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+    /// The AWS files and their stamps at the last read: see
+    /// [`crate::profile_files`].
+    pub(crate) files: crate::profile_files::WatchedFiles,
+    /// What [`ProfileLoader::findings`] said at the last read of the files,
+    /// so that `status`, `profiles` and `endpoint` do not parse them again.
+    pub(crate) findings: Mutex<Value>,
 }
 
 /// How long the same "needs you" notification stays quiet.
@@ -132,9 +138,31 @@ impl std::fmt::Debug for ControlState {
 }
 
 impl ControlState {
-    /// Re-reads the AWS files. A broken file keeps the last good profiles
-    /// and is reported by `status` and `profiles`.
+    /// Re-reads the AWS files now (at start, and on [`Request::Reload`],
+    /// which `credd login` and `credd logout` send). A broken file keeps
+    /// the last good profiles and is reported by `status` and `profiles`.
     pub async fn reload(&self) {
+        self.files.mark();
+        self.read_profiles().await;
+    }
+
+    /// Re-reads the AWS files when one changed since the last read (always,
+    /// for a loader that names no files); returns whether it read them. The
+    /// check is two `stat(2)` calls, whatever the number of profiles.
+    pub async fn reload_if_changed(&self) -> bool {
+        if !self.files.is_empty() {
+            if !self.files.changed() {
+                return false;
+            }
+            tracing::info!("the AWS config or credentials file changed: re-reading the profiles");
+        }
+        self.read_profiles().await;
+        true
+    }
+
+    async fn read_profiles(&self) {
+        let findings = self.read_findings().await;
+        *self.findings.lock().unwrap() = findings;
         match self.loader.load().await {
             Ok(loaded) => {
                 self.broker.load_plans(loaded.plans);
@@ -164,7 +192,12 @@ impl ControlState {
             .notify("credd: AWS credentials need you", message);
     }
 
-    async fn findings(&self) -> Value {
+    /// The findings as of the last read of the files.
+    fn findings(&self) -> Value {
+        self.findings.lock().unwrap().clone()
+    }
+
+    async fn read_findings(&self) -> Value {
         match self.loader.findings().await {
             Ok(f) => serde_json::to_value(f).unwrap_or_default(),
             Err(e) => json!({"error": e}),
@@ -193,6 +226,15 @@ impl ControlState {
             }
             *old = notes;
         }
+    }
+
+    /// Whether `profile` is in the AWS files: one map lookup, not a list of
+    /// every profile.
+    fn knows(&self, profile: &str, now: time::OffsetDateTime) -> bool {
+        !matches!(
+            self.broker.lookup(profile, now),
+            crate::broker::Lookup::Unknown
+        )
     }
 
     /// The engine the docker watch follows, if any.
@@ -259,7 +301,13 @@ impl ControlState {
                 | Request::TokenRevokeBy { .. }
                 | Request::DockerPs
         ) {
-            self.reload().await;
+            if matches!(req, Request::Reload) {
+                self.reload().await;
+            } else if !self.reload_if_changed().await {
+                // A token another program (`aws sso login`) wrote to the SSO
+                // cache: one stat per session, not per profile.
+                self.broker.sso().sync_all();
+            }
         }
         if matches!(req, Request::TokenIssue { .. } | Request::TokenList) {
             self.sweep_token_files(now);
@@ -267,7 +315,7 @@ impl ControlState {
         match req {
             Request::Ping | Request::Reload => Ok(json!({"pong": true})),
             Request::Status | Request::Profiles => Ok(json!({
-                "files": self.findings().await,
+                "files": self.findings(),
                 "daemon": {
                     "version": env!("CARGO_PKG_VERSION"),
                     "pid": std::process::id(),
@@ -342,9 +390,8 @@ impl ControlState {
                 label,
                 docker_engine,
             } => {
-                let known = self.broker.profile_names();
                 for p in &profiles {
-                    if p != "*" && !known.contains(p) {
+                    if p != "*" && !self.knows(p, now) {
                         return Err(format!(
                             "unknown profile '{p}': see `credd profiles` for the ones credd can serve"
                         ));
@@ -411,7 +458,7 @@ impl ControlState {
             }
             Request::Endpoint { profile } => {
                 if let Some(p) = &profile {
-                    if !self.broker.profile_names().contains(p) {
+                    if !self.knows(p, now) {
                         return Err(format!(
                             "unknown profile '{p}': see `credd profiles` for the ones credd can serve"
                         ));
@@ -421,7 +468,7 @@ impl ControlState {
                     Some(p) => self.loader.settings(p).await?,
                     None => None,
                 };
-                let files = self.findings().await;
+                let files = self.findings();
                 Ok(json!({
                     "container_url": self.endpoints.container_url,
                     "imds_url": self.endpoints.imds_url,

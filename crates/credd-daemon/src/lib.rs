@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod imds;
 pub mod notify;
 pub mod peer_uid;
+mod profile_files;
 pub mod relay;
 pub mod server;
 pub mod sessions;
@@ -81,48 +82,19 @@ pub trait ProfileLoader: Send + Sync + 'static {
 /// How often the daemon looks at the AWS files for changes.
 const PROFILE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What tells one version of a file from the next: size, modification
-/// time and inode (editors that save by renaming change only the inode
-/// when size and time happen to match). `None` when the file is missing.
-type FileStamp = Option<(u64, i64, i64, u64)>;
-
-fn stamp(paths: &[std::path::PathBuf]) -> Vec<FileStamp> {
-    use std::os::unix::fs::MetadataExt;
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
-        })
-        .collect()
-}
-
 /// Re-reads the AWS files whenever they change, so that a profile added or
 /// edited in `~/.aws/config` is served within seconds, with no CLI command
 /// and no restart. A broken file keeps the last good profiles (see
-/// [`control::ControlState::reload`]); a FIFO or device put in a file's
-/// place is refused without being opened for blocking reads, so this loop
-/// never stalls on one (threat-model row 23).
-async fn watch_profiles(
-    state: Arc<control::ControlState>,
-    paths: Vec<std::path::PathBuf>,
-    mut last: Vec<FileStamp>,
-    cancel: CancellationToken,
-) {
+/// [`control::ControlState::reload`]); the check never opens a file, so a
+/// FIFO or device put in a file's place never stalls this loop
+/// (threat-model row 23).
+async fn watch_profiles(state: Arc<control::ControlState>, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(PROFILE_POLL) => {}
         }
-        // Two stat(2) calls on local files: not worth a blocking-pool thread
-        // that would otherwise sit in the daemon's memory.
-        let now = stamp(&paths);
-        if now != last {
-            last = now;
-            tracing::info!("the AWS config or credentials file changed: re-reading the profiles");
-            state.reload().await;
-        }
+        state.reload_if_changed().await;
     }
 }
 
@@ -307,20 +279,15 @@ pub async fn run(
         started: credd_core::format_expiration(now),
         notifier: services.notifier.clone(),
         told: Default::default(),
+        files: profile_files::WatchedFiles::new(services.profiles.watched_files()),
+        findings: Default::default(),
     });
-    let watched = services.profiles.watched_files();
     // Stamped before the first read, so that a change during it is seen.
-    let stamps = stamp(&watched);
     control_state.reload().await;
-    if !watched.is_empty() {
+    if !control_state.files.is_empty() {
         tasks.spawn(
-            watch_profiles(
-                control_state.clone(),
-                watched,
-                stamps,
-                shutdown.child_token(),
-            )
-            .instrument(tracing::info_span!("profiles-watch")),
+            watch_profiles(control_state.clone(), shutdown.child_token())
+                .instrument(tracing::info_span!("profiles-watch")),
         );
     }
 
