@@ -4,11 +4,17 @@
 //! Threat-model row 4.
 
 use crate::broker::Broker;
+/// The request type, where the CLI has always found it.
+pub use crate::protocol::Request;
+use crate::protocol::{
+    ControlError, DaemonInfo, EndpointReply, Envelope, ErrorKind, Files, Identity, MfaSerial,
+    MfaStarted, Pong, ProfileRow, Revoked, SessionRow, StatusReply, TokenIssued, TokenList,
+};
 use crate::tokens::TokenStore;
 use crate::{fsutil, ProfileLoader};
 use credd_core::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -18,74 +24,6 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 const MAX_REQUEST: usize = 64 * 1024;
-
-/// What the CLI can ask. Requests are never logged (an MFA code travels here).
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Request {
-    Ping,
-    Status,
-    Profiles,
-    Credentials {
-        profile: String,
-    },
-    /// `credd credential-process`: [`Request::Credentials`] for a tool that
-    /// shows the user nothing (an IDE): when the profile needs `credd mfa`
-    /// or `credd login`, the daemon also raises a desktop notification.
-    ProcessCredentials {
-        profile: String,
-    },
-    Mfa {
-        profile: String,
-        code: String,
-    },
-    MfaSerial {
-        profile: String,
-    },
-    TokenIssue {
-        profiles: Vec<String>,
-        ttl_secs: Option<u64>,
-        label: String,
-        /// A container's token: the engine (as the daemon named it in
-        /// [`Request::Endpoint`]'s `docker_engine`) whose watch revokes it
-        /// when its container is removed.
-        #[serde(default)]
-        docker_engine: Option<String>,
-    },
-    /// `credd docker ps`: the containers holding live tokens.
-    DockerPs,
-    TokenList,
-    /// By id; a whole token value in `id` is taken as [`Request::TokenRevokeBy`]'s
-    /// `token` (and never repeated in the answer).
-    TokenRevoke {
-        id: String,
-    },
-    /// Exactly one of: `token`, the whole value (checked by digest); `label`,
-    /// every live token with it; `all`.
-    TokenRevokeBy {
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default)]
-        label: Option<String>,
-        #[serde(default)]
-        all: bool,
-    },
-    Whoami {
-        profile: String,
-    },
-    Endpoint {
-        profile: Option<String>,
-    },
-    Reload,
-}
-
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Only the operation name: arguments may include an MFA code.
-        let v = serde_json::to_value(self).unwrap_or_default();
-        write!(f, "Request({})", v["op"].as_str().unwrap_or("?"))
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoints {
@@ -125,7 +63,7 @@ pub struct ControlState {
     pub(crate) files: crate::profile_files::WatchedFiles,
     /// What [`ProfileLoader::findings`] said at the last read of the files,
     /// so that `status`, `profiles` and `endpoint` do not parse them again.
-    pub(crate) findings: Mutex<Value>,
+    pub(crate) findings: Mutex<crate::protocol::Files>,
 }
 
 /// How long the same "needs you" notification stays quiet.
@@ -193,14 +131,14 @@ impl ControlState {
     }
 
     /// The findings as of the last read of the files.
-    fn findings(&self) -> Value {
+    fn findings(&self) -> Files {
         self.findings.lock().unwrap().clone()
     }
 
-    async fn read_findings(&self) -> Value {
+    async fn read_findings(&self) -> Files {
         match self.loader.findings().await {
-            Ok(f) => serde_json::to_value(f).unwrap_or_default(),
-            Err(e) => json!({"error": e}),
+            Ok(f) => Files::Found(f),
+            Err(e) => Files::Unreadable { error: e },
         }
     }
 
@@ -260,13 +198,14 @@ impl ControlState {
         label: Option<String>,
         all: bool,
         now: time::OffsetDateTime,
-    ) -> Result<Value, String> {
-        let store_err = |e: crate::tokens::StoreError| e.to_string();
+    ) -> Result<Revoked, ControlError> {
+        let store_err =
+            |e: crate::tokens::StoreError| ControlError::new(ErrorKind::Unsupported, e.to_string());
         let revoked: Vec<String> = if let Some(v) = token {
             match self.tokens.revoke_value(&v, now).map_err(store_err)? {
                 Some(id) => vec![id],
                 None => {
-                    return Err("no live token has that value (it may be revoked or expired already; see `credd token list`)".into())
+                    return Err(ControlError::not_found("no live token has that value (it may be revoked or expired already; see `credd token list`)"))
                 }
             }
         } else if all {
@@ -279,19 +218,24 @@ impl ControlState {
                 .revoke_matching(|r| &r.label == l, now)
                 .map_err(store_err)?;
             if ids.is_empty() {
-                return Err(format!(
+                return Err(ControlError::not_found(format!(
                     "no live token has the label '{l}' (see `credd token list`)"
-                ));
+                )));
             }
             ids
         } else {
-            return Err("say which tokens: a token value, a label, or all".into());
+            return Err(ControlError::bad_request(
+                "say which tokens: a token value, a label, or all",
+            ));
         };
         self.sweep_token_files(now);
-        Ok(json!({"revoked": revoked.first(), "ids": revoked}))
+        Ok(Revoked {
+            revoked: revoked.first().cloned(),
+            ids: revoked,
+        })
     }
 
-    async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, String> {
+    async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, ControlError> {
         let now = self.broker.now();
         if !matches!(
             req,
@@ -313,26 +257,26 @@ impl ControlState {
             self.sweep_token_files(now);
         }
         match req {
-            Request::Ping | Request::Reload => Ok(json!({"pong": true})),
-            Request::Status | Request::Profiles => Ok(json!({
-                "files": self.findings(),
-                "daemon": {
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "pid": std::process::id(),
-                    "started": self.started,
-                    "container_url": self.endpoints.container_url,
-                    "imds_url": self.endpoints.imds_url,
-                    "extra_urls": self.endpoints.extra_urls,
-                    "token_failures": self.tokens.failures(),
-                    "config_error": *self.config_error.lock().unwrap(),
-                    "config_notes": *self.config_notes.lock().unwrap(),
-                    "docker_watch": self.docker.as_ref().map(|d| d.status()),
+            Request::Ping | Request::Reload => reply(Pong { pong: true }),
+            Request::Status | Request::Profiles => reply(StatusReply {
+                files: self.findings(),
+                daemon: DaemonInfo {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    pid: std::process::id(),
+                    started: self.started.clone(),
+                    container_url: self.endpoints.container_url.clone(),
+                    imds_url: self.endpoints.imds_url.clone(),
+                    extra_urls: self.endpoints.extra_urls.clone(),
+                    token_failures: self.tokens.failures(),
+                    config_error: self.config_error.lock().unwrap().clone(),
+                    config_notes: self.config_notes.lock().unwrap().clone(),
+                    docker_watch: self.docker.as_ref().map(|d| d.status()),
                 },
-                "profiles": self.broker.status(),
-                "sso_sessions": self.broker.sso().status(),
-            })),
+                profiles: self.broker.status().iter().map(profile_row).collect(),
+                sso_sessions: self.broker.sso().status().iter().map(session_row).collect(),
+            }),
             Request::Credentials { profile } => {
-                let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;
+                let c = self.broker.get(&profile).await.map_err(serve_error)?;
                 self.audit.record(crate::audit::Vend {
                     at: now,
                     profile: &profile,
@@ -352,11 +296,11 @@ impl ControlState {
                             if matches!(error.kind, credd_core::UpstreamErrorKind::MfaRequired
                                 | credd_core::UpstreamErrorKind::InvalidMfa
                                 | credd_core::UpstreamErrorKind::LoginRequired));
-                        let msg = e.to_string();
+                        let err = serve_error(e);
                         if needs_user {
-                            self.tell_once(&msg, now);
+                            self.tell_once(&err.message, now);
                         }
-                        return Err(msg);
+                        return Err(err);
                     }
                 };
                 self.audit.record(crate::audit::Vend {
@@ -374,15 +318,17 @@ impl ControlState {
                     .broker
                     .submit_mfa(&profile, code)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"expires": credd_core::format_expiration(exp)}))
+                    .map_err(serve_error)?;
+                reply(MfaStarted {
+                    expires: credd_core::format_expiration(exp),
+                })
             }
             Request::MfaSerial { profile } => {
                 let serial = self
                     .broker
                     .mfa_serial(&profile)
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"serial": serial}))
+                    .map_err(serve_error)?;
+                reply(MfaSerial { serial })
             }
             Request::TokenIssue {
                 profiles,
@@ -392,13 +338,15 @@ impl ControlState {
             } => {
                 for p in &profiles {
                     if p != "*" && !self.knows(p, now) {
-                        return Err(format!(
+                        return Err(ControlError::not_found(format!(
                             "unknown profile '{p}': see `credd profiles` for the ones credd can serve"
-                        ));
+                        )));
                     }
                 }
                 if profiles.is_empty() {
-                    return Err("a token needs at least one profile".into());
+                    return Err(ControlError::bad_request(
+                        "a token needs at least one profile",
+                    ));
                 }
                 let ttl = ttl_secs
                     .map(std::time::Duration::from_secs)
@@ -415,73 +363,164 @@ impl ControlState {
                         })
                     }
                     (Some(e), _) => {
-                        return Err(format!(
+                        return Err(ControlError::new(ErrorKind::Unsupported, format!(
                             "this daemon does not watch the docker engine {e}; ask `credd docker args` again"
-                        ))
+                        )))
                     }
                 };
                 let (secret, rec) = self
                     .tokens
                     .issue_bound(profiles, now, ttl, label, docker)
-                    .map_err(|e| format!("cannot store the token: {e}"))?;
-                Ok(json!({"token": secret.expose(), "record": rec}))
+                    .map_err(|e| {
+                        ControlError::new(
+                            ErrorKind::Unsupported,
+                            format!("cannot store the token: {e}"),
+                        )
+                    })?;
+                reply(TokenIssued {
+                    token: secret.expose().to_string(),
+                    record: rec,
+                })
             }
-            Request::TokenList => Ok(json!({"tokens": self.tokens.list(now)})),
+            Request::TokenList => reply(TokenList {
+                tokens: self.tokens.list(now),
+            }),
             Request::DockerPs => match &self.docker {
                 Some(d) => Ok(d.ps().await),
-                None => Err("credd does not watch docker (docker.watch = false in credd.toml), so it binds no token to a container: see `credd token list`".into()),
+                None => Err(ControlError::new(ErrorKind::Unsupported, "credd does not watch docker (docker.watch = false in credd.toml), so it binds no token to a container: see `credd token list`")),
             },
             Request::TokenRevoke { id } if !id.starts_with(credd_core::token::PREFIX) => {
                 // Only an id-shaped argument is repeated in the answer: a
                 // secret pasted without its prefix must not be.
                 if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`".into());
+                    return Err(ControlError::bad_request("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`"));
                 }
-                let found = self.tokens.revoke(&id, now).map_err(|e| e.to_string())?;
+                let found = self
+                    .tokens
+                    .revoke(&id, now)
+                    .map_err(|e| ControlError::new(ErrorKind::Unsupported, e.to_string()))?;
                 self.sweep_token_files(now);
                 if found {
-                    Ok(json!({"revoked": id, "ids": [id]}))
+                    reply(Revoked {
+                        revoked: Some(id.clone()),
+                        ids: vec![id],
+                    })
                 } else {
-                    Err(format!("no token with id '{id}' (see `credd token list`)"))
+                    Err(ControlError::not_found(format!(
+                        "no token with id '{id}' (see `credd token list`)"
+                    )))
                 }
             }
             // A whole token value where the id goes (older clients).
-            Request::TokenRevoke { id: value } => self.revoke_by(Some(value), None, false, now),
-            Request::TokenRevokeBy { token, label, all } => self.revoke_by(token, label, all, now),
+            Request::TokenRevoke { id: value } => {
+                reply(self.revoke_by(Some(value), None, false, now)?)
+            }
+            Request::TokenRevokeBy { token, label, all } => {
+                reply(self.revoke_by(token, label, all, now)?)
+            }
             Request::Whoami { profile } => {
                 let id = self
                     .broker
                     .whoami(&profile)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"Account": id.account, "Arn": id.arn, "UserId": id.user_id}))
+                    .map_err(serve_error)?;
+                reply(Identity {
+                    account: id.account,
+                    arn: id.arn,
+                    user_id: id.user_id,
+                })
             }
             Request::Endpoint { profile } => {
                 if let Some(p) = &profile {
                     if !self.knows(p, now) {
-                        return Err(format!(
+                        return Err(ControlError::not_found(format!(
                             "unknown profile '{p}': see `credd profiles` for the ones credd can serve"
-                        ));
+                        )));
                     }
                 }
                 let settings = match &profile {
-                    Some(p) => self.loader.settings(p).await?,
+                    Some(p) => self
+                        .loader
+                        .settings(p)
+                        .await
+                        .map_err(|e| ControlError::new(ErrorKind::Unavailable, e))?,
                     None => None,
                 };
-                let files = self.findings();
-                Ok(json!({
-                    "container_url": self.endpoints.container_url,
-                    "imds_url": self.endpoints.imds_url,
-                    "imds_profile": self.endpoints.imds_profile,
-                    "extra_urls": self.endpoints.extra_urls,
-                    "docker_engine": self.docker_engine(),
-                    "docker_claim_within_secs": self.docker.as_ref().map(|d| d.config.claim_within.as_secs()),
-                    "region": profile.and_then(|p| self.broker.region(&p)),
-                    "settings": settings,
-                    "files": files,
-                }))
+                reply(EndpointReply {
+                    container_url: self.endpoints.container_url.clone(),
+                    imds_url: self.endpoints.imds_url.clone(),
+                    imds_profile: self.endpoints.imds_profile.clone(),
+                    extra_urls: self.endpoints.extra_urls.clone(),
+                    docker_engine: self.docker_engine(),
+                    docker_claim_within_secs: self
+                        .docker
+                        .as_ref()
+                        .map(|d| d.config.claim_within.as_secs()),
+                    region: profile.and_then(|p| self.broker.region(&p)),
+                    settings,
+                    files: self.findings(),
+                })
             }
         }
+    }
+}
+
+/// A typed reply as the `result` of the envelope.
+fn reply<T: serde::Serialize>(t: T) -> Result<Value, ControlError> {
+    Ok(serde_json::to_value(t).expect("a reply serializes"))
+}
+
+/// The kind of a broker's refusal, with its message as it always was.
+fn serve_error(e: crate::broker::ServeError) -> ControlError {
+    use crate::broker::ServeError;
+    let kind = match &e {
+        ServeError::UnknownProfile(_) => ErrorKind::NotFound,
+        ServeError::Upstream { error, .. }
+            if matches!(
+                error.kind,
+                credd_core::UpstreamErrorKind::MfaRequired
+                    | credd_core::UpstreamErrorKind::InvalidMfa
+                    | credd_core::UpstreamErrorKind::LoginRequired
+            ) =>
+        {
+            ErrorKind::NeedsUser
+        }
+        _ => ErrorKind::Unavailable,
+    };
+    ControlError::new(kind, e.to_string())
+}
+
+/// The broker's status row as the protocol's (the same fields).
+fn profile_row(p: &crate::broker::ProfileStatus) -> ProfileRow {
+    ProfileRow {
+        name: p.name.clone(),
+        state: p.state.clone(),
+        chain: p.chain.clone(),
+        region: p.region.clone(),
+        expires: p.expires.clone(),
+        expires_in_secs: p.expires_in_secs,
+        next_refresh: p.next_refresh.clone(),
+        last_error: p.last_error.clone(),
+        notes: p.notes.clone(),
+    }
+}
+
+/// The SSO engine's status row as the protocol's; the state as the engine
+/// writes it.
+fn session_row(s: &crate::sso::SessionStatus) -> SessionRow {
+    SessionRow {
+        session: s.session.clone(),
+        start_url: s.start_url.clone(),
+        region: s.region.clone(),
+        state: serde_json::to_value(&s.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        token_expires: s.token_expires.clone(),
+        next_refresh: s.next_refresh.clone(),
+        refreshable: s.refreshable,
+        last_error: s.last_error.clone(),
+        login_command: s.login_command.clone(),
     }
 }
 
@@ -570,15 +609,30 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
             Ok(req) => {
                 tracing::debug!(?req, "control request");
                 match state.dispatch(req, uid).await {
-                    Ok(v) => json!({"ok": true, "result": v}),
-                    Err(e) => json!({"ok": false, "error": e}),
+                    Ok(v) => Envelope {
+                        ok: true,
+                        result: Some(v),
+                        error: None,
+                    },
+                    Err(e) => Envelope {
+                        ok: false,
+                        result: None,
+                        error: Some(e.message),
+                    },
                 }
             }
-            Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+            Err(e) => Envelope {
+                ok: false,
+                result: None,
+                error: Some(format!("bad request: {e}")),
+            },
         },
         _ => return,
     };
     line.iter_mut().for_each(|b| *b = 0);
+    // Through a `Value`, whose maps are sorted: the bytes the replies have
+    // always had (see `crate::protocol`).
+    let resp = serde_json::to_value(&resp).expect("serializes");
     let mut out = serde_json::to_vec(&resp).expect("serializes");
     out.push(b'\n');
     let _ = w.write_all(&out).await;
@@ -667,13 +721,24 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
             "the daemon closed the connection without answering (is it another user's?)".into(),
         ));
     }
-    let v: Value = serde_json::from_str(&line)
+    let v: Envelope = serde_json::from_str(&line)
         .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))?;
-    if v["ok"].as_bool() == Some(true) {
-        Ok(v["result"].clone())
+    if v.ok {
+        Ok(v.result.unwrap_or(Value::Null))
     } else {
         Err(ClientError::Daemon(
-            v["error"].as_str().unwrap_or("unknown error").to_string(),
+            v.error.unwrap_or_else(|| "unknown error".into()),
         ))
     }
+}
+
+/// [`call`], with the answer read as the reply type `T` of the request
+/// (see [`crate::protocol`]).
+pub async fn call_as<T: serde::de::DeserializeOwned>(
+    socket: &Path,
+    req: &Request,
+) -> Result<T, ClientError> {
+    let v = call(socket, req).await?;
+    serde_json::from_value(v)
+        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))
 }

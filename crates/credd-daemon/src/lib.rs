@@ -20,6 +20,7 @@ pub mod imds;
 pub mod notify;
 pub mod peer_uid;
 mod profile_files;
+pub mod protocol;
 pub mod relay;
 pub mod server;
 pub mod sessions;

@@ -16,7 +16,7 @@ use crate::client::{call, endpoint_url, parse_ttl};
 use anyhow::{bail, Context, Result};
 use credd_core::overlay::ProfileSettings;
 use credd_daemon::control::Request;
-use serde_json::Value;
+use credd_daemon::protocol::{EndpointReply, TokenIssued};
 use std::path::{Path, PathBuf};
 
 /// Variables removed so that SDKs do not pick other credentials or another
@@ -72,7 +72,7 @@ pub struct ChildEnv {
 
 /// What `credd exec` sets for its child and `credd env` prints.
 pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
-    let ep = call(Request::Endpoint {
+    let ep: EndpointReply = call(Request::Endpoint {
         profile: Some(profile.to_string()),
     })
     .await?;
@@ -89,12 +89,12 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
     unset(&mut env, REMOVED);
     if o.imds {
         unset(&mut env, REMOVED_FOR_IMDS);
-        let url = ep["imds_url"].as_str().unwrap_or_default().to_string();
+        let url = ep.imds_url.clone().unwrap_or_default();
         env.vars
             .push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), Some(url)));
     } else {
         let (token, id, file) = issue_token(profile, &o.token_ttl, o.label.clone()).await?;
-        let url = endpoint_url(ep["container_url"].as_str().unwrap_or_default(), profile);
+        let url = endpoint_url(&ep.container_url, profile);
         env.vars
             .push(("AWS_CONTAINER_CREDENTIALS_FULL_URI".into(), Some(url)));
         env.vars.push((
@@ -110,11 +110,8 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
     }
     if o.keep_aws_config {
         // The user chose to see their files: say what in them wins.
-        for s in ep["files"]["shadows"].as_array().into_iter().flatten() {
-            eprintln!(
-                "credd: warning (--keep-aws-config): {}",
-                s["message"].as_str().unwrap_or_default()
-            );
+        for s in ep.files.findings().shadows {
+            eprintln!("credd: warning (--keep-aws-config): {}", s.message);
         }
     } else {
         let (config, credentials) = write_overlay(profile, &settings_of(&ep), &[])?;
@@ -125,17 +122,17 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
             Some(credentials.display().to_string()),
         ));
     }
-    if let Some(r) = ep["region"].as_str() {
-        env.vars.push(("AWS_REGION".into(), Some(r.to_string())));
+    if let Some(r) = &ep.region {
+        env.vars.push(("AWS_REGION".into(), Some(r.clone())));
         env.vars
-            .push(("AWS_DEFAULT_REGION".into(), Some(r.to_string())));
+            .push(("AWS_DEFAULT_REGION".into(), Some(r.clone())));
     }
     Ok(env)
 }
 
 /// `--imds` only works when the daemon runs the emulation for this profile.
-fn check_imds(ep: &Value, profile: &str) -> Result<()> {
-    match (ep["imds_url"].as_str(), ep["imds_profile"].as_str()) {
+fn check_imds(ep: &EndpointReply, profile: &str) -> Result<()> {
+    match (ep.imds_url.as_deref(), ep.imds_profile.as_deref()) {
         (Some(_), Some(p)) if p == profile => Ok(()),
         (Some(_), Some(p)) => bail!(
             "the daemon's IMDS emulation serves profile '{p}', not '{profile}': use the container endpoint \
@@ -150,8 +147,8 @@ fn check_imds(ep: &Value, profile: &str) -> Result<()> {
 }
 
 /// The profile's non-credential settings from the daemon's answer.
-pub fn settings_of(ep: &Value) -> ProfileSettings {
-    serde_json::from_value(ep["settings"].clone()).unwrap_or_default()
+pub fn settings_of(ep: &EndpointReply) -> ProfileSettings {
+    ep.settings.clone().unwrap_or_default()
 }
 
 /// The directory for overlay files: `RUNTIME_DIR/aws` (0700).
@@ -190,21 +187,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Issues a token scoped to `profile` into a 0600 token file; returns the
 /// token, its id and the file.
 async fn issue_token(profile: &str, ttl: &str, label: String) -> Result<(String, String, PathBuf)> {
-    let v = call(Request::TokenIssue {
+    let v: TokenIssued = call(Request::TokenIssue {
         profiles: vec![profile.to_string()],
         ttl_secs: Some(parse_ttl(ttl)?),
         label,
         docker_engine: None,
     })
     .await?;
-    let token = v["token"]
-        .as_str()
-        .context("the daemon sent no token")?
-        .to_string();
-    let id = v["record"]["id"]
-        .as_str()
-        .context("the daemon sent no id")?
-        .to_string();
+    let (token, id) = (v.token, v.record.id);
     let dir = crate::environment::runtime_dir().join("tokens");
     let path = dir.join(&id);
     credd_daemon::fsutil::write_private(&path, token.as_bytes())

@@ -6,15 +6,18 @@
 
 use anyhow::{Context, Result};
 use credd_daemon::control::{self, Request};
-use serde_json::Value;
+use credd_daemon::protocol::TokenIssued;
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
 pub fn socket_path() -> PathBuf {
     credd_daemon::control_socket_path(&crate::environment::runtime_dir())
 }
 
-pub async fn call(req: Request) -> Result<Value> {
-    Ok(control::call(&socket_path(), &req).await?)
+/// Sends `req` and reads the answer as its reply type (see
+/// [`credd_daemon::protocol`]; `serde_json::Value` passes it through as sent).
+pub async fn call<T: DeserializeOwned>(req: Request) -> Result<T> {
+    Ok(control::call_as(&socket_path(), &req).await?)
 }
 
 pub fn parse_ttl(s: &str) -> Result<u64> {
@@ -31,18 +34,14 @@ pub async fn issue_token_file(
     label: String,
     docker_engine: Option<String>,
 ) -> Result<(PathBuf, String)> {
-    let v = call(Request::TokenIssue {
+    let v: TokenIssued = call(Request::TokenIssue {
         profiles: vec![profile.to_string()],
         ttl_secs: Some(parse_ttl(ttl)?),
         label,
         docker_engine,
     })
     .await?;
-    let token = v["token"].as_str().context("the daemon sent no token")?;
-    let id = v["record"]["id"]
-        .as_str()
-        .context("the daemon sent no id")?
-        .to_string();
+    let (token, id) = (v.token, v.record.id);
     let dir = crate::environment::runtime_dir().join("tokens");
     let path = dir.join(&id);
     credd_daemon::fsutil::write_private(&path, token.as_bytes())

@@ -104,7 +104,7 @@ or name a legacy SSO profile with --profile",
 
 /// Tells a running daemon to re-read the AWS files and the SSO cache.
 pub async fn tell_daemon() {
-    match crate::client::call(Request::Reload).await {
+    match crate::client::call::<credd_daemon::protocol::Pong>(Request::Reload).await {
         Ok(_) => {}
         Err(e)
             if e.chain()

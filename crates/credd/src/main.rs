@@ -30,7 +30,15 @@ use cli::Command;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // What `Cli::parse` does, with the code from the table: help and
+        // version on stdout with 0, a usage error on stderr with 2.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
     init_tracing(
         cli.verbose,
         matches!(
@@ -52,16 +60,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("credd: {e:#}");
-            if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref(),
-                    Some(credd_daemon::control::ClientError::NotRunning(_))
-                )
-            }) {
-                ExitCode::from(exit::NOT_RUNNING)
-            } else {
-                ExitCode::FAILURE
-            }
+            exit::of_error(&e)
         }
     }
 }

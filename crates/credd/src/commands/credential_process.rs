@@ -9,7 +9,8 @@ use anyhow::Result;
 use credd_daemon::control::Request;
 
 pub async fn run(a: crate::cli::ProfileArg) -> Result<()> {
-    let v = call(Request::ProcessCredentials { profile: a.profile }).await?;
+    // Passed through as the daemon sent it (the credential_process document).
+    let v: serde_json::Value = call(Request::ProcessCredentials { profile: a.profile }).await?;
     println!("{}", serde_json::to_string(&v)?);
     Ok(())
 }

@@ -16,6 +16,7 @@ use credd_aws::sso_cache::FileTokenStore;
 use credd_aws::ProfileEnv;
 use credd_core::sso::{SsoToken, TokenStore};
 use credd_daemon::control::{self, Request};
+use credd_daemon::protocol::{Identity, StatusReply, TokenIssued};
 use credd_daemon::{clock::SystemClock, Listeners, Services};
 use credd_sandbox::{Sandbox, SandboxConfig, DEMO_ACCESS_KEY_ID};
 use std::path::{Path, PathBuf};
@@ -206,7 +207,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     .context("failed to start the demo MFA session")?;
 
     // 6. A token for the endpoint, in a 0600 file.
-    let issued = control::call(
+    let issued: TokenIssued = control::call_as(
         &socket,
         &Request::TokenIssue {
             profiles: PROFILES.iter().map(|p| p.to_string()).collect(),
@@ -216,10 +217,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         },
     )
     .await?;
-    let token_value = issued["token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the daemon issued no token"))?
-        .to_string();
+    let token_value = issued.token;
     let token_file = home.join("endpoint-token");
     write_private(&token_file, &token_value)?;
     let full_uri = format!("http://{endpoint}/v1/credentials/demo");
@@ -254,7 +252,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         tokio::select! {
             _ = signals.next() => break,
             _ = tick.tick() => {
-                if let Ok(v) = control::call(&socket, &Request::Status).await {
+                if let Ok(v) = control::call_as(&socket, &Request::Status).await {
                     print_status_line(&v);
                 }
             }
@@ -277,7 +275,7 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
         ("demo-admin", "assumed-role/Admin/"),
         ("demo-mfa", "assumed-role/Deploy/"),
     ] {
-        let v = control::call(
+        let v: Identity = control::call_as(
             socket,
             &Request::Whoami {
                 profile: profile.into(),
@@ -285,7 +283,7 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
         )
         .await
         .with_context(|| format!("whoami {profile}"))?;
-        let arn = v["Arn"].as_str().unwrap_or_default();
+        let arn = &v.arn;
         if !arn.contains(want) {
             bail!("{profile}: the sandbox's STS says {arn}, expected {want}");
         }
@@ -347,21 +345,21 @@ fn print_next(home: &Path, run_dir: &Path, sandbox: &str, full_uri: &str, token_
     println!("{}", lines.join("\n"));
 }
 
-fn print_status_line(v: &serde_json::Value) {
+fn print_status_line(v: &StatusReply) {
     let mut parts = Vec::new();
-    for s in v["sso_sessions"].as_array().into_iter().flatten() {
+    for s in &v.sso_sessions {
         parts.push(format!(
             "sso token until {}",
-            s["token_expires"].as_str().unwrap_or("-")
+            s.token_expires.as_deref().unwrap_or("-")
         ));
     }
-    for p in v["profiles"].as_array().into_iter().flatten() {
-        let name = p["name"].as_str().unwrap_or_default();
+    for p in &v.profiles {
+        let name = p.name.as_str();
         if PROFILES.contains(&name) {
             parts.push(format!(
                 "{name}: {} ({}s left)",
-                p["state"].as_str().unwrap_or("?"),
-                p["expires_in_secs"].as_i64().unwrap_or(0)
+                p.state,
+                p.expires_in_secs.unwrap_or(0)
             ));
         }
     }

@@ -14,6 +14,7 @@ use crate::client::{call, endpoint_url, issue_token_file, parse_ttl};
 use crate::docker_nat::ADDR;
 use anyhow::{Context, Result};
 use credd_daemon::control::Request;
+use credd_daemon::protocol::{EndpointReply, Revoked};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -74,15 +75,13 @@ pub async fn flags_bound(
     profile: &str,
     ttl: &str,
 ) -> Result<(Vec<String>, String, std::path::PathBuf, Lifetime)> {
-    let ep = call(Request::Endpoint {
+    let ep: EndpointReply = call(Request::Endpoint {
         profile: Some(profile.to_string()),
     })
     .await?;
-    let bridge = ep["extra_urls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|u| u.as_str())
+    let bridge = ep
+        .extra_urls
+        .iter()
         .find(|u| {
             u.starts_with(&format!("http://{ADDR}/")) || u.starts_with(&format!("http://{ADDR}:"))
         })
@@ -92,8 +91,8 @@ pub async fn flags_bound(
             format!("http://{ADDR}{path}")
         });
     parse_ttl(ttl)?;
-    let engine = same_engine(ep["docker_engine"].as_str());
-    let lifetime = match (&engine, ep["docker_claim_within_secs"].as_u64()) {
+    let engine = same_engine(ep.docker_engine.as_deref());
+    let lifetime = match (&engine, ep.docker_claim_within_secs) {
         (Some(_), Some(s)) => Lifetime::Watched {
             claim_within_secs: s,
         },
@@ -113,7 +112,7 @@ pub async fn flags_bound(
             // loopback, where credd listens.
             f.push("--network".into());
             f.push("host".into());
-            endpoint_url(ep["container_url"].as_str().unwrap_or_default(), profile)
+            endpoint_url(&ep.container_url, profile)
         }
     };
     f.push("-e".into());
@@ -146,7 +145,7 @@ pub async fn flags_bound(
         f.push("-v".into());
         f.push(format!("{}:{inside}:ro", host.display()));
     }
-    if let Some(r) = ep["region"].as_str() {
+    if let Some(r) = &ep.region {
         f.push("-e".into());
         f.push(format!("AWS_REGION={r}"));
         f.push("-e".into());
@@ -180,7 +179,8 @@ pub async fn args(profile: &str, ttl: &str) -> Result<()> {
 
 /// `credd docker ps`: the containers holding live tokens.
 pub async fn ps(json: bool) -> Result<()> {
-    let v = call(Request::DockerPs).await?;
+    // The docker watch's own document (see `credd_daemon::docker_watch`).
+    let v: serde_json::Value = call(Request::DockerPs).await?;
     if let Some(e) = v["error"].as_str() {
         eprintln!("credd: the docker engine did not answer ({e}); showing what credd recorded");
     }
@@ -270,7 +270,7 @@ pub async fn run(profile: &str, ttl: &str, docker_args: &[String]) -> Result<Exi
             Lifetime::Ttl => eprintln!("detached: the container's token {id} stays valid until it expires ({ttl}): credd does not watch this docker engine; revoke it with `credd token revoke {id}`"),
         }
     } else {
-        if let Err(e) = call(Request::TokenRevoke { id }).await {
+        if let Err(e) = call::<Revoked>(Request::TokenRevoke { id }).await {
             eprintln!(
                 "credd: could not revoke the container's token ({e:#}); it expires on its own"
             );

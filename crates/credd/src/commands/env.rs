@@ -5,17 +5,19 @@
 use crate::cli::{EnvArgs, Shell};
 use crate::client::call;
 use crate::output::render_env;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use credd_daemon::control::Request;
+use credd_daemon::protocol::{Credentials, EndpointReply};
+use serde_json::Value;
 
 pub async fn run(a: EnvArgs) -> Result<()> {
     let mut vars: Vec<(String, Option<String>)> = Vec::new();
     if a.static_keys {
-        let ep = call(Request::Endpoint {
+        let ep: EndpointReply = call(Request::Endpoint {
             profile: Some(a.profile.clone()),
         })
         .await?;
-        let c = call(Request::Credentials {
+        let c: Value = call(Request::Credentials {
             profile: a.profile.clone(),
         })
         .await?;
@@ -28,17 +30,19 @@ pub async fn run(a: EnvArgs) -> Result<()> {
         for v in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"] {
             vars.push((v.into(), None));
         }
-        for (var, key) in [
-            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-            ("AWS_SESSION_TOKEN", "SessionToken"),
-            ("AWS_CREDENTIAL_EXPIRATION", "Expiration"),
+        let c: Credentials = serde_json::from_value(c)
+            .context("the daemon's credentials document is not the credential_process shape")?;
+        for (var, value) in [
+            ("AWS_ACCESS_KEY_ID", c.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", c.secret_access_key),
+            ("AWS_SESSION_TOKEN", c.session_token),
+            ("AWS_CREDENTIAL_EXPIRATION", c.expiration),
         ] {
-            vars.push((var.into(), c[key].as_str().map(str::to_string)));
+            vars.push((var.into(), Some(value)));
         }
-        if let Some(r) = ep["region"].as_str() {
-            vars.push(("AWS_REGION".into(), Some(r.to_string())));
-            vars.push(("AWS_DEFAULT_REGION".into(), Some(r.to_string())));
+        if let Some(r) = ep.region {
+            vars.push(("AWS_REGION".into(), Some(r.clone())));
+            vars.push(("AWS_DEFAULT_REGION".into(), Some(r)));
         }
     } else {
         let env = crate::child_env::child_env(

@@ -8,6 +8,7 @@ use crate::cli::ExecArgs;
 use crate::client::call;
 use anyhow::{Context, Result};
 use credd_daemon::control::Request;
+use credd_daemon::protocol::Revoked;
 use std::process::ExitCode;
 
 pub async fn run(a: ExecArgs) -> Result<ExitCode> {
@@ -33,7 +34,7 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
     let result = supervise(cmd, &program).await;
     // Whatever happened to the command, its token dies with it.
     if let Some((id, file)) = env.token {
-        if let Err(e) = call(Request::TokenRevoke { id }).await {
+        if let Err(e) = call::<Revoked>(Request::TokenRevoke { id }).await {
             tracing::warn!(error = %e, "could not revoke the command's token; it expires on its own");
         }
         let _ = std::fs::remove_file(&file);

@@ -5,21 +5,18 @@
 use crate::client::call;
 use anyhow::{bail, Context, Result};
 use credd_daemon::control::Request;
+use credd_daemon::protocol::{MfaSerial, MfaStarted};
 use std::io::Write;
 
 pub async fn run(a: crate::cli::MfaArgs) -> Result<()> {
-    let serial = call(Request::MfaSerial {
+    let serial: MfaSerial = call(Request::MfaSerial {
         profile: a.profile.clone(),
     })
     .await?;
     let code = match a.code {
         Some(c) => c,
         None => {
-            eprint!(
-                "MFA code for {} (profile '{}'): ",
-                serial["serial"].as_str().unwrap_or("?"),
-                a.profile
-            );
+            eprint!("MFA code for {} (profile '{}'): ", serial.serial, a.profile);
             std::io::stderr().flush().ok();
             let mut line = String::new();
             std::io::stdin()
@@ -34,7 +31,7 @@ pub async fn run(a: crate::cli::MfaArgs) -> Result<()> {
             code.len()
         );
     }
-    let v = call(Request::Mfa {
+    let v: MfaStarted = call(Request::Mfa {
         profile: a.profile.clone(),
         code,
     })
@@ -42,7 +39,7 @@ pub async fn run(a: crate::cli::MfaArgs) -> Result<()> {
     eprintln!(
         "MFA session started for '{}'; it lasts until {}. Profiles built on it refresh without a new code until then.",
         a.profile,
-        v["expires"].as_str().unwrap_or("?")
+        v.expires
     );
     Ok(())
 }

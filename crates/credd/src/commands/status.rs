@@ -6,15 +6,18 @@
 use crate::client::call;
 use crate::output::{human_secs, table};
 use anyhow::{bail, Context, Result};
+use credd_core::overlay::Findings;
 use credd_daemon::control::Request;
+use credd_daemon::protocol::{DaemonInfo, EndpointReply, Files, StatusReply};
 use serde_json::Value;
 
 pub async fn status(j: crate::cli::JsonArg) -> Result<()> {
-    let v = call(Request::Status).await?;
     if j.json {
+        // The daemon's document as it sent it.
+        let v: Value = call(Request::Status).await?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print_status(&v);
+        print_status(&call(Request::Status).await?);
     }
     Ok(())
 }
@@ -23,14 +26,18 @@ pub async fn profiles(p: crate::cli::ProfilesArgs) -> Result<()> {
     if let Some(crate::cli::ProfilesAction::Link { name, as_name }) = p.action {
         return link(&name, as_name).await;
     }
-    let v = call(Request::Profiles).await?;
+    let v: StatusReply = call(Request::Profiles).await?;
     if p.json {
         // The list of profiles as before; the warnings about the
-        // files on stderr, so the document keeps its shape.
-        for s in v["files"]["shadows"].as_array().into_iter().flatten() {
-            eprintln!("warning: {}", s["message"].as_str().unwrap_or_default());
+        // files on stderr, so the document keeps its shape (through a
+        // `Value`, keys sorted as the daemon sends them).
+        for s in v.files.findings().shadows {
+            eprintln!("warning: {}", s.message);
         }
-        println!("{}", serde_json::to_string_pretty(&v["profiles"])?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(&v.profiles)?)?
+        );
     } else {
         print_profiles(&v);
     }
@@ -38,14 +45,14 @@ pub async fn profiles(p: crate::cli::ProfilesArgs) -> Result<()> {
 }
 
 pub async fn whoami(a: crate::cli::ProfileArg) -> Result<()> {
-    let v = call(Request::Whoami { profile: a.profile }).await?;
+    let v: Value = call(Request::Whoami { profile: a.profile }).await?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
 async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     // Ask the daemon first: it knows whether NAME exists and its region.
-    let ep = call(Request::Endpoint {
+    let ep: EndpointReply = call(Request::Endpoint {
         profile: Some(name.to_string()),
     })
     .await?;
@@ -64,17 +71,15 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     };
     // Keys under the new name in the credentials file would win over the
     // credential_process written here, in every SDK.
-    let files = &ep["files"];
-    if files["credentials_sections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|s| s.as_str() == Some(new.as_str()))
-    {
+    let files = match &ep.files {
+        Files::Found(f) => Some(f),
+        Files::Unreadable { .. } => None,
+    };
+    if files.is_some_and(|f| f.credentials_sections.contains(&new)) {
         bail!(
             "[{new}] in {} holds credentials, which SDKs would use instead of credd's credential_process: \
              remove that section, or pick another name with --as",
-            files["credentials_file"].as_str().unwrap_or("the credentials file")
+            files.map_or("the credentials file", |f| f.credentials_file.as_str())
         );
     }
     let mut body = vec![
@@ -96,53 +101,52 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn print_status(v: &Value) {
-    let d = &v["daemon"];
+fn print_status(v: &StatusReply) {
+    let d = &v.daemon;
     println!(
         "credd {} (pid {}), endpoint {}{}",
-        d["version"].as_str().unwrap_or("?"),
-        d["pid"],
-        d["container_url"].as_str().unwrap_or("?"),
-        d["imds_url"]
-            .as_str()
+        d.version,
+        d.pid,
+        d.container_url,
+        d.imds_url
+            .as_deref()
             .map(|u| format!(", IMDS {u}"))
             .unwrap_or_default()
     );
-    if let Some(w) = d["docker_watch"].as_object() {
+    // The docker watch's status is its own document: only its state is shown.
+    if let Some(w) = d.docker_watch.as_ref().and_then(|w| w.as_object()) {
         println!(
             "docker: {}",
             w.get("state").and_then(|s| s.as_str()).unwrap_or("?")
         );
     }
     print_config_problems(d);
-    print_shadows(v);
+    print_shadows(&v.files.findings());
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
     let mut notes = Vec::new();
-    for p in v["profiles"].as_array().into_iter().flatten() {
-        let name = p["name"].as_str().unwrap_or_default();
+    for p in &v.profiles {
+        let name = &p.name;
         t.add_row(vec![
             name.to_string(),
-            p["state"].as_str().unwrap_or_default().to_string(),
-            p["expires_in_secs"]
-                .as_i64()
+            p.state.clone(),
+            p.expires_in_secs
                 .map(human_secs)
                 .unwrap_or_else(|| "-".into()),
-            p["next_refresh"].as_str().unwrap_or("-").to_string(),
-            p["chain"].as_str().unwrap_or("-").to_string(),
+            p.next_refresh.clone().unwrap_or_else(|| "-".into()),
+            p.chain.clone().unwrap_or_else(|| "-".into()),
         ]);
-        if let Some(e) = p["last_error"].as_str() {
+        if let Some(e) = &p.last_error {
             notes.push(format!("{name}: {e}"));
         }
-        for n in p["notes"].as_array().into_iter().flatten() {
-            notes.push(format!("{name}: {}", n.as_str().unwrap_or_default()));
+        for n in &p.notes {
+            notes.push(format!("{name}: {n}"));
         }
     }
     println!("{t}");
     for n in notes {
         println!("  {n}");
     }
-    let sessions = v["sso_sessions"].as_array().cloned().unwrap_or_default();
-    if !sessions.is_empty() {
+    if !v.sso_sessions.is_empty() {
         let mut t = table(&[
             "SSO SESSION",
             "STATE",
@@ -151,22 +155,22 @@ fn print_status(v: &Value) {
             "START URL",
         ]);
         let mut hints = Vec::new();
-        for s in &sessions {
-            let state = s["state"].as_str().unwrap_or_default().replace('_', " ");
+        for s in &v.sso_sessions {
+            let state = s.state.replace('_', " ");
             t.add_row(vec![
-                s["session"].as_str().unwrap_or_default().to_string(),
+                s.session.clone(),
                 state.clone(),
-                s["token_expires"].as_str().unwrap_or("-").to_string(),
-                s["next_refresh"].as_str().unwrap_or("-").to_string(),
-                s["start_url"].as_str().unwrap_or_default().to_string(),
+                s.token_expires.clone().unwrap_or_else(|| "-".into()),
+                s.next_refresh.clone().unwrap_or_else(|| "-".into()),
+                s.start_url.clone(),
             ]);
             if state != "active" {
                 hints.push(format!(
                     "{}: run `{}`{}",
-                    s["session"].as_str().unwrap_or_default(),
-                    s["login_command"].as_str().unwrap_or("credd login"),
-                    s["last_error"]
-                        .as_str()
+                    s.session,
+                    s.login_command,
+                    s.last_error
+                        .as_deref()
                         .map(|e| format!(" ({e})"))
                         .unwrap_or_default()
                 ));
@@ -181,17 +185,13 @@ fn print_status(v: &Value) {
 
 /// The warning about what in the user's files wins over credd outside
 /// `credd exec`/`credd env` (said once, before the tables).
-fn print_shadows(v: &Value) {
-    let shadows = v["files"]["shadows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if shadows.is_empty() {
+fn print_shadows(files: &Findings) {
+    if files.shadows.is_empty() {
         return;
     }
     println!("warning: your AWS files hold credentials that win over credd:");
-    for s in &shadows {
-        println!("  {}", s["message"].as_str().unwrap_or_default());
+    for s in &files.shadows {
+        println!("  {}", s.message);
     }
     println!();
 }
@@ -199,38 +199,34 @@ fn print_shadows(v: &Value) {
 /// What is wrong with the AWS files, for `status` and `profiles` alike: a
 /// file that cannot be used now (the last good version is served) and what
 /// was ignored in them. The daemon's messages name file, line and column.
-fn print_config_problems(d: &Value) {
-    if let Some(e) = d["config_error"].as_str() {
+fn print_config_problems(d: &DaemonInfo) {
+    if let Some(e) = &d.config_error {
         println!(
             "AWS config problem (serving the profiles from the last good version, if any): {e}"
         );
     }
-    let notes = d["config_notes"].as_array().cloned().unwrap_or_default();
-    if !notes.is_empty() {
+    if !d.config_notes.is_empty() {
         println!("Ignored in the AWS files:");
-        for n in notes {
-            println!("  {}", n.as_str().unwrap_or_default());
+        for n in &d.config_notes {
+            println!("  {n}");
         }
     }
 }
 
-fn print_profiles(v: &Value) {
-    print_config_problems(&v["daemon"]);
-    print_shadows(v);
+fn print_profiles(v: &StatusReply) {
+    print_config_problems(&v.daemon);
+    print_shadows(&v.files.findings());
     let mut t = table(&["PROFILE", "SERVED FROM"]);
     let mut bad = Vec::new();
-    for p in v["profiles"].as_array().into_iter().flatten() {
-        let name = p["name"].as_str().unwrap_or_default().to_string();
-        if p["state"] == "misconfigured" {
+    for p in &v.profiles {
+        let name = p.name.clone();
+        if p.state == "misconfigured" {
             bad.push(format!(
                 "{name}: {}",
-                p["last_error"].as_str().unwrap_or("?")
+                p.last_error.as_deref().unwrap_or("?")
             ));
         } else {
-            t.add_row(vec![
-                name,
-                p["chain"].as_str().unwrap_or_default().to_string(),
-            ]);
+            t.add_row(vec![name, p.chain.clone().unwrap_or_default()]);
         }
     }
     println!("{t}");

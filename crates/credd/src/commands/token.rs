@@ -6,21 +6,24 @@ use crate::cli::TokenCommand;
 use crate::client::{call, parse_ttl};
 use crate::output::table;
 use anyhow::{Context, Result};
+use credd_core::token::TokenRecord;
 use credd_daemon::control::Request;
+use credd_daemon::protocol::{Revoked, TokenIssued, TokenList};
 use serde_json::Value;
 
 pub async fn run(t: TokenCommand) -> Result<()> {
     match t {
         TokenCommand::Issue(a) => {
             let ttl = a.ttl.as_deref().map(parse_ttl).transpose()?;
-            let v = call(Request::TokenIssue {
+            let v: TokenIssued = call(Request::TokenIssue {
                 profiles: a.profiles,
                 ttl_secs: ttl,
                 label: a.label,
                 docker_engine: None,
             })
             .await?;
-            let token = v["token"].as_str().context("no token in the answer")?;
+            let (token, id) = (&v.token, &v.record.id);
+            let expires = expires(&v.record);
             match a.file {
                 Some(path) => {
                     // Never through a symlink, never changing a directory
@@ -36,47 +39,40 @@ pub async fn run(t: TokenCommand) -> Result<()> {
                         || {
                             format!(
                                 "failed to write the token file (token {} was issued: revoke it with `credd token revoke {}`)",
-                                v["record"]["id"].as_str().unwrap_or("?"),
-                                v["record"]["id"].as_str().unwrap_or("?")
+                                id, id
                             )
                         },
                     )?;
                     eprintln!(
                         "token {} written to {} (expires {})",
-                        v["record"]["id"].as_str().unwrap_or("?"),
+                        id,
                         path.display(),
-                        v["record"]["expires"].as_str().unwrap_or("never")
+                        expires
                     );
                 }
                 None => {
                     println!("{token}");
                     eprintln!(
                         "token id {} (expires {}); revoke with `credd token revoke {}`",
-                        v["record"]["id"].as_str().unwrap_or("?"),
-                        v["record"]["expires"].as_str().unwrap_or("never"),
-                        v["record"]["id"].as_str().unwrap_or("?"),
+                        id, expires, id,
                     );
                 }
             }
         }
         TokenCommand::List(j) => {
-            let v = call(Request::TokenList).await?;
             if j.json {
+                // The records as the daemon sent them.
+                let v: Value = call(Request::TokenList).await?;
                 println!("{}", serde_json::to_string_pretty(&v["tokens"])?);
             } else {
+                let v: TokenList = call(Request::TokenList).await?;
                 let mut t = table(&["ID", "PROFILES", "EXPIRES", "LABEL"]);
-                for r in v["tokens"].as_array().into_iter().flatten() {
-                    let profiles: Vec<&str> = r["profiles"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| p.as_str())
-                        .collect();
+                for r in &v.tokens {
                     t.add_row(vec![
-                        r["id"].as_str().unwrap_or_default().to_string(),
-                        profiles.join(","),
-                        r["expires"].as_str().unwrap_or("never").to_string(),
-                        r["label"].as_str().unwrap_or_default().to_string(),
+                        r.id.clone(),
+                        r.profiles.join(","),
+                        expires(r),
+                        r.label.clone(),
                     ]);
                 }
                 println!("{t}");
@@ -100,14 +96,8 @@ pub async fn run(t: TokenCommand) -> Result<()> {
                     all: a.all,
                 },
             };
-            let v = call(req).await?;
-            let ids: Vec<&str> = v["ids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            match ids.as_slice() {
+            let v: Revoked = call(req).await?;
+            match v.ids.as_slice() {
                 [] => eprintln!("no token to revoke"),
                 [one] => eprintln!("token {one} revoked"),
                 many => eprintln!("{} tokens revoked: {}", many.len(), many.join(", ")),
@@ -115,4 +105,14 @@ pub async fn run(t: TokenCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// When a token expires, as the daemon wrote it (RFC 3339), or `never`.
+fn expires(r: &TokenRecord) -> String {
+    r.expires
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "never".into())
 }

@@ -13,7 +13,8 @@ pub async fn run(a: crate::cli::WriteCredentialsArgs) -> Result<()> {
         .as_name
         .clone()
         .unwrap_or_else(|| format!("{}-temp", a.profile));
-    let v = call(Request::Credentials {
+    // Kept as the daemon sent it: the credentials file gets its fields.
+    let v: serde_json::Value = call(Request::Credentials {
         profile: a.profile.clone(),
     })
     .await?;

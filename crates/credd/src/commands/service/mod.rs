@@ -20,6 +20,7 @@ mod units;
 use crate::cli::{ServiceArgs, ServiceCommand, ServiceManager};
 use anyhow::{bail, Context, Result};
 use credd_daemon::control::Request;
+use credd_daemon::protocol::StatusReply;
 use plan::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -252,8 +253,7 @@ async fn install(a: &ServiceArgs) -> Result<ExitCode> {
     match ping(tries).await {
         Ok(v) => eprintln!(
             "credd is running as a service (pid {}), endpoint {}; `credd status` lists its profiles",
-            v["daemon"]["pid"],
-            v["daemon"]["container_url"].as_str().unwrap_or("?")
+            v.daemon.pid, v.daemon.container_url
         ),
         Err(e) => eprintln!(
             "the service was started, but no daemon answers yet ({e}); see `credd service status`"
@@ -362,10 +362,10 @@ async fn status(a: &ServiceArgs) -> Result<ExitCode> {
         Ok(v) => {
             println!(
                 "daemon: credd {} (pid {}) answers on {}; endpoint {}",
-                v["daemon"]["version"].as_str().unwrap_or("?"),
-                v["daemon"]["pid"],
+                v.daemon.version,
+                v.daemon.pid,
                 crate::client::socket_path().display(),
-                v["daemon"]["container_url"].as_str().unwrap_or("?")
+                v.daemon.container_url
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -417,7 +417,7 @@ async fn refuse_foreign_daemon(site: &Site) -> Result<()> {
     let Ok(v) = ping(1).await else {
         return Ok(());
     };
-    let pid = v["daemon"]["pid"].as_u64().unwrap_or(0);
+    let pid = u64::from(v.daemon.pid);
     let managed = match site.manager {
         ServiceManager::Systemd => {
             tokio::process::Command::new("systemctl")
@@ -456,7 +456,7 @@ async fn refuse_foreign_daemon(site: &Site) -> Result<()> {
 }
 
 /// Asks the daemon for its status, `tries` times 100 ms apart.
-async fn ping(tries: u32) -> std::result::Result<serde_json::Value, String> {
+async fn ping(tries: u32) -> std::result::Result<StatusReply, String> {
     let mut last = String::new();
     for i in 0..tries.max(1) {
         if i > 0 {
