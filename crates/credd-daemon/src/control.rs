@@ -1,21 +1,25 @@
 //! The control socket: a Unix socket (0600, in a 0700 runtime directory,
 //! peer uid checked on every connection) over which the CLI talks to the
 //! daemon, one JSON request and one JSON response per connection.
-//! Threat-model row 4.
+//! Threat-model row 4. The vocabulary is [`crate::protocol`]; the client
+//! side is [`crate::control_client`].
 
 use crate::broker::Broker;
+/// The client, where the CLI has always found it.
+pub use crate::control_client::{call, call_as, ClientError};
+use crate::control_replies::{profile_row, reply, serve_error, session_row};
 /// The request type, where the CLI has always found it.
 pub use crate::protocol::Request;
 use crate::protocol::{
     ControlError, DaemonInfo, EndpointReply, Envelope, ErrorKind, Files, Identity, MfaSerial,
-    MfaStarted, Pong, ProfileRow, Revoked, SessionRow, StatusReply, TokenIssued, TokenList,
+    MfaStarted, Pong, Revoked, StatusReply, TokenIssued, TokenList,
 };
 use crate::tokens::TokenStore;
 use crate::{fsutil, ProfileLoader};
 use credd_core::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -465,65 +469,6 @@ impl ControlState {
     }
 }
 
-/// A typed reply as the `result` of the envelope.
-fn reply<T: serde::Serialize>(t: T) -> Result<Value, ControlError> {
-    Ok(serde_json::to_value(t).expect("a reply serializes"))
-}
-
-/// The kind of a broker's refusal, with its message as it always was.
-fn serve_error(e: crate::broker::ServeError) -> ControlError {
-    use crate::broker::ServeError;
-    let kind = match &e {
-        ServeError::UnknownProfile(_) => ErrorKind::NotFound,
-        ServeError::Upstream { error, .. }
-            if matches!(
-                error.kind,
-                credd_core::UpstreamErrorKind::MfaRequired
-                    | credd_core::UpstreamErrorKind::InvalidMfa
-                    | credd_core::UpstreamErrorKind::LoginRequired
-            ) =>
-        {
-            ErrorKind::NeedsUser
-        }
-        _ => ErrorKind::Unavailable,
-    };
-    ControlError::new(kind, e.to_string())
-}
-
-/// The broker's status row as the protocol's (the same fields).
-fn profile_row(p: &crate::broker::ProfileStatus) -> ProfileRow {
-    ProfileRow {
-        name: p.name.clone(),
-        state: p.state.clone(),
-        chain: p.chain.clone(),
-        region: p.region.clone(),
-        expires: p.expires.clone(),
-        expires_in_secs: p.expires_in_secs,
-        next_refresh: p.next_refresh.clone(),
-        last_error: p.last_error.clone(),
-        notes: p.notes.clone(),
-    }
-}
-
-/// The SSO engine's status row as the protocol's; the state as the engine
-/// writes it.
-fn session_row(s: &crate::sso::SessionStatus) -> SessionRow {
-    SessionRow {
-        session: s.session.clone(),
-        start_url: s.start_url.clone(),
-        region: s.region.clone(),
-        state: serde_json::to_value(&s.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        token_expires: s.token_expires.clone(),
-        next_refresh: s.next_refresh.clone(),
-        refreshable: s.refreshable,
-        last_error: s.last_error.clone(),
-        login_command: s.login_command.clone(),
-    }
-}
-
 /// Binds the control socket at `path` (0600), refusing to start when a
 /// daemon already answers there and replacing a stale socket file.
 pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -637,108 +582,4 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
     out.push(b'\n');
     let _ = w.write_all(&out).await;
     let _ = w.shutdown().await;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("credd is not running (no daemon at {0}): start it with `credd serve`")]
-    NotRunning(PathBuf),
-    #[error("{0}")]
-    Daemon(String),
-    #[error("talking to the daemon at {path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
-    #[error("refusing to talk to a daemon through {dir}: {err}. Nothing was sent. Another user may have made it to pose as credd: remove it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
-    UntrustedDir { dir: PathBuf, err: fsutil::FsError },
-    #[error("refusing to talk to the daemon at {path}: it runs as uid {uid}, not as you (uid {me}). Nothing was sent. Another user may be posing as credd: stop it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
-    ForeignDaemon { path: PathBuf, uid: u32, me: u32 },
-}
-
-/// Sends one request to the daemon behind `socket` and returns its result.
-pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
-    let io = |err: std::io::Error| match err.kind() {
-        // The daemon drops connections from other users without a word.
-        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
-            ClientError::Daemon(
-                "the daemon closed the connection without answering (is it another user's?)".into(),
-            )
-        }
-        _ => ClientError::Io {
-            path: socket.to_path_buf(),
-            err,
-        },
-    };
-    // Before anything is sent: the directory must be ours and private, and
-    // the process behind the socket must run as us (threat-model row 19).
-    if let Some(dir) = socket.parent() {
-        match fsutil::check_trusted_dir(dir) {
-            Ok(()) => {}
-            Err(fsutil::FsError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Err(ClientError::NotRunning(socket.to_path_buf()))
-            }
-            Err(err) => {
-                return Err(ClientError::UntrustedDir {
-                    dir: dir.to_path_buf(),
-                    err,
-                })
-            }
-        }
-    }
-    let stream = match UnixStream::connect(socket).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(ClientError::NotRunning(socket.to_path_buf()))
-        }
-        Err(e) => return Err(io(e)),
-    };
-    let me = fsutil::my_uid();
-    match stream.peer_cred() {
-        Ok(c) if c.uid() == me => {}
-        Ok(c) => {
-            return Err(ClientError::ForeignDaemon {
-                path: socket.to_path_buf(),
-                uid: c.uid(),
-                me,
-            })
-        }
-        Err(e) => return Err(io(e)),
-    }
-    let (r, mut w) = stream.into_split();
-    let mut out = serde_json::to_vec(req).expect("serializes");
-    out.push(b'\n');
-    w.write_all(&out).await.map_err(io)?;
-    out.iter_mut().for_each(|b| *b = 0);
-    let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await.map_err(io)?;
-    if line.is_empty() {
-        return Err(ClientError::Daemon(
-            "the daemon closed the connection without answering (is it another user's?)".into(),
-        ));
-    }
-    let v: Envelope = serde_json::from_str(&line)
-        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))?;
-    if v.ok {
-        Ok(v.result.unwrap_or(Value::Null))
-    } else {
-        Err(ClientError::Daemon(
-            v.error.unwrap_or_else(|| "unknown error".into()),
-        ))
-    }
-}
-
-/// [`call`], with the answer read as the reply type `T` of the request
-/// (see [`crate::protocol`]).
-pub async fn call_as<T: serde::de::DeserializeOwned>(
-    socket: &Path,
-    req: &Request,
-) -> Result<T, ClientError> {
-    let v = call(socket, req).await?;
-    serde_json::from_value(v)
-        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))
 }

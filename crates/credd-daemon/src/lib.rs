@@ -14,6 +14,8 @@ pub mod clock;
 pub mod config;
 pub mod container;
 pub mod control;
+mod control_client;
+mod control_replies;
 pub mod docker_watch;
 pub mod fsutil;
 pub mod imds;
