@@ -15,6 +15,9 @@
 //! the CPU is repeated (twice at most) and the worst such share is reported.
 //! The targets are informational: the exit code is 0 whenever the run itself
 //! worked. See `docs/benchmarks.md`.
+//!
+//! `--control-path` runs the other benchmark instead: `credd
+//! credential-process` latency by profile count (see `control_path.rs`).
 
 mod bare;
 mod control_path;
