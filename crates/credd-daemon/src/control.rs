@@ -30,7 +30,7 @@ use tracing::Instrument;
 const MAX_REQUEST: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     pub container_url: String,
     pub imds_url: Option<String>,
     /// The profile the IMDS emulation serves.
@@ -39,7 +39,7 @@ pub struct Endpoints {
     pub extra_urls: Vec<String>,
 }
 
-pub struct ControlState {
+pub(crate) struct ControlState {
     /// The docker watch, when on (`docker.watch`).
     pub docker: Option<Arc<crate::docker_watch::DockerWatch>>,
     pub broker: Broker,
@@ -471,7 +471,7 @@ impl ControlState {
 
 /// Binds the control socket at `path` (0600), refusing to start when a
 /// daemon already answers there and replacing a stale socket file.
-pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) async fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         fsutil::private_dir(dir).map_err(std::io::Error::other)?;
     }
@@ -493,7 +493,7 @@ pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     state: Arc<ControlState>,
     cancel: CancellationToken,

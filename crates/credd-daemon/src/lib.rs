@@ -6,28 +6,39 @@
 //! reads `~/.aws` only through the [`credd_core::Upstream`] and
 //! [`ProfileLoader`] traits it is handed, so every part of it runs against
 //! fakes in tests.
+//!
+//! Its public surface is what the binary and the tests use: [`run`] with
+//! [`Services`] and [`Listeners`], the [`ProfileLoader`] seam, the control
+//! protocol ([`protocol`], [`control`]'s client), settings ([`config`]), and
+//! the few pieces the CLI shares with the daemon (`fsutil`, `audit::read_all`,
+//! `callback`, `relay`, `server::percent_encode`...). The broker, the SSO
+//! engine, the endpoints and the token store are crate-private.
 
 pub mod audit;
-pub mod broker;
+mod broker;
 pub mod callback;
 pub mod clock;
 pub mod config;
-pub mod container;
+mod container;
 pub mod control;
 mod control_client;
 mod control_replies;
 pub mod docker_watch;
 pub mod fsutil;
-pub mod imds;
+mod imds;
 pub mod notify;
-pub mod peer_uid;
+mod peer_uid;
 mod profile_files;
 pub mod protocol;
 pub mod relay;
 pub mod server;
-pub mod sessions;
-pub mod sso;
-pub mod tokens;
+mod sessions;
+mod sso;
+mod tokens;
+
+// What the binary and the tests use from the private modules above.
+pub use container::CREDENTIALS_PATH;
+pub use sso::{LogNotifier, Notifier};
 
 use credd_core::profile::{ConfigError as ProfileError, Plan};
 use std::collections::BTreeMap;
@@ -108,7 +119,7 @@ pub struct Services {
     pub profiles: Arc<dyn ProfileLoader>,
     pub clock: Arc<dyn clock::Clock>,
     pub sso_store: Arc<dyn credd_core::sso::TokenStore>,
-    pub notifier: Arc<dyn sso::Notifier>,
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl std::fmt::Debug for Services {

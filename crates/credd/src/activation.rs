@@ -141,7 +141,7 @@ pub fn notify_ready(ready: &credd_daemon::Ready) {
     let status = format!(
         "serving http://{}{}/PROFILE; control socket {}",
         ready.container,
-        credd_daemon::container::CREDENTIALS_PATH,
+        credd_daemon::CREDENTIALS_PATH,
         ready.control_socket.display()
     );
     notify(

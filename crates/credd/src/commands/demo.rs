@@ -165,7 +165,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         }),
         clock: Arc::new(SystemClock),
         sso_store: store.clone(),
-        notifier: Arc::new(credd_daemon::sso::LogNotifier),
+        notifier: Arc::new(credd_daemon::LogNotifier),
     };
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
