@@ -390,7 +390,7 @@ impl ControlState {
                 tokens: self.tokens.list(now),
             }),
             Request::DockerPs => match &self.docker {
-                Some(d) => Ok(d.ps().await),
+                Some(d) => reply(d.ps().await),
                 None => Err(ControlError::new(ErrorKind::Unsupported, "credd does not watch docker (docker.watch = false in credd.toml), so it binds no token to a container: see `credd token list`")),
             },
             Request::TokenRevoke { id } if !id.starts_with(credd_core::token::PREFIX) => {

@@ -176,8 +176,46 @@ pub struct DaemonInfo {
     pub token_failures: u64,
     pub config_error: Option<String>,
     pub config_notes: Vec<String>,
-    /// The docker watch's own status document, when the watch is on.
-    pub docker_watch: Option<Value>,
+    /// The docker watch, when it is on.
+    pub docker_watch: Option<DockerWatchStatus>,
+}
+
+/// The docker watch in [`DaemonInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerWatchStatus {
+    /// The engine watched (`unix:///path`), when known.
+    pub engine: Option<String>,
+    /// What the watch is doing, for a person (`watching`, why not...).
+    pub state: String,
+    pub claim_within_secs: u64,
+}
+
+/// [`Request::DockerPs`]: the live tokens bound to the watched engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DockerPs {
+    pub engine: Option<String>,
+    /// Why the engine could not be asked (the rows are then what credd recorded).
+    pub error: Option<String>,
+    pub containers: Vec<ContainerRow>,
+}
+
+/// One token of [`DockerPs`], with its container as the engine describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRow {
+    /// The container's short id.
+    pub container: Option<String>,
+    pub container_id: Option<String>,
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub state: Option<String>,
+    /// The token's id (never its value).
+    pub token: String,
+    pub profiles: Vec<String>,
+    pub label: String,
+    pub token_age_secs: i64,
+    pub expires: Option<String>,
+    /// When an unclaimed token is revoked (no container carries it yet).
+    pub unclaimed_revoked_at: Option<String>,
 }
 
 /// One profile's row in [`StatusReply`] (the broker's `ProfileStatus`,
@@ -381,6 +419,32 @@ mod tests {
                 r#""docker_claim_within_secs":null,"docker_engine":null,"extra_urls":[],"#,
                 r#""files":{"error":"bad"},"imds_profile":null,"imds_url":null,"#,
                 r#""region":"eu-west-1","settings":null}}"#
+            )
+        );
+        assert_eq!(
+            wire(&DockerPs {
+                engine: Some("unix:///var/run/docker.sock".into()),
+                error: None,
+                containers: vec![ContainerRow {
+                    container: None,
+                    container_id: None,
+                    name: None,
+                    image: None,
+                    state: None,
+                    token: "0123456789abcdef".into(),
+                    profiles: vec!["dev".into()],
+                    label: "docker dev".into(),
+                    token_age_secs: 3,
+                    expires: None,
+                    unclaimed_revoked_at: Some("2026-01-01T00:01:00Z".into()),
+                }],
+            }),
+            concat!(
+                r#"{"ok":true,"result":{"containers":[{"container":null,"container_id":null,"#,
+                r#""expires":null,"image":null,"label":"docker dev","name":null,"profiles":["dev"],"#,
+                r#""state":null,"token":"0123456789abcdef","token_age_secs":3,"#,
+                r#""unclaimed_revoked_at":"2026-01-01T00:01:00Z"}],"#,
+                r#""engine":"unix:///var/run/docker.sock","error":null}}"#
             )
         );
         let err = Envelope {

@@ -14,7 +14,7 @@ use crate::client::{call, endpoint_url, issue_token_file, parse_ttl};
 use crate::docker_nat::ADDR;
 use anyhow::{Context, Result};
 use credd_daemon::control::Request;
-use credd_daemon::protocol::{EndpointReply, Revoked};
+use credd_daemon::protocol::{DockerPs, EndpointReply, Revoked};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -179,20 +179,22 @@ pub async fn args(profile: &str, ttl: &str) -> Result<()> {
 
 /// `credd docker ps`: the containers holding live tokens.
 pub async fn ps(json: bool) -> Result<()> {
-    // The docker watch's own document (see `credd_daemon::docker_watch`).
-    let v: serde_json::Value = call(Request::DockerPs).await?;
-    if let Some(e) = v["error"].as_str() {
+    let v: DockerPs = call(Request::DockerPs).await?;
+    if let Some(e) = &v.error {
         eprintln!("credd: the docker engine did not answer ({e}); showing what credd recorded");
     }
-    let rows = v["containers"].as_array().cloned().unwrap_or_default();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        // Through a `Value`: keys sorted, as the daemon sends them.
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(&v.containers)?)?
+        );
         return Ok(());
     }
-    if rows.is_empty() {
+    if v.containers.is_empty() {
         eprintln!(
             "no container holds a live credd token (engine {})",
-            v["engine"].as_str().unwrap_or("?")
+            v.engine.as_deref().unwrap_or("?")
         );
         return Ok(());
     }
@@ -204,28 +206,22 @@ pub async fn ps(json: bool) -> Result<()> {
         "TOKEN",
         "TOKEN AGE",
     ]);
-    for r in rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-        let container = match r["container"].as_str() {
-            Some(c) => c.to_string(),
+    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    for r in &v.containers {
+        let container = match &r.container {
+            Some(c) => c.clone(),
             None => format!(
                 "(none yet; revoked at {} unless one starts)",
-                r["unclaimed_revoked_at"].as_str().unwrap_or("?")
+                r.unclaimed_revoked_at.as_deref().unwrap_or("?")
             ),
         };
         t.add_row(vec![
             container,
-            s("name"),
-            s("image"),
-            r["profiles"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            s("token"),
-            credd_core::duration::fmt_secs(r["token_age_secs"].as_u64().unwrap_or(0)),
+            dash(&r.name),
+            dash(&r.image),
+            r.profiles.join(","),
+            r.token.clone(),
+            credd_core::duration::fmt_secs(u64::try_from(r.token_age_secs).unwrap_or(0)),
         ]);
     }
     println!("{t}");

@@ -113,12 +113,8 @@ fn print_status(v: &StatusReply) {
             .map(|u| format!(", IMDS {u}"))
             .unwrap_or_default()
     );
-    // The docker watch's status is its own document: only its state is shown.
-    if let Some(w) = d.docker_watch.as_ref().and_then(|w| w.as_object()) {
-        println!(
-            "docker: {}",
-            w.get("state").and_then(|s| s.as_str()).unwrap_or("?")
-        );
+    if let Some(w) = &d.docker_watch {
+        println!("docker: {}", w.state);
     }
     print_config_problems(d);
     print_shadows(&v.files.findings());
