@@ -12,11 +12,11 @@
 //! Layering: a leaf shared by `exec`, `env`, `docker` and `profiles link`;
 //! it imports leaves only (`client`, `environment`).
 
-use crate::client::{call, endpoint_url, parse_ttl};
+use crate::client::{call, endpoint_url, issue_token_file, parse_ttl, IssuedToken};
 use anyhow::{bail, Context, Result};
 use credd_core::overlay::ProfileSettings;
 use credd_daemon::control::Request;
-use credd_daemon::protocol::{EndpointReply, TokenIssued};
+use credd_daemon::protocol::EndpointReply;
 use std::path::{Path, PathBuf};
 
 /// Variables removed so that SDKs do not pick other credentials or another
@@ -93,7 +93,11 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
         env.vars
             .push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), Some(url)));
     } else {
-        let (token, id, file) = issue_token(profile, &o.token_ttl, o.label.clone()).await?;
+        let IssuedToken {
+            path: file,
+            id,
+            token,
+        } = issue_token_file(profile, &o.token_ttl, o.label.clone(), None).await?;
         let url = endpoint_url(&ep.container_url, profile);
         env.vars
             .push(("AWS_CONTAINER_CREDENTIALS_FULL_URI".into(), Some(url)));
@@ -182,22 +186,4 @@ pub fn write_overlay(
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     credd_daemon::fsutil::write_private(path, bytes)
         .with_context(|| format!("failed to write {}", path.display()))
-}
-
-/// Issues a token scoped to `profile` into a 0600 token file; returns the
-/// token, its id and the file.
-async fn issue_token(profile: &str, ttl: &str, label: String) -> Result<(String, String, PathBuf)> {
-    let v: TokenIssued = call(Request::TokenIssue {
-        profiles: vec![profile.to_string()],
-        ttl_secs: Some(parse_ttl(ttl)?),
-        label,
-        docker_engine: None,
-    })
-    .await?;
-    let (token, id) = (v.token, v.record.id);
-    let dir = crate::environment::runtime_dir().join("tokens");
-    let path = dir.join(&id);
-    credd_daemon::fsutil::write_private(&path, token.as_bytes())
-        .context("failed to write the token file")?;
-    Ok((token, id, path))
 }

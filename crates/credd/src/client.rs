@@ -26,6 +26,14 @@ pub fn parse_ttl(s: &str) -> Result<u64> {
         .as_secs())
 }
 
+/// A token issued into its file: `RUNTIME_DIR/tokens/ID`.
+pub struct IssuedToken {
+    pub path: PathBuf,
+    pub id: String,
+    /// The value, for a child that reads it from a variable too.
+    pub token: String,
+}
+
 /// Issues a token for `profile` and writes it to a 0600 file; a container's
 /// token is bound to `docker_engine` (revoked when its container is removed).
 pub async fn issue_token_file(
@@ -33,7 +41,7 @@ pub async fn issue_token_file(
     ttl: &str,
     label: String,
     docker_engine: Option<String>,
-) -> Result<(PathBuf, String)> {
+) -> Result<IssuedToken> {
     let v: TokenIssued = call(Request::TokenIssue {
         profiles: vec![profile.to_string()],
         ttl_secs: Some(parse_ttl(ttl)?),
@@ -46,7 +54,7 @@ pub async fn issue_token_file(
     let path = dir.join(&id);
     credd_daemon::fsutil::write_private(&path, token.as_bytes())
         .context("failed to write the token file")?;
-    Ok((path, id))
+    Ok(IssuedToken { path, id, token })
 }
 
 pub fn endpoint_url(base: &str, profile: &str) -> String {

@@ -98,7 +98,8 @@ pub async fn flags_bound(
         },
         _ => Lifetime::Ttl,
     };
-    let (file, id) = issue_token_file(profile, ttl, format!("docker {profile}"), engine).await?;
+    let issued = issue_token_file(profile, ttl, format!("docker {profile}"), engine).await?;
+    let (file, id) = (issued.path, issued.id);
     // The token's id (public; never its secret) on the container: the
     // daemon's docker watch revokes the token when the container is removed.
     let mut f = vec![
