@@ -107,6 +107,12 @@ impl Daemon {
         self.dir.path().join(name)
     }
 
+    /// A `credd` client command as this daemon's user (its HOME, runtime
+    /// and state directories).
+    pub fn cli(&self) -> Command {
+        env_cmd(&self.bin, self.dir.path())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

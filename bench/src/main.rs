@@ -15,8 +15,12 @@
 //! the CPU is repeated (twice at most) and the worst such share is reported.
 //! The targets are informational: the exit code is 0 whenever the run itself
 //! worked. See `docs/benchmarks.md`.
+//!
+//! `--control-path` runs the other benchmark instead: `credd
+//! credential-process` latency by profile count (see `control_path.rs`).
 
 mod bare;
+mod control_path;
 mod cpu;
 mod daemon;
 mod load;
@@ -79,6 +83,16 @@ struct Args {
     /// of in a child process of its own (as credd is).
     #[arg(long)]
     bare_in_process: bool,
+    /// Instead of the endpoint benchmark: time `credd credential-process`
+    /// end to end with daemons holding each of --control-profiles profiles.
+    #[arg(long)]
+    control_path: bool,
+    /// With --control-path: the profile counts, smallest first.
+    #[arg(long, value_delimiter = ',', default_value = "20,2000,10000")]
+    control_profiles: Vec<usize>,
+    /// With --control-path: timed calls per profile count.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
     /// Internal: be the bare server's child process.
     #[arg(long = "serve-bare-body", hide = true, value_name = "FILE")]
     serve_bare_body: Option<PathBuf>,
@@ -96,6 +110,10 @@ fn main() -> anyhow::Result<()> {
     rt.enable_all().thread_name("load-gen");
     if let Some(n) = args.gen_threads {
         rt.worker_threads(n);
+    }
+    if args.control_path {
+        let bin = args.credd.clone().unwrap_or_else(default_credd);
+        return control_path::run(&bin, &args.control_profiles, args.samples, 5);
     }
     let rt = rt.build()?;
     run(&args, &rt)

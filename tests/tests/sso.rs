@@ -120,7 +120,7 @@ impl Sso {
                     .build()
                     .unwrap();
                 let (status, body) = rt
-                    .block_on(credd_daemon::callback::visit(&url))
+                    .block_on(credd_sandbox::browser::visit(&url))
                     .unwrap_or_else(|e| panic!("visiting {url}: {e}\n{seen}"));
                 assert!(status == 200 || status == 400, "{url}: {status} {body}");
                 visited = true;

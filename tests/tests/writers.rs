@@ -447,7 +447,7 @@ fn sso_populate_keeps_an_edit_made_during_its_write() {
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(credd_daemon::callback::visit(t)).unwrap();
+            rt.block_on(credd_sandbox::browser::visit(t)).unwrap();
         }
     }
     assert!(

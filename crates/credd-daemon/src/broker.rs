@@ -536,10 +536,6 @@ impl Broker {
             .and_then(|p| p.region.clone())
     }
 
-    pub fn profile_names(&self) -> Vec<String> {
-        self.graph().plans.keys().cloned().collect()
-    }
-
     /// One row per profile for `credd status` and `credd profiles`.
     pub fn status(&self) -> Vec<ProfileStatus> {
         let graph = self.graph();

@@ -13,8 +13,7 @@ use crate::api_error::{ApiError, PageError};
 use crate::guard::{Callers, Guard, HostAllowList};
 use crate::response::{self, Body};
 use crate::server::{self, Endpoint};
-use ::http::{header, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use ::http::{Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -164,69 +163,6 @@ fn answer<B>(
     ))
 }
 
-/// A stand-in browser for `credd demo` and tests: GETs `url` and follows
-/// redirects (plain http on loopback only, at most 5), returning the final
-/// status and body. It plays the user who clicks "Allow" on a sign-in page
-/// that approves automatically.
-pub async fn visit(url: &str) -> Result<(u16, String), String> {
-    fetch(url, &[]).await
-}
-
-/// [`visit`] with extra request headers (e.g. `Authorization` for the
-/// demo's self-check of the container endpoint).
-pub async fn fetch(url: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
-    use http_body_util::{BodyExt, Empty};
-    let mut url = url.to_string();
-    for _ in 0..5 {
-        let uri: ::http::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!("only http URLs on loopback can be visited: {url}"));
-        }
-        let host = uri.host().unwrap_or_default();
-        let ip: std::net::IpAddr = host
-            .parse()
-            .map_err(|_| format!("only loopback addresses can be visited: {url}"))?;
-        if !ip.is_loopback() {
-            return Err(format!("only loopback addresses can be visited: {url}"));
-        }
-        let addr = SocketAddr::new(ip, uri.port_u16().unwrap_or(80));
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        let conn = tokio::spawn(conn);
-        let mut req = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(header::HOST, addr.to_string());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        conn.abort();
-        match (status.is_redirection(), location) {
-            (true, Some(next)) => url = next,
-            _ => return Ok((status.as_u16(), body)),
-        }
-    }
-    Err("too many redirects".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +225,9 @@ mod tests {
             .await
             .unwrap();
         });
-        let (status, body) = visit(&format!("http://{at}/authorize")).await.unwrap();
+        let (status, body) = credd_sandbox::browser::visit(&format!("http://{at}/authorize"))
+            .await
+            .unwrap();
         assert_eq!(status, 200);
         assert!(body.contains("Signed in"), "{body}");
         assert_eq!(
@@ -299,8 +237,6 @@ mod tests {
                 state: "xyz".into()
             })
         );
-        assert!(visit("http://example.com/").await.is_err());
-        assert!(visit("https://127.0.0.1/").await.is_err());
     }
 
     #[tokio::test]

@@ -1,15 +1,25 @@
 //! The control socket: a Unix socket (0600, in a 0700 runtime directory,
 //! peer uid checked on every connection) over which the CLI talks to the
 //! daemon, one JSON request and one JSON response per connection.
-//! Threat-model row 4.
+//! Threat-model row 4. The vocabulary is [`crate::protocol`]; the client
+//! side is [`crate::control_client`].
 
 use crate::broker::Broker;
+/// The client, where the CLI has always found it.
+pub use crate::control_client::{call, call_as, ClientError};
+use crate::control_replies::{profile_row, reply, serve_error, session_row};
+/// The request type, where the CLI has always found it.
+pub use crate::protocol::Request;
+use crate::protocol::{
+    ControlError, DaemonInfo, EndpointReply, Envelope, ErrorKind, Files, Identity, MfaSerial,
+    MfaStarted, Pong, Revoked, StatusReply, TokenIssued, TokenList,
+};
 use crate::tokens::TokenStore;
 use crate::{fsutil, ProfileLoader};
 use credd_core::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use serde_json::Value;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -19,76 +29,8 @@ use tracing::Instrument;
 
 const MAX_REQUEST: usize = 64 * 1024;
 
-/// What the CLI can ask. Requests are never logged (an MFA code travels here).
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Request {
-    Ping,
-    Status,
-    Profiles,
-    Credentials {
-        profile: String,
-    },
-    /// `credd credential-process`: [`Request::Credentials`] for a tool that
-    /// shows the user nothing (an IDE): when the profile needs `credd mfa`
-    /// or `credd login`, the daemon also raises a desktop notification.
-    ProcessCredentials {
-        profile: String,
-    },
-    Mfa {
-        profile: String,
-        code: String,
-    },
-    MfaSerial {
-        profile: String,
-    },
-    TokenIssue {
-        profiles: Vec<String>,
-        ttl_secs: Option<u64>,
-        label: String,
-        /// A container's token: the engine (as the daemon named it in
-        /// [`Request::Endpoint`]'s `docker_engine`) whose watch revokes it
-        /// when its container is removed.
-        #[serde(default)]
-        docker_engine: Option<String>,
-    },
-    /// `credd docker ps`: the containers holding live tokens.
-    DockerPs,
-    TokenList,
-    /// By id; a whole token value in `id` is taken as [`Request::TokenRevokeBy`]'s
-    /// `token` (and never repeated in the answer).
-    TokenRevoke {
-        id: String,
-    },
-    /// Exactly one of: `token`, the whole value (checked by digest); `label`,
-    /// every live token with it; `all`.
-    TokenRevokeBy {
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default)]
-        label: Option<String>,
-        #[serde(default)]
-        all: bool,
-    },
-    Whoami {
-        profile: String,
-    },
-    Endpoint {
-        profile: Option<String>,
-    },
-    Reload,
-}
-
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Only the operation name: arguments may include an MFA code.
-        let v = serde_json::to_value(self).unwrap_or_default();
-        write!(f, "Request({})", v["op"].as_str().unwrap_or("?"))
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     pub container_url: String,
     pub imds_url: Option<String>,
     /// The profile the IMDS emulation serves.
@@ -97,7 +39,7 @@ pub struct Endpoints {
     pub extra_urls: Vec<String>,
 }
 
-pub struct ControlState {
+pub(crate) struct ControlState {
     /// The docker watch, when on (`docker.watch`).
     pub docker: Option<Arc<crate::docker_watch::DockerWatch>>,
     pub broker: Broker,
@@ -120,6 +62,12 @@ pub struct ControlState {
     /// When each message was last shown, so an IDE retrying every few
     /// seconds raises one notification, not one per retry.
     pub told: Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+    /// The AWS files and their stamps at the last read: see
+    /// [`crate::profile_files`].
+    pub(crate) files: crate::profile_files::WatchedFiles,
+    /// What [`ProfileLoader::findings`] said at the last read of the files,
+    /// so that `status`, `profiles` and `endpoint` do not parse them again.
+    pub(crate) findings: Mutex<crate::protocol::Files>,
 }
 
 /// How long the same "needs you" notification stays quiet.
@@ -132,9 +80,31 @@ impl std::fmt::Debug for ControlState {
 }
 
 impl ControlState {
-    /// Re-reads the AWS files. A broken file keeps the last good profiles
-    /// and is reported by `status` and `profiles`.
+    /// Re-reads the AWS files now (at start, and on [`Request::Reload`],
+    /// which `credd login` and `credd logout` send). A broken file keeps
+    /// the last good profiles and is reported by `status` and `profiles`.
     pub async fn reload(&self) {
+        self.files.mark();
+        self.read_profiles().await;
+    }
+
+    /// Re-reads the AWS files when one changed since the last read (always,
+    /// for a loader that names no files); returns whether it read them. The
+    /// check is two `stat(2)` calls, whatever the number of profiles.
+    pub async fn reload_if_changed(&self) -> bool {
+        if !self.files.is_empty() {
+            if !self.files.changed() {
+                return false;
+            }
+            tracing::info!("the AWS config or credentials file changed: re-reading the profiles");
+        }
+        self.read_profiles().await;
+        true
+    }
+
+    async fn read_profiles(&self) {
+        let findings = self.read_findings().await;
+        *self.findings.lock().unwrap() = findings;
         match self.loader.load().await {
             Ok(loaded) => {
                 self.broker.load_plans(loaded.plans);
@@ -164,10 +134,15 @@ impl ControlState {
             .notify("credd: AWS credentials need you", message);
     }
 
-    async fn findings(&self) -> Value {
+    /// The findings as of the last read of the files.
+    fn findings(&self) -> Files {
+        self.findings.lock().unwrap().clone()
+    }
+
+    async fn read_findings(&self) -> Files {
         match self.loader.findings().await {
-            Ok(f) => serde_json::to_value(f).unwrap_or_default(),
-            Err(e) => json!({"error": e}),
+            Ok(f) => Files::Found(f),
+            Err(e) => Files::Unreadable { error: e },
         }
     }
 
@@ -195,6 +170,15 @@ impl ControlState {
         }
     }
 
+    /// Whether `profile` is in the AWS files: one map lookup, not a list of
+    /// every profile.
+    fn knows(&self, profile: &str, now: time::OffsetDateTime) -> bool {
+        !matches!(
+            self.broker.lookup(profile, now),
+            crate::broker::Lookup::Unknown
+        )
+    }
+
     /// The engine the docker watch follows, if any.
     fn docker_engine(&self) -> Option<String> {
         self.docker.as_ref().and_then(|d| d.config.engine())
@@ -218,13 +202,14 @@ impl ControlState {
         label: Option<String>,
         all: bool,
         now: time::OffsetDateTime,
-    ) -> Result<Value, String> {
-        let store_err = |e: crate::tokens::StoreError| e.to_string();
+    ) -> Result<Revoked, ControlError> {
+        let store_err =
+            |e: crate::tokens::StoreError| ControlError::new(ErrorKind::Unsupported, e.to_string());
         let revoked: Vec<String> = if let Some(v) = token {
             match self.tokens.revoke_value(&v, now).map_err(store_err)? {
                 Some(id) => vec![id],
                 None => {
-                    return Err("no live token has that value (it may be revoked or expired already; see `credd token list`)".into())
+                    return Err(ControlError::not_found("no live token has that value (it may be revoked or expired already; see `credd token list`)"))
                 }
             }
         } else if all {
@@ -237,19 +222,24 @@ impl ControlState {
                 .revoke_matching(|r| &r.label == l, now)
                 .map_err(store_err)?;
             if ids.is_empty() {
-                return Err(format!(
+                return Err(ControlError::not_found(format!(
                     "no live token has the label '{l}' (see `credd token list`)"
-                ));
+                )));
             }
             ids
         } else {
-            return Err("say which tokens: a token value, a label, or all".into());
+            return Err(ControlError::bad_request(
+                "say which tokens: a token value, a label, or all",
+            ));
         };
         self.sweep_token_files(now);
-        Ok(json!({"revoked": revoked.first(), "ids": revoked}))
+        Ok(Revoked {
+            revoked: revoked.first().cloned(),
+            ids: revoked,
+        })
     }
 
-    async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, String> {
+    async fn dispatch(&self, req: Request, uid: u32) -> Result<Value, ControlError> {
         let now = self.broker.now();
         if !matches!(
             req,
@@ -259,32 +249,38 @@ impl ControlState {
                 | Request::TokenRevokeBy { .. }
                 | Request::DockerPs
         ) {
-            self.reload().await;
+            if matches!(req, Request::Reload) {
+                self.reload().await;
+            } else if !self.reload_if_changed().await {
+                // A token another program (`aws sso login`) wrote to the SSO
+                // cache: one stat per session, not per profile.
+                self.broker.sso().sync_all();
+            }
         }
         if matches!(req, Request::TokenIssue { .. } | Request::TokenList) {
             self.sweep_token_files(now);
         }
         match req {
-            Request::Ping | Request::Reload => Ok(json!({"pong": true})),
-            Request::Status | Request::Profiles => Ok(json!({
-                "files": self.findings().await,
-                "daemon": {
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "pid": std::process::id(),
-                    "started": self.started,
-                    "container_url": self.endpoints.container_url,
-                    "imds_url": self.endpoints.imds_url,
-                    "extra_urls": self.endpoints.extra_urls,
-                    "token_failures": self.tokens.failures(),
-                    "config_error": *self.config_error.lock().unwrap(),
-                    "config_notes": *self.config_notes.lock().unwrap(),
-                    "docker_watch": self.docker.as_ref().map(|d| d.status()),
+            Request::Ping | Request::Reload => reply(Pong { pong: true }),
+            Request::Status | Request::Profiles => reply(StatusReply {
+                files: self.findings(),
+                daemon: DaemonInfo {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    pid: std::process::id(),
+                    started: self.started.clone(),
+                    container_url: self.endpoints.container_url.clone(),
+                    imds_url: self.endpoints.imds_url.clone(),
+                    extra_urls: self.endpoints.extra_urls.clone(),
+                    token_failures: self.tokens.failures(),
+                    config_error: self.config_error.lock().unwrap().clone(),
+                    config_notes: self.config_notes.lock().unwrap().clone(),
+                    docker_watch: self.docker.as_ref().map(|d| d.status()),
                 },
-                "profiles": self.broker.status(),
-                "sso_sessions": self.broker.sso().status(),
-            })),
+                profiles: self.broker.status().iter().map(profile_row).collect(),
+                sso_sessions: self.broker.sso().status().iter().map(session_row).collect(),
+            }),
             Request::Credentials { profile } => {
-                let c = self.broker.get(&profile).await.map_err(|e| e.to_string())?;
+                let c = self.broker.get(&profile).await.map_err(serve_error)?;
                 self.audit.record(crate::audit::Vend {
                     at: now,
                     profile: &profile,
@@ -304,11 +300,11 @@ impl ControlState {
                             if matches!(error.kind, credd_core::UpstreamErrorKind::MfaRequired
                                 | credd_core::UpstreamErrorKind::InvalidMfa
                                 | credd_core::UpstreamErrorKind::LoginRequired));
-                        let msg = e.to_string();
+                        let err = serve_error(e);
                         if needs_user {
-                            self.tell_once(&msg, now);
+                            self.tell_once(&err.message, now);
                         }
-                        return Err(msg);
+                        return Err(err);
                     }
                 };
                 self.audit.record(crate::audit::Vend {
@@ -326,15 +322,17 @@ impl ControlState {
                     .broker
                     .submit_mfa(&profile, code)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"expires": credd_core::format_expiration(exp)}))
+                    .map_err(serve_error)?;
+                reply(MfaStarted {
+                    expires: credd_core::format_expiration(exp),
+                })
             }
             Request::MfaSerial { profile } => {
                 let serial = self
                     .broker
                     .mfa_serial(&profile)
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"serial": serial}))
+                    .map_err(serve_error)?;
+                reply(MfaSerial { serial })
             }
             Request::TokenIssue {
                 profiles,
@@ -342,16 +340,17 @@ impl ControlState {
                 label,
                 docker_engine,
             } => {
-                let known = self.broker.profile_names();
                 for p in &profiles {
-                    if p != "*" && !known.contains(p) {
-                        return Err(format!(
+                    if p != "*" && !self.knows(p, now) {
+                        return Err(ControlError::not_found(format!(
                             "unknown profile '{p}': see `credd profiles` for the ones credd can serve"
-                        ));
+                        )));
                     }
                 }
                 if profiles.is_empty() {
-                    return Err("a token needs at least one profile".into());
+                    return Err(ControlError::bad_request(
+                        "a token needs at least one profile",
+                    ));
                 }
                 let ttl = ttl_secs
                     .map(std::time::Duration::from_secs)
@@ -368,71 +367,103 @@ impl ControlState {
                         })
                     }
                     (Some(e), _) => {
-                        return Err(format!(
+                        return Err(ControlError::new(ErrorKind::Unsupported, format!(
                             "this daemon does not watch the docker engine {e}; ask `credd docker args` again"
-                        ))
+                        )))
                     }
                 };
                 let (secret, rec) = self
                     .tokens
                     .issue_bound(profiles, now, ttl, label, docker)
-                    .map_err(|e| format!("cannot store the token: {e}"))?;
-                Ok(json!({"token": secret.expose(), "record": rec}))
+                    .map_err(|e| {
+                        ControlError::new(
+                            ErrorKind::Unsupported,
+                            format!("cannot store the token: {e}"),
+                        )
+                    })?;
+                reply(TokenIssued {
+                    token: secret.expose().to_string(),
+                    record: rec,
+                })
             }
-            Request::TokenList => Ok(json!({"tokens": self.tokens.list(now)})),
+            Request::TokenList => reply(TokenList {
+                tokens: self.tokens.list(now),
+            }),
             Request::DockerPs => match &self.docker {
-                Some(d) => Ok(d.ps().await),
-                None => Err("credd does not watch docker (docker.watch = false in credd.toml), so it binds no token to a container: see `credd token list`".into()),
+                Some(d) => reply(d.ps().await),
+                None => Err(ControlError::new(ErrorKind::Unsupported, "credd does not watch docker (docker.watch = false in credd.toml), so it binds no token to a container: see `credd token list`")),
             },
             Request::TokenRevoke { id } if !id.starts_with(credd_core::token::PREFIX) => {
                 // Only an id-shaped argument is repeated in the answer: a
                 // secret pasted without its prefix must not be.
                 if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`".into());
+                    return Err(ControlError::bad_request("that is neither a token id (16 hex digits) nor a whole token (credd_...); see `credd token list`"));
                 }
-                let found = self.tokens.revoke(&id, now).map_err(|e| e.to_string())?;
+                let found = self
+                    .tokens
+                    .revoke(&id, now)
+                    .map_err(|e| ControlError::new(ErrorKind::Unsupported, e.to_string()))?;
                 self.sweep_token_files(now);
                 if found {
-                    Ok(json!({"revoked": id, "ids": [id]}))
+                    reply(Revoked {
+                        revoked: Some(id.clone()),
+                        ids: vec![id],
+                    })
                 } else {
-                    Err(format!("no token with id '{id}' (see `credd token list`)"))
+                    Err(ControlError::not_found(format!(
+                        "no token with id '{id}' (see `credd token list`)"
+                    )))
                 }
             }
             // A whole token value where the id goes (older clients).
-            Request::TokenRevoke { id: value } => self.revoke_by(Some(value), None, false, now),
-            Request::TokenRevokeBy { token, label, all } => self.revoke_by(token, label, all, now),
+            Request::TokenRevoke { id: value } => {
+                reply(self.revoke_by(Some(value), None, false, now)?)
+            }
+            Request::TokenRevokeBy { token, label, all } => {
+                reply(self.revoke_by(token, label, all, now)?)
+            }
             Request::Whoami { profile } => {
                 let id = self
                     .broker
                     .whoami(&profile)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"Account": id.account, "Arn": id.arn, "UserId": id.user_id}))
+                    .map_err(serve_error)?;
+                reply(Identity {
+                    account: id.account,
+                    arn: id.arn,
+                    user_id: id.user_id,
+                })
             }
             Request::Endpoint { profile } => {
                 if let Some(p) = &profile {
-                    if !self.broker.profile_names().contains(p) {
-                        return Err(format!(
+                    if !self.knows(p, now) {
+                        return Err(ControlError::not_found(format!(
                             "unknown profile '{p}': see `credd profiles` for the ones credd can serve"
-                        ));
+                        )));
                     }
                 }
                 let settings = match &profile {
-                    Some(p) => self.loader.settings(p).await?,
+                    Some(p) => self
+                        .loader
+                        .settings(p)
+                        .await
+                        .map_err(|e| ControlError::new(ErrorKind::Unavailable, e))?,
                     None => None,
                 };
-                let files = self.findings().await;
-                Ok(json!({
-                    "container_url": self.endpoints.container_url,
-                    "imds_url": self.endpoints.imds_url,
-                    "imds_profile": self.endpoints.imds_profile,
-                    "extra_urls": self.endpoints.extra_urls,
-                    "docker_engine": self.docker_engine(),
-                    "docker_claim_within_secs": self.docker.as_ref().map(|d| d.config.claim_within.as_secs()),
-                    "region": profile.and_then(|p| self.broker.region(&p)),
-                    "settings": settings,
-                    "files": files,
-                }))
+                reply(EndpointReply {
+                    container_url: self.endpoints.container_url.clone(),
+                    imds_url: self.endpoints.imds_url.clone(),
+                    imds_profile: self.endpoints.imds_profile.clone(),
+                    extra_urls: self.endpoints.extra_urls.clone(),
+                    docker_engine: self.docker_engine(),
+                    docker_claim_within_secs: self
+                        .docker
+                        .as_ref()
+                        .map(|d| d.config.claim_within.as_secs()),
+                    region: profile.and_then(|p| self.broker.region(&p)),
+                    settings,
+                    files: self.findings(),
+                })
             }
         }
     }
@@ -440,7 +471,7 @@ impl ControlState {
 
 /// Binds the control socket at `path` (0600), refusing to start when a
 /// daemon already answers there and replacing a stale socket file.
-pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) async fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         fsutil::private_dir(dir).map_err(std::io::Error::other)?;
     }
@@ -462,7 +493,7 @@ pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     state: Arc<ControlState>,
     cancel: CancellationToken,
@@ -523,110 +554,32 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
             Ok(req) => {
                 tracing::debug!(?req, "control request");
                 match state.dispatch(req, uid).await {
-                    Ok(v) => json!({"ok": true, "result": v}),
-                    Err(e) => json!({"ok": false, "error": e}),
+                    Ok(v) => Envelope {
+                        ok: true,
+                        result: Some(v),
+                        error: None,
+                    },
+                    Err(e) => Envelope {
+                        ok: false,
+                        result: None,
+                        error: Some(e.message),
+                    },
                 }
             }
-            Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+            Err(e) => Envelope {
+                ok: false,
+                result: None,
+                error: Some(format!("bad request: {e}")),
+            },
         },
         _ => return,
     };
     line.iter_mut().for_each(|b| *b = 0);
+    // Through a `Value`, whose maps are sorted: the bytes the replies have
+    // always had (see `crate::protocol`).
+    let resp = serde_json::to_value(&resp).expect("serializes");
     let mut out = serde_json::to_vec(&resp).expect("serializes");
     out.push(b'\n');
     let _ = w.write_all(&out).await;
     let _ = w.shutdown().await;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("credd is not running (no daemon at {0}): start it with `credd serve`")]
-    NotRunning(PathBuf),
-    #[error("{0}")]
-    Daemon(String),
-    #[error("talking to the daemon at {path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
-    #[error("refusing to talk to a daemon through {dir}: {err}. Nothing was sent. Another user may have made it to pose as credd: remove it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
-    UntrustedDir { dir: PathBuf, err: fsutil::FsError },
-    #[error("refusing to talk to the daemon at {path}: it runs as uid {uid}, not as you (uid {me}). Nothing was sent. Another user may be posing as credd: stop it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
-    ForeignDaemon { path: PathBuf, uid: u32, me: u32 },
-}
-
-/// Sends one request to the daemon behind `socket` and returns its result.
-pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
-    let io = |err: std::io::Error| match err.kind() {
-        // The daemon drops connections from other users without a word.
-        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
-            ClientError::Daemon(
-                "the daemon closed the connection without answering (is it another user's?)".into(),
-            )
-        }
-        _ => ClientError::Io {
-            path: socket.to_path_buf(),
-            err,
-        },
-    };
-    // Before anything is sent: the directory must be ours and private, and
-    // the process behind the socket must run as us (threat-model row 19).
-    if let Some(dir) = socket.parent() {
-        match fsutil::check_trusted_dir(dir) {
-            Ok(()) => {}
-            Err(fsutil::FsError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Err(ClientError::NotRunning(socket.to_path_buf()))
-            }
-            Err(err) => {
-                return Err(ClientError::UntrustedDir {
-                    dir: dir.to_path_buf(),
-                    err,
-                })
-            }
-        }
-    }
-    let stream = match UnixStream::connect(socket).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(ClientError::NotRunning(socket.to_path_buf()))
-        }
-        Err(e) => return Err(io(e)),
-    };
-    let me = fsutil::my_uid();
-    match stream.peer_cred() {
-        Ok(c) if c.uid() == me => {}
-        Ok(c) => {
-            return Err(ClientError::ForeignDaemon {
-                path: socket.to_path_buf(),
-                uid: c.uid(),
-                me,
-            })
-        }
-        Err(e) => return Err(io(e)),
-    }
-    let (r, mut w) = stream.into_split();
-    let mut out = serde_json::to_vec(req).expect("serializes");
-    out.push(b'\n');
-    w.write_all(&out).await.map_err(io)?;
-    out.iter_mut().for_each(|b| *b = 0);
-    let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await.map_err(io)?;
-    if line.is_empty() {
-        return Err(ClientError::Daemon(
-            "the daemon closed the connection without answering (is it another user's?)".into(),
-        ));
-    }
-    let v: Value = serde_json::from_str(&line)
-        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))?;
-    if v["ok"].as_bool() == Some(true) {
-        Ok(v["result"].clone())
-    } else {
-        Err(ClientError::Daemon(
-            v["error"].as_str().unwrap_or("unknown error").to_string(),
-        ))
-    }
 }

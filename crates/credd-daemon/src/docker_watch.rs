@@ -20,11 +20,11 @@
 //! says why once (and in `credd status`), not on every try.
 
 use crate::clock::Clock;
+use crate::protocol::{ContainerRow, DockerPs, DockerWatchStatus};
 use crate::tokens::TokenStore;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -107,12 +107,12 @@ impl DockerWatch {
     }
 
     /// What `credd status` says about the watcher.
-    pub fn status(&self) -> Value {
-        json!({
-            "engine": self.config.engine(),
-            "state": *self.state.lock().unwrap(),
-            "claim_within_secs": self.config.claim_within.as_secs(),
-        })
+    pub fn status(&self) -> DockerWatchStatus {
+        DockerWatchStatus {
+            engine: self.config.engine(),
+            state: self.state.lock().unwrap().clone(),
+            claim_within_secs: self.config.claim_within.as_secs(),
+        }
     }
 
     fn set_state(&self, s: String) -> bool {
@@ -309,7 +309,7 @@ impl DockerWatch {
 
     /// `credd docker ps`: the live tokens bound to this engine, each with
     /// its container as the engine describes it now.
-    pub async fn ps(&self) -> Value {
+    pub async fn ps(&self) -> DockerPs {
         let now = self.clock.now();
         let (containers, error) = match &self.config.socket {
             Err(e) => (HashMap::new(), Some(e.clone())),
@@ -322,7 +322,7 @@ impl DockerWatch {
             },
         };
         let grace = time::Duration::seconds(self.config.claim_within.as_secs() as i64);
-        let rows: Vec<Value> = self
+        let rows: Vec<ContainerRow> = self
             .tokens
             .list(now)
             .into_iter()
@@ -331,22 +331,28 @@ impl DockerWatch {
                 let c = containers.get(&r.id);
                 let bound = r.docker.as_ref().and_then(|b| b.container.clone());
                 let id = c.map(|c| c.id.clone()).or(bound);
-                json!({
-                    "container": id.as_deref().map(short),
-                    "container_id": id,
-                    "name": c.map(|c| c.name.clone()),
-                    "image": c.map(|c| c.image.clone()),
-                    "state": c.map(|c| c.state.clone()),
-                    "token": r.id,
-                    "profiles": r.profiles,
-                    "label": r.label,
-                    "token_age_secs": (now - r.created).whole_seconds(),
-                    "expires": r.expires.map(credd_core::format_expiration),
-                    "unclaimed_revoked_at": (id.is_none()).then(|| credd_core::format_expiration(r.created + grace)),
-                })
+                ContainerRow {
+                    container: id.as_deref().map(short),
+                    name: c.map(|c| c.name.clone()),
+                    image: c.map(|c| c.image.clone()),
+                    state: c.map(|c| c.state.clone()),
+                    token: r.id,
+                    profiles: r.profiles,
+                    label: r.label,
+                    token_age_secs: (now - r.created).whole_seconds(),
+                    expires: r.expires.map(credd_core::format_expiration),
+                    unclaimed_revoked_at: id
+                        .is_none()
+                        .then(|| credd_core::format_expiration(r.created + grace)),
+                    container_id: id,
+                }
             })
             .collect();
-        json!({"engine": self.config.engine(), "error": error, "containers": rows})
+        DockerPs {
+            engine: self.config.engine(),
+            error,
+            containers: rows,
+        }
     }
 }
 

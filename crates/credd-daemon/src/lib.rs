@@ -7,30 +7,46 @@
 //! [`ProfileLoader`], [`credd_core::sso::TokenStore`]), so every part of it
 //! runs against fakes in tests. (It is not the only crate that imports
 //! hyper: the sandbox serves its fakes with it too.)
+//!
+//! Its public surface is what the binary and the tests use: [`run`] with
+//! [`Services`] and [`Listeners`], the [`ProfileLoader`] seam, the control
+//! protocol ([`protocol`], [`control`]'s client), settings ([`config`]), the
+//! HTTP edge the relay reuses (`server`, `guard`, `api_error`, `response`,
+//! `segment`), and the few pieces the CLI shares with the daemon (`fsutil`,
+//! `audit::read_all`, `callback`, `relay`). The broker, the refresh engine,
+//! the SSO sessions, the endpoints and the token store are crate-private.
 
 pub mod api_error;
 pub mod audit;
-pub mod broker;
+mod broker;
 pub mod callback;
 pub mod clock;
 pub mod config;
-pub mod container;
+mod container;
 pub mod control;
+mod control_client;
+mod control_replies;
 pub mod docker_watch;
 pub mod fsutil;
 pub mod guard;
-pub mod imds;
+mod imds;
 pub mod notify;
-pub mod peer_uid;
+mod peer_uid;
+mod profile_files;
+pub mod protocol;
 mod refresh;
 pub mod relay;
 pub mod response;
 pub mod segment;
 pub mod server;
-pub mod sessions;
-pub mod sso;
+mod sessions;
+mod sso;
 mod status;
-pub mod tokens;
+mod tokens;
+
+// What the binary and the tests use from the private modules above.
+pub use container::CREDENTIALS_PATH;
+pub use sso::{LogNotifier, Notifier};
 
 // The profile seam lives in credd-core beside `Upstream` and `TokenStore`;
 // re-exported so that the daemon's modules and its users name it as before.
@@ -46,48 +62,19 @@ use tracing::Instrument;
 /// How often the daemon looks at the AWS files for changes.
 const PROFILE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What tells one version of a file from the next: size, modification
-/// time and inode (editors that save by renaming change only the inode
-/// when size and time happen to match). `None` when the file is missing.
-type FileStamp = Option<(u64, i64, i64, u64)>;
-
-fn stamp(paths: &[std::path::PathBuf]) -> Vec<FileStamp> {
-    use std::os::unix::fs::MetadataExt;
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
-        })
-        .collect()
-}
-
 /// Re-reads the AWS files whenever they change, so that a profile added or
 /// edited in `~/.aws/config` is served within seconds, with no CLI command
 /// and no restart. A broken file keeps the last good profiles (see
-/// [`control::ControlState::reload`]); a FIFO or device put in a file's
-/// place is refused without being opened for blocking reads, so this loop
-/// never stalls on one (threat-model row 23).
-async fn watch_profiles(
-    state: Arc<control::ControlState>,
-    paths: Vec<std::path::PathBuf>,
-    mut last: Vec<FileStamp>,
-    cancel: CancellationToken,
-) {
+/// [`control::ControlState::reload`]); the check never opens a file, so a
+/// FIFO or device put in a file's place never stalls this loop
+/// (threat-model row 23).
+async fn watch_profiles(state: Arc<control::ControlState>, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(PROFILE_POLL) => {}
         }
-        // Two stat(2) calls on local files: not worth a blocking-pool thread
-        // that would otherwise sit in the daemon's memory.
-        let now = stamp(&paths);
-        if now != last {
-            last = now;
-            tracing::info!("the AWS config or credentials file changed: re-reading the profiles");
-            state.reload().await;
-        }
+        state.reload_if_changed().await;
     }
 }
 
@@ -98,7 +85,7 @@ pub struct Services {
     pub profiles: Arc<dyn ProfileLoader>,
     pub clock: Arc<dyn clock::Clock>,
     pub sso_store: Arc<dyn credd_core::sso::TokenStore>,
-    pub notifier: Arc<dyn sso::Notifier>,
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl std::fmt::Debug for Services {
@@ -273,20 +260,15 @@ pub async fn run(
         started: credd_core::format_expiration(now),
         notifier: services.notifier.clone(),
         told: Default::default(),
+        files: profile_files::WatchedFiles::new(services.profiles.watched_files()),
+        findings: Default::default(),
     });
-    let watched = services.profiles.watched_files();
     // Stamped before the first read, so that a change during it is seen.
-    let stamps = stamp(&watched);
     control_state.reload().await;
-    if !watched.is_empty() {
+    if !control_state.files.is_empty() {
         tasks.spawn(
-            watch_profiles(
-                control_state.clone(),
-                watched,
-                stamps,
-                shutdown.child_token(),
-            )
-            .instrument(tracing::info_span!("profiles-watch")),
+            watch_profiles(control_state.clone(), shutdown.child_token())
+                .instrument(tracing::info_span!("profiles-watch")),
         );
     }
 

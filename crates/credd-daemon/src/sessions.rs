@@ -49,6 +49,8 @@ impl SessionStore {
     pub fn new(dir: PathBuf) -> Self {
         Self { dir: Some(dir) }
     }
+    /// No session files (the tests' store).
+    #[cfg(test)]
     pub fn disabled() -> Self {
         Self { dir: None }
     }

@@ -116,7 +116,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-pub use crate::status::{SessionState, SessionStatus};
+pub use crate::status::SessionStatus;
 
 /// How often the cache file is checked for a change made by another program.
 pub const POLL_INTERVAL: Duration = Duration::seconds(30);

@@ -107,7 +107,7 @@ async fn sso_profiles_are_served_from_the_cached_token() {
     );
     let status = h.broker.sso().status();
     assert_eq!(status.len(), 1);
-    assert_eq!(status[0].state, crate::sso::SessionState::Active);
+    assert_eq!(status[0].state, crate::status::SessionState::Active);
     assert_eq!(
         status[0].next_refresh.as_deref(),
         Some("2026-11-23T09:45:00Z"),
@@ -205,7 +205,7 @@ async fn the_session_ending_notifies_once_then_fails_with_the_login_command_and_
     }
     assert_eq!(
         h.broker.sso().status()[0].state,
-        crate::sso::SessionState::Ended
+        crate::status::SessionState::Ended
     );
     // Cached role credentials are still served until they run out...
     assert!(h.broker.get("dev").await.is_ok());
@@ -248,7 +248,7 @@ async fn the_session_ending_notifies_once_then_fails_with_the_login_command_and_
     assert!(h.broker.get("dev-admin").await.is_ok());
     assert_eq!(
         h.broker.sso().status()[0].state,
-        crate::sso::SessionState::Active
+        crate::status::SessionState::Active
     );
 }
 
@@ -271,7 +271,7 @@ async fn a_corrupt_cache_file_is_a_clear_miss_and_is_never_overwritten() {
     );
     assert_eq!(
         h.broker.sso().status()[0].state,
-        crate::sso::SessionState::CacheCorrupt
+        crate::status::SessionState::CacheCorrupt
     );
 }
 
@@ -365,7 +365,11 @@ async fn a_failed_token_refresh_backs_off_on_the_token_rule_and_keeps_the_token_
     settle().await;
     assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
     let row = &h.broker.sso().status()[0];
-    assert_eq!(row.state, crate::sso::SessionState::Active, "still usable");
+    assert_eq!(
+        row.state,
+        crate::status::SessionState::Active,
+        "still usable"
+    );
     assert_eq!(
         row.next_refresh.as_deref(),
         Some("2026-11-23T09:45:10Z"),

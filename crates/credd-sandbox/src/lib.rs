@@ -23,7 +23,11 @@
 //!   `POST end-session`, `POST approve`, `POST deny`, `GET pending`,
 //!   `POST fault` ([`FaultSpec`]), `DELETE faults`, `POST config`
 //!   ([`ConfigPatch`]), `POST advance-clock` (`{"seconds": N}`).
+//!
+//! Also the client side of a sign-in: [`browser::visit`], a stand-in
+//! browser that follows the sign-in page's redirects to the callback.
 
+pub mod browser;
 mod config;
 mod control;
 mod error;

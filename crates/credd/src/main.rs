@@ -3,42 +3,40 @@
 //! its control socket. Errors are printed with their context chain and a
 //! meaningful exit code.
 
+// The layering, checked by `the_command_files_import_no_other_command`
+// below: `main` dispatches to `commands::*`; a command file imports leaves
+// only; a leaf imports other leaves only. Leaves: `cli` (flags), `exit`
+// (the exit-code table), `clock`, `environment`, `signals`, `output`,
+// `activation`, `docker_nat`;
+// then `client` (the control client), `child_env` and `login_flow`, which
+// import the leaves before them.
+mod activation;
+mod child_env;
 mod cli;
+mod client;
+mod clock;
 mod commands;
-mod demo;
-mod docker;
-mod doctor;
-mod exec;
-mod relay_cmd;
-mod serve;
-mod service;
-mod sso_cmd;
+mod docker_nat;
+mod environment;
+mod exit;
+mod login_flow;
+mod output;
+mod signals;
 
 use clap::Parser;
+use cli::Command;
 use std::process::ExitCode;
 
-/// Exit codes beyond 0/1 (2 is clap's usage error).
-pub mod exit {
-    /// The daemon is not running.
-    pub const NOT_RUNNING: u8 = 3;
-    /// `credd exec`: the command could not be run.
-    pub const NOT_EXECUTABLE: u8 = 126;
-    pub const NOT_FOUND: u8 = 127;
-
-    /// A child's status as ours: its code, or 128 + the signal that killed it
-    /// (as shells report it).
-    pub fn of(status: std::process::ExitStatus) -> std::process::ExitCode {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(c), _) => std::process::ExitCode::from(c as u8),
-            (None, Some(s)) => std::process::ExitCode::from(128u8.wrapping_add(s as u8)),
-            _ => std::process::ExitCode::FAILURE,
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // What `Cli::parse` does, with the code from the table: help and
+        // version on stdout with 0, a usage error on stderr with 2.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
     init_tracing(
         cli.verbose,
         matches!(
@@ -56,21 +54,52 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::run(cli.command)) {
+    match rt.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("credd: {e:#}");
-            if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref(),
-                    Some(credd_daemon::control::ClientError::NotRunning(_))
-                )
-            }) {
-                ExitCode::from(exit::NOT_RUNNING)
-            } else {
-                ExitCode::FAILURE
-            }
+            exit::of_error(&e)
         }
+    }
+}
+
+/// Runs one command. Commands that only succeed or fail give 0 or an error
+/// (mapped to an exit code in `main`); `exec`, `docker run`, `service` and
+/// `doctor` pick their own code.
+async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    use commands::*;
+    let ok = |r: anyhow::Result<()>| r.map(|_| ExitCode::SUCCESS);
+    match cmd {
+        Command::Serve(a) => ok(serve::run(a).await),
+        Command::Service(s) => service::run(s).await,
+        Command::Exec(a) => exec::run(a).await,
+        Command::Env(a) => ok(env::run(a).await),
+        Command::CredentialProcess(a) => ok(credential_process::run(a).await),
+        Command::WriteCredentials(a) => ok(write_credentials::run(a).await),
+        Command::Mfa(a) => ok(mfa::run(a).await),
+        Command::Login(a) => ok(login::login(a).await),
+        Command::Logout { session } => ok(login::logout(session).await),
+        Command::Sso(c) => ok(login::sso(c).await),
+        Command::Demo(a) => demo::run(a).await,
+        Command::Status(j) => ok(status::status(j).await),
+        Command::Profiles(p) => ok(status::profiles(p).await),
+        Command::Whoami(a) => ok(status::whoami(a).await),
+        Command::Token(t) => ok(token::run(t).await),
+        Command::Audit(a) => ok(audit::run(a)),
+        Command::Relay { listen, to } => ok(relay::run(&listen, &to).await),
+        Command::Docker(d) => match d {
+            cli::DockerCommand::Setup { undo, print } => ok(docker_setup::setup(undo, print)),
+            cli::DockerCommand::Args { profile, token_ttl } => {
+                ok(docker::args(&profile, &token_ttl).await)
+            }
+            cli::DockerCommand::Run {
+                profile,
+                token_ttl,
+                docker_args,
+            } => docker::run(&profile, &token_ttl, &docker_args).await,
+            cli::DockerCommand::Ps { json } => ok(docker::ps(json).await),
+        },
+        Command::Doctor => doctor::run(),
     }
 }
 
@@ -121,6 +150,146 @@ fn init_tracing(verbose: u8, daemon: bool) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// The module a source file belongs to, as the layering sees it: a
+    /// top-level file is a leaf (`client`), a file under `commands/` is its
+    /// command (`commands::service` for `commands/service/plan.rs`).
+    fn module_of(rel: &Path) -> String {
+        let parts: Vec<String> = rel
+            .with_extension("")
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        match parts.as_slice() {
+            [c, name, ..] if c == "commands" && name != "mod" => format!("commands::{name}"),
+            [c, ..] if c == "commands" => "commands".into(),
+            [one] => one.clone(),
+            _ => parts.join("::"),
+        }
+    }
+
+    /// Every `crate::a` and `crate::commands::b` a file names.
+    fn uses_of(text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let word = |s: &str| -> String {
+                s.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            };
+            let first = word(rest);
+            let name = if first == "commands" {
+                let sub = word(rest.strip_prefix("commands::").unwrap_or(""));
+                if sub.is_empty() {
+                    first
+                } else {
+                    format!("commands::{sub}")
+                }
+            } else {
+                first
+            };
+            if modules.contains(&name) {
+                out.insert(name);
+            }
+        }
+        out
+    }
+
+    fn graph() -> BTreeMap<String, BTreeSet<String>> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![src.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+        let modules: BTreeSet<String> = files
+            .iter()
+            .map(|f| module_of(f.strip_prefix(&src).unwrap()))
+            .collect();
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for f in &files {
+            let m = module_of(f.strip_prefix(&src).unwrap());
+            let text = std::fs::read_to_string(f).unwrap();
+            let uses = uses_of(&text, &modules);
+            g.entry(m.clone())
+                .or_default()
+                .extend(uses.into_iter().filter(|u| *u != m));
+        }
+        g
+    }
+
+    #[test]
+    fn the_command_files_import_no_other_command() {
+        let g = graph();
+        assert!(g.len() > 20, "the source tree was not read: {g:?}");
+        for (m, uses) in &g {
+            if m == "main" {
+                continue;
+            }
+            let commands: Vec<_> = uses.iter().filter(|u| u.starts_with("commands")).collect();
+            assert!(
+                commands.is_empty(),
+                "{m} imports the command file(s) {commands:?}: only main.rs dispatches to commands"
+            );
+        }
+    }
+
+    /// The modules left in a cycle (empty: the imports form a DAG), by
+    /// Kahn's algorithm: peel off modules that import nothing left.
+    fn cycle(mut g: BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+        loop {
+            let free: Vec<String> = g
+                .iter()
+                .filter(|(_, uses)| uses.iter().all(|u| !g.contains_key(u)))
+                .map(|(m, _)| m.clone())
+                .collect();
+            if free.is_empty() {
+                return g.into_keys().collect();
+            }
+            for m in free {
+                g.remove(&m);
+            }
+        }
+    }
+
+    #[test]
+    fn the_modules_import_each_other_without_a_cycle() {
+        assert_eq!(cycle(graph()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_checks_see_a_cycle_and_a_command_import() {
+        let text = "use crate::client::call;\nuse crate::commands::exec::run;\n";
+        let modules: BTreeSet<String> = ["client", "commands::exec", "output"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            uses_of(text, &modules),
+            ["client", "commands::exec"].map(String::from).into()
+        );
+        let g: BTreeMap<String, BTreeSet<String>> = [
+            ("a", vec!["b"]),
+            ("b", vec!["c"]),
+            ("c", vec!["a"]),
+            ("d", vec!["a"]),
+            ("e", vec![]),
+        ]
+        .into_iter()
+        .map(|(m, u)| (m.to_string(), u.into_iter().map(String::from).collect()))
+        .collect();
+        assert_eq!(cycle(g), ["a", "b", "c", "d"].map(String::from));
+    }
+
     #[test]
     fn the_aws_file_targets_and_only_they_are_dropped() {
         for t in [

@@ -1,16 +1,16 @@
 //! `credd serve`: resolves settings (defaults < file < env < flags), binds
 //! the listeners and runs the daemon until SIGINT or SIGTERM.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
 
 use crate::cli::ServeArgs;
+use crate::environment::env_var;
 use anyhow::{bail, Context, Result};
+use credd_aws::AwsProfileLoader;
 use credd_daemon::config::{self, DaemonConfig, FileConfig, ImdsConfig};
 use credd_daemon::{clock::SystemClock, Listeners, Services};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-pub fn env_var(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
 
 pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
     let (path, default_location) = match &args.config {
@@ -68,7 +68,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     credd_daemon::harden_process();
     let config = resolve(&args)?;
-    let handed = crate::service::handed_in_listeners()
+    let handed = crate::activation::handed_in_listeners()
         .context("failed to take the sockets handed in by the service manager (LISTEN_FDS)")?;
     let container = match handed.endpoint {
         Some(l) => handed_in_tcp(l, "endpoint", &args)?,
@@ -105,28 +105,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let profile_env = credd_aws::profiles::ProfileEnv::from_process_env();
     let services = Services {
         upstream: Arc::new(credd_aws::sts::AwsUpstream::new(profile_env.clone())),
-        profiles: Arc::new(credd_aws::AwsProfileLoader::new(profile_env)),
+        profiles: Arc::new(AwsProfileLoader::new(profile_env)),
         clock: Arc::new(SystemClock),
-        sso_store: Arc::new(crate::sso_cmd::store()?),
+        sso_store: Arc::new(crate::login_flow::store()?),
         notifier: Arc::new(credd_daemon::notify::DesktopNotifier::from_env()),
     };
     let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
+    let stop = shutdown.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        let Ok(mut signals) = crate::signals::Signals::install() else {
             tracing::error!("cannot install signal handlers");
             return;
         };
-        tokio::select! {
-            _ = int.recv() => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-        }
-        crate::service::notify_stopping();
-        signals.cancel();
+        let sig = signals.next().await;
+        tracing::info!("{} received", sig.name());
+        crate::activation::notify_stopping();
+        stop.cancel();
     });
     credd_daemon::run(
         config,
@@ -145,7 +139,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 control = %ready.control_socket.display(),
                 "credd ready"
             );
-            crate::service::notify_ready(ready);
+            crate::activation::notify_ready(ready);
         },
     )
     .await

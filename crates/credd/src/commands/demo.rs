@@ -6,6 +6,8 @@
 //! starts the daemon against it and prints what to paste next. With short
 //! lifetimes, refreshes happen live until Ctrl-C. The user's own `~/.aws`
 //! is never read or written.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
 
 use crate::cli::DemoArgs;
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,13 +16,13 @@ use credd_aws::sso_cache::FileTokenStore;
 use credd_aws::ProfileEnv;
 use credd_core::sso::{SsoToken, TokenStore};
 use credd_daemon::control::{self, Request};
+use credd_daemon::protocol::{Identity, StatusReply, TokenIssued};
 use credd_daemon::{clock::SystemClock, Listeners, Services};
 use credd_sandbox::{Sandbox, SandboxConfig, DEMO_ACCESS_KEY_ID};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 const MFA_SERIAL: &str = "arn:aws:iam::111122223333:mfa/demo-user";
@@ -69,8 +71,6 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-// A one-shot command, not the daemon: it reads the wall clock directly.
-#[allow(clippy::disallowed_methods)]
 pub async fn run(a: DemoArgs) -> Result<ExitCode> {
     credd_daemon::harden_process();
     let dir = tempfile::Builder::new()
@@ -114,20 +114,21 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
 
     // 3. Sign in, as `credd login demo` does, with a stand-in browser.
     let raw = credd_aws::load_profiles(&profile_env).await?.raw;
-    let (session, _) = crate::sso_cmd::pick_session(&raw, &aws.join("config"), Some("demo"), None)?;
+    let (session, _) =
+        crate::login_flow::pick_session(&raw, &aws.join("config"), Some("demo"), None)?;
     let store = Arc::new(FileTokenStore::new(FileTokenStore::default_dir(&home)));
     let client = SsoClient::with_vars(&vars);
     eprintln!(
         "credd demo: signing in to the sandbox's IAM Identity Center (approved automatically)..."
     );
-    let (grant, reg) = crate::sso_cmd::pkce_login(
+    let (grant, reg) = crate::login_flow::pkce_login(
         store.as_ref(),
         &client,
         &session,
-        crate::sso_cmd::Browser::StandIn,
+        crate::login_flow::Browser::StandIn,
     )
     .await?;
-    let token = SsoToken::from_grant(&session, grant, Some(&reg), OffsetDateTime::now_utc());
+    let token = SsoToken::from_grant(&session, grant, Some(&reg), crate::clock::now());
     store
         .save_token(&session, &token)
         .map_err(|e| anyhow!("{e}"))?;
@@ -162,7 +163,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         profiles: Arc::new(credd_aws::AwsProfileLoader::new(profile_env.clone())),
         clock: Arc::new(SystemClock),
         sso_store: store.clone(),
-        notifier: Arc::new(credd_daemon::sso::LogNotifier),
+        notifier: Arc::new(credd_daemon::LogNotifier),
     };
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -191,7 +192,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         .map_err(|_| anyhow!("the daemon stopped before it was ready"))?;
 
     // 5. The MFA profile: the code a phone would show, from the sandbox's secret.
-    let code = credd_sandbox::totp_code(&secret, OffsetDateTime::now_utc().unix_timestamp() as u64)
+    let code = credd_sandbox::totp_code(&secret, crate::clock::now().unix_timestamp() as u64)
         .map_err(|e| anyhow!("{e:?}"))?;
     control::call(
         &socket,
@@ -204,7 +205,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     .context("failed to start the demo MFA session")?;
 
     // 6. A token for the endpoint, in a 0600 file.
-    let issued = control::call(
+    let issued: TokenIssued = control::call_as(
         &socket,
         &Request::TokenIssue {
             profiles: PROFILES.iter().map(|p| p.to_string()).collect(),
@@ -214,10 +215,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         },
     )
     .await?;
-    let token_value = issued["token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the daemon issued no token"))?
-        .to_string();
+    let token_value = issued.token;
     let token_file = home.join("endpoint-token");
     write_private(&token_file, &token_value)?;
     let full_uri = format!("http://{endpoint}/v1/credentials/demo");
@@ -246,14 +244,13 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     // 7. Live until Ctrl-C: a status line per profile every 20 s, and the
     // daemon's own log lines as tokens and credentials are renewed.
     let mut tick = tokio::time::interval(Duration::from_secs(20));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to watch for SIGTERM")?;
+    let mut signals =
+        crate::signals::Signals::install().context("failed to watch for SIGINT and SIGTERM")?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = signals.next() => break,
             _ = tick.tick() => {
-                if let Ok(v) = control::call(&socket, &Request::Status).await {
+                if let Ok(v) = control::call_as(&socket, &Request::Status).await {
                     print_status_line(&v);
                 }
             }
@@ -276,7 +273,7 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
         ("demo-admin", "assumed-role/Admin/"),
         ("demo-mfa", "assumed-role/Deploy/"),
     ] {
-        let v = control::call(
+        let v: Identity = control::call_as(
             socket,
             &Request::Whoami {
                 profile: profile.into(),
@@ -284,13 +281,13 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
         )
         .await
         .with_context(|| format!("whoami {profile}"))?;
-        let arn = v["Arn"].as_str().unwrap_or_default();
+        let arn = &v.arn;
         if !arn.contains(want) {
             bail!("{profile}: the sandbox's STS says {arn}, expected {want}");
         }
         lines.push(format!("{profile}: {arn}"));
     }
-    let (status, body) = credd_daemon::callback::fetch(full_uri, &[("Authorization", token)])
+    let (status, body) = credd_sandbox::browser::fetch(full_uri, &[("Authorization", token)])
         .await
         .map_err(|e| anyhow!(e))?;
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -303,7 +300,7 @@ async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<St
     lines.push(format!(
         "GET {full_uri}: 200 with AccessKeyId and Expiration"
     ));
-    let (status, _) = credd_daemon::callback::fetch(full_uri, &[("Authorization", "wrong")])
+    let (status, _) = credd_sandbox::browser::fetch(full_uri, &[("Authorization", "wrong")])
         .await
         .map_err(|e| anyhow!(e))?;
     if status != 401 {
@@ -346,21 +343,21 @@ fn print_next(home: &Path, run_dir: &Path, sandbox: &str, full_uri: &str, token_
     println!("{}", lines.join("\n"));
 }
 
-fn print_status_line(v: &serde_json::Value) {
+fn print_status_line(v: &StatusReply) {
     let mut parts = Vec::new();
-    for s in v["sso_sessions"].as_array().into_iter().flatten() {
+    for s in &v.sso_sessions {
         parts.push(format!(
             "sso token until {}",
-            s["token_expires"].as_str().unwrap_or("-")
+            s.token_expires.as_deref().unwrap_or("-")
         ));
     }
-    for p in v["profiles"].as_array().into_iter().flatten() {
-        let name = p["name"].as_str().unwrap_or_default();
+    for p in &v.profiles {
+        let name = p.name.as_str();
         if PROFILES.contains(&name) {
             parts.push(format!(
                 "{name}: {} ({}s left)",
-                p["state"].as_str().unwrap_or("?"),
-                p["expires_in_secs"].as_i64().unwrap_or(0)
+                p.state,
+                p.expires_in_secs.unwrap_or(0)
             ));
         }
     }

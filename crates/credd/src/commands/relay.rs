@@ -1,5 +1,7 @@
 //! `credd relay --listen ADDR --to URL`: runs the forwarder of
 //! [`credd_daemon::relay`] in the foreground until SIGINT/SIGTERM.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
 
 use anyhow::{Context, Result};
 use credd_daemon::config::{self, Limits};
@@ -28,16 +30,11 @@ pub async fn run(listen: &str, to: &str) -> Result<()> {
     let tasks = TaskTracker::new();
     let c = cancel.clone();
     tasks.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut i), Ok(mut t)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        let Ok(mut signals) = crate::signals::Signals::install() else {
             return;
         };
         tokio::select! {
-            _ = i.recv() => {}
-            _ = t.recv() => {}
+            _ = signals.next() => {}
             _ = c.cancelled() => {}
         }
         c.cancel();

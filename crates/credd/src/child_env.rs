@@ -1,6 +1,5 @@
-//! `credd exec PROFILE -- CMD`: runs CMD pointed at the endpoint with a token
-//! scoped to PROFILE, revoked when CMD exits; credd exits with CMD's status.
-//! Also what `credd env` prints ([`child_env`]): the same variables.
+//! What a child of `credd exec` (and `credd env`, `credd docker`) gets: the
+//! endpoint with a token scoped to the profile ([`child_env`]).
 //!
 //! Nothing in the user's files or environment may win over credd in the
 //! child: SDKs look at the environment and at the profile's settings
@@ -9,15 +8,16 @@
 //! holding only the chosen profile's non-credential settings as `[default]`,
 //! an empty credentials file (`AWS_SHARED_CREDENTIALS_FILE`), and none of
 //! the variables that name other credentials or another profile.
+//!
+//! Layering: a leaf shared by `exec`, `env`, `docker` and `profiles link`;
+//! it imports leaves only (`client`, `environment`).
 
-use crate::cli::ExecArgs;
-use crate::commands::{call, endpoint_url, parse_ttl};
+use crate::client::{call, endpoint_url, issue_token_file, parse_ttl, IssuedToken};
 use anyhow::{bail, Context, Result};
 use credd_core::overlay::ProfileSettings;
 use credd_daemon::control::Request;
-use serde_json::Value;
+use credd_daemon::protocol::EndpointReply;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Variables removed so that SDKs do not pick other credentials or another
 /// profile before the endpoint (the environment and the profile come first
@@ -72,7 +72,7 @@ pub struct ChildEnv {
 
 /// What `credd exec` sets for its child and `credd env` prints.
 pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
-    let ep = call(Request::Endpoint {
+    let ep: EndpointReply = call(Request::Endpoint {
         profile: Some(profile.to_string()),
     })
     .await?;
@@ -89,12 +89,16 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
     unset(&mut env, REMOVED);
     if o.imds {
         unset(&mut env, REMOVED_FOR_IMDS);
-        let url = ep["imds_url"].as_str().unwrap_or_default().to_string();
+        let url = ep.imds_url.clone().unwrap_or_default();
         env.vars
             .push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), Some(url)));
     } else {
-        let (token, id, file) = issue_token(profile, &o.token_ttl, o.label.clone()).await?;
-        let url = endpoint_url(ep["container_url"].as_str().unwrap_or_default(), profile);
+        let IssuedToken {
+            path: file,
+            id,
+            token,
+        } = issue_token_file(profile, &o.token_ttl, o.label.clone(), None).await?;
+        let url = endpoint_url(&ep.container_url, profile);
         env.vars
             .push(("AWS_CONTAINER_CREDENTIALS_FULL_URI".into(), Some(url)));
         env.vars.push((
@@ -110,11 +114,8 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
     }
     if o.keep_aws_config {
         // The user chose to see their files: say what in them wins.
-        for s in ep["files"]["shadows"].as_array().into_iter().flatten() {
-            eprintln!(
-                "credd: warning (--keep-aws-config): {}",
-                s["message"].as_str().unwrap_or_default()
-            );
+        for s in ep.files.findings().shadows {
+            eprintln!("credd: warning (--keep-aws-config): {}", s.message);
         }
     } else {
         let (config, credentials) = write_overlay(profile, &settings_of(&ep), &[])?;
@@ -125,17 +126,17 @@ pub async fn child_env(profile: &str, o: &Options) -> Result<ChildEnv> {
             Some(credentials.display().to_string()),
         ));
     }
-    if let Some(r) = ep["region"].as_str() {
-        env.vars.push(("AWS_REGION".into(), Some(r.to_string())));
+    if let Some(r) = &ep.region {
+        env.vars.push(("AWS_REGION".into(), Some(r.clone())));
         env.vars
-            .push(("AWS_DEFAULT_REGION".into(), Some(r.to_string())));
+            .push(("AWS_DEFAULT_REGION".into(), Some(r.clone())));
     }
     Ok(env)
 }
 
 /// `--imds` only works when the daemon runs the emulation for this profile.
-fn check_imds(ep: &Value, profile: &str) -> Result<()> {
-    match (ep["imds_url"].as_str(), ep["imds_profile"].as_str()) {
+fn check_imds(ep: &EndpointReply, profile: &str) -> Result<()> {
+    match (ep.imds_url.as_deref(), ep.imds_profile.as_deref()) {
         (Some(_), Some(p)) if p == profile => Ok(()),
         (Some(_), Some(p)) => bail!(
             "the daemon's IMDS emulation serves profile '{p}', not '{profile}': use the container endpoint \
@@ -150,13 +151,13 @@ fn check_imds(ep: &Value, profile: &str) -> Result<()> {
 }
 
 /// The profile's non-credential settings from the daemon's answer.
-pub fn settings_of(ep: &Value) -> ProfileSettings {
-    serde_json::from_value(ep["settings"].clone()).unwrap_or_default()
+pub fn settings_of(ep: &EndpointReply) -> ProfileSettings {
+    ep.settings.clone().unwrap_or_default()
 }
 
 /// The directory for overlay files: `RUNTIME_DIR/aws` (0700).
 fn overlay_dir() -> PathBuf {
-    credd_daemon::config::runtime_dir(&crate::serve::env_var).join("aws")
+    crate::environment::runtime_dir().join("aws")
 }
 
 /// Writes the overlay config for `profile` (without `omit`) and the empty
@@ -185,98 +186,4 @@ pub fn write_overlay(
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     credd_daemon::fsutil::write_private(path, bytes)
         .with_context(|| format!("failed to write {}", path.display()))
-}
-
-/// Issues a token scoped to `profile` into a 0600 token file; returns the
-/// token, its id and the file.
-async fn issue_token(profile: &str, ttl: &str, label: String) -> Result<(String, String, PathBuf)> {
-    let v = call(Request::TokenIssue {
-        profiles: vec![profile.to_string()],
-        ttl_secs: Some(parse_ttl(ttl)?),
-        label,
-        docker_engine: None,
-    })
-    .await?;
-    let token = v["token"]
-        .as_str()
-        .context("the daemon sent no token")?
-        .to_string();
-    let id = v["record"]["id"]
-        .as_str()
-        .context("the daemon sent no id")?
-        .to_string();
-    let dir = credd_daemon::config::runtime_dir(&crate::serve::env_var).join("tokens");
-    let path = dir.join(&id);
-    credd_daemon::fsutil::write_private(&path, token.as_bytes())
-        .context("failed to write the token file")?;
-    Ok((token, id, path))
-}
-
-pub async fn run(a: ExecArgs) -> Result<ExitCode> {
-    let program = a.command[0].clone();
-    let env = child_env(
-        &a.profile,
-        &Options {
-            imds: a.imds,
-            keep_aws_config: a.keep_aws_config,
-            token_ttl: a.token_ttl.clone(),
-            label: format!("exec {program}"),
-        },
-    )
-    .await?;
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&a.command[1..]);
-    for (k, v) in &env.vars {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let result = supervise(cmd, &program).await;
-    // Whatever happened to the command, its token dies with it.
-    if let Some((id, file)) = env.token {
-        if let Err(e) = call(Request::TokenRevoke { id }).await {
-            tracing::warn!(error = %e, "could not revoke the command's token; it expires on its own");
-        }
-        let _ = std::fs::remove_file(&file);
-    }
-    result
-}
-
-async fn supervise(mut cmd: tokio::process::Command, program: &str) -> Result<ExitCode> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("credd: cannot run '{program}': command not found");
-            return Ok(ExitCode::from(crate::exit::NOT_FOUND));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            eprintln!("credd: cannot run '{program}': permission denied");
-            return Ok(ExitCode::from(crate::exit::NOT_EXECUTABLE));
-        }
-        Err(e) => return Err(e).with_context(|| format!("failed to run '{program}'")),
-    };
-    // Ctrl-C reaches the command through the terminal; credd stays to clean up.
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let status = loop {
-        tokio::select! {
-            s = child.wait() => break s.context("failed to wait for the command")?,
-            _ = int.recv() => {}
-            _ = term.recv() => forward(&child, rustix::process::Signal::TERM),
-            _ = hup.recv() => forward(&child, rustix::process::Signal::HUP),
-        }
-    };
-    Ok(crate::exit::of(status))
-}
-
-fn forward(child: &tokio::process::Child, sig: rustix::process::Signal) {
-    if let Some(pid) = child
-        .id()
-        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-    {
-        let _ = rustix::process::kill_process(pid, sig);
-    }
 }

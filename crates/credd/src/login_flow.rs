@@ -1,27 +1,28 @@
-//! The IAM Identity Center commands, run in the CLI process: `credd login`
-//! (authorization code with PKCE and a loopback redirect, or the device
-//! code), `credd logout`, `credd sso accounts` and `credd sso populate`.
+//! The IAM Identity Center sign-in flow, run in the CLI process: the
+//! authorization code with PKCE and a loopback redirect, or the device
+//! code; used by `credd login` and by `credd demo` (with a stand-in browser).
 //!
 //! Tokens go to `~/.aws/sso/cache` exactly as the AWS CLI v2 writes them, so
 //! `aws` and every SDK use them too; the daemon is then told to re-read the
 //! cache. The daemon itself never starts a login.
 
-use crate::cli::{LoginArgs, SsoCommand};
+//!
+//! Layering: a leaf; it imports leaves only (`client`), never a command.
+
 use anyhow::{anyhow, bail, Context, Result};
 use credd_aws::sso::{PollOutcome, SsoClient};
 use credd_aws::sso_cache::FileTokenStore;
 use credd_aws::{load_profiles, ProfileEnv};
 use credd_core::profile::{resolve, sso_sessions, Base, RawProfiles};
 use credd_core::sso::{
-    ClientRegistration, Loaded, RegistrationRequest, SsoSession, SsoToken, TokenStore,
+    ClientRegistration, Loaded, RegistrationRequest, SsoSession, TokenStore,
     GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE,
 };
-use credd_core::{format_expiration, SecretString};
+use credd_core::SecretString;
 use credd_daemon::callback::{CallbackResult, CallbackServer};
 use credd_daemon::control::{ClientError, Request};
 use std::path::PathBuf;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How long a login waits for the browser (the AWS CLI waits 10 minutes).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -34,7 +35,7 @@ pub fn store() -> Result<FileTokenStore> {
     Ok(FileTokenStore::new(FileTokenStore::default_dir(&home)))
 }
 
-async fn profiles() -> Result<(RawProfiles, PathBuf)> {
+pub async fn profiles() -> Result<(RawProfiles, PathBuf)> {
     let env = ProfileEnv::from_process_env();
     let loaded = load_profiles(&env)
         .await
@@ -102,8 +103,8 @@ or name a legacy SSO profile with --profile",
 }
 
 /// Tells a running daemon to re-read the AWS files and the SSO cache.
-async fn tell_daemon() {
-    match crate::commands::call(Request::Reload).await {
+pub async fn tell_daemon() {
+    match crate::client::call::<credd_daemon::protocol::Pong>(Request::Reload).await {
         Ok(_) => {}
         Err(e)
             if e.chain()
@@ -156,7 +157,7 @@ impl Browser {
             Browser::StandIn => {
                 let url = url.to_string();
                 tokio::spawn(async move {
-                    if let Err(e) = credd_daemon::callback::visit(&url).await {
+                    if let Err(e) = credd_sandbox::browser::visit(&url).await {
                         eprintln!("the stand-in browser failed: {e}");
                     }
                 });
@@ -167,8 +168,6 @@ impl Browser {
 
 /// A cached registration that suits `grant`, or a new one (saved for
 /// sso-session sessions, where the AWS CLI will find it too).
-// A one-shot command, not the daemon: it reads the wall clock directly.
-#[allow(clippy::disallowed_methods)]
 async fn registration(
     store: &dyn TokenStore,
     client: &SsoClient,
@@ -176,7 +175,7 @@ async fn registration(
     request: RegistrationRequest,
     grant: &str,
 ) -> Result<ClientRegistration> {
-    let now = OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     if let Ok(Loaded::Found(r, _)) = store.load_registration(session) {
         let suits = match &r.grant_types {
             Some(g) => g.iter().any(|x| x == grant),
@@ -200,41 +199,7 @@ async fn registration(
     Ok(r)
 }
 
-// A one-shot command, not the daemon: it reads the wall clock directly.
-#[allow(clippy::disallowed_methods)]
-pub async fn login(a: LoginArgs) -> Result<()> {
-    let (raw, config) = profiles().await?;
-    let (session, _) = pick_session(&raw, &config, a.session.as_deref(), a.profile.as_deref())?;
-    let store = store()?;
-    let client = SsoClient::from_env();
-    // The CLI uses the device code for legacy profiles; so does credd.
-    let device = a.device_code || session.name.is_none();
-    let browser = Browser::System {
-        open: !a.no_browser,
-    };
-    let (grant, reg) = if device {
-        device_login(&store, &client, &session, browser).await?
-    } else {
-        pkce_login(&store, &client, &session, browser).await?
-    };
-    let token = SsoToken::from_grant(&session, grant, Some(&reg), OffsetDateTime::now_utc());
-    store
-        .save_token(&session, &token)
-        .map_err(|e| anyhow!("{e}"))
-        .context("failed to write the token to the SSO cache")?;
-    eprintln!(
-        "Logged in to SSO session {} ({}). The token is valid until {}; credd refreshes it until \
-the Identity Center session ends. Written to {}.",
-        session.label(),
-        session.start_url,
-        format_expiration(token.expires_at),
-        store.token_path(&session),
-    );
-    tell_daemon().await;
-    Ok(())
-}
-
-async fn device_login(
+pub async fn device_login(
     store: &dyn TokenStore,
     client: &SsoClient,
     session: &SsoSession,
@@ -361,224 +326,4 @@ pub async fn pkce_login(
         .map_err(|e| anyhow!("{e}"))
         .context("failed to exchange the authorization code for a token")?;
     Ok((grant, reg))
-}
-
-// A one-shot command, not the daemon: it reads the wall clock directly.
-#[allow(clippy::disallowed_methods)]
-pub async fn logout(session: Option<String>) -> Result<()> {
-    let (raw, config) = profiles().await?;
-    let targets: Vec<(SsoSession, String)> = match session.as_deref() {
-        Some(_) => vec![pick_session(&raw, &config, session.as_deref(), None)?],
-        // As `aws sso logout`: every session credd knows of.
-        None => {
-            let mut all: Vec<(SsoSession, String)> = sso_sessions(&raw)
-                .into_iter()
-                .filter_map(|(n, s)| s.ok().map(|s| (s, n)))
-                .collect();
-            for (name, plan) in credd_core::profile::resolve_all(&raw) {
-                if let Ok(p) = plan {
-                    if let Base::Sso(r) = p.base {
-                        if !all.iter().any(|(s, _)| s == &r.session) {
-                            all.push((r.session, name));
-                        }
-                    }
-                }
-            }
-            all
-        }
-    };
-    let store = store()?;
-    let client = SsoClient::from_env();
-    let mut any = false;
-    for (s, _) in &targets {
-        let token = match store.load_token(s).map_err(|e| anyhow!("{e}"))? {
-            Loaded::Missing => continue,
-            Loaded::Found(t, _) => Some(t),
-            Loaded::Corrupt(..) => None,
-        };
-        if let Some(t) = token.filter(|t| t.usable(OffsetDateTime::now_utc())) {
-            if let Err(e) = client.logout(s, &t.access_token).await {
-                eprintln!("warning: the portal's Logout for {} failed: {e}", s.label());
-            }
-        }
-        store.remove_token(s).map_err(|e| anyhow!("{e}"))?;
-        eprintln!("Logged out of SSO session {}.", s.label());
-        any = true;
-    }
-    if !any {
-        eprintln!("No SSO session was logged in.");
-    }
-    tell_daemon().await;
-    Ok(())
-}
-
-/// Every account and role the session's user is assigned.
-// A one-shot command, not the daemon: it reads the wall clock directly.
-#[allow(clippy::disallowed_methods)]
-async fn assignments(
-    session: Option<&str>,
-) -> Result<(
-    SsoSession,
-    Vec<(credd_aws::sso::Account, Vec<String>)>,
-    PathBuf,
-)> {
-    let (raw, config) = profiles().await?;
-    let (s, hint) = pick_session(&raw, &config, session, None)?;
-    let store = store()?;
-    let token = match store.load_token(&s).map_err(|e| anyhow!("{e}"))? {
-        Loaded::Found(t, _) if t.usable(OffsetDateTime::now_utc()) => t,
-        _ => bail!(
-            "SSO session {} has no valid token: run `{}`",
-            s.label(),
-            s.login_command(&hint)
-        ),
-    };
-    let client = SsoClient::from_env();
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message("listing accounts");
-    let accounts = client
-        .list_accounts(
-            &s,
-            &token.access_token,
-            Some(&|n| pb.set_message(format!("listing accounts ({n})"))),
-        )
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    pb.finish_and_clear();
-    let bar = indicatif::ProgressBar::new(accounts.len() as u64);
-    if accounts.len() > 5 {
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} accounts")
-                .expect("a valid template"),
-        );
-    } else {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let mut out = Vec::with_capacity(accounts.len());
-    for a in accounts {
-        let roles = client
-            .list_account_roles(&s, &token.access_token, &a.id)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-        bar.inc(1);
-        out.push((a, roles));
-    }
-    bar.finish_and_clear();
-    Ok((s, out, config))
-}
-
-pub async fn sso(cmd: SsoCommand) -> Result<()> {
-    match cmd {
-        SsoCommand::Accounts { session, json } => {
-            let (s, list, _) = assignments(session.as_deref()).await?;
-            if json {
-                let v: Vec<serde_json::Value> = list
-                    .iter()
-                    .map(|(a, roles)| {
-                        serde_json::json!({
-                            "accountId": a.id, "accountName": a.name.as_deref().unwrap_or(&a.id),
-                            "emailAddress": a.email, "roles": roles,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                let mut t = crate::commands::table(&["ACCOUNT", "NAME", "ROLES"]);
-                for (a, roles) in &list {
-                    t.add_row(vec![
-                        a.id.clone(),
-                        a.name.clone().unwrap_or_default(),
-                        roles.join(", "),
-                    ]);
-                }
-                println!("{t}");
-                eprintln!(
-                    "\n{} accounts. Add a profile for each role with `credd sso populate {}`.",
-                    list.len(),
-                    s.cache_key()
-                );
-            }
-            Ok(())
-        }
-        SsoCommand::Populate {
-            session,
-            dry_run,
-            prefix,
-            region,
-        } => populate(session, dry_run, prefix, region).await,
-    }
-}
-
-async fn populate(
-    session: String,
-    dry_run: bool,
-    prefix: Option<String>,
-    region: Option<String>,
-) -> Result<()> {
-    use credd_aws::populate::{self, Assignment, PopulateOptions};
-    let (_, list, config) = assignments(Some(&session)).await?;
-    let assignments: Vec<Assignment> = list
-        .iter()
-        .flat_map(|(a, roles)| {
-            roles.iter().map(|r| Assignment {
-                account_id: a.id.clone(),
-                account_name: a.name.clone().unwrap_or_else(|| a.id.clone()),
-                role_name: r.clone(),
-            })
-        })
-        .collect();
-    let existing = match std::fs::read_to_string(&config) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", config.display())),
-    };
-    let opts = PopulateOptions {
-        session: session.clone(),
-        prefix,
-        region,
-    };
-    let plan = populate::plan(&existing, &assignments, &opts).map_err(|e| anyhow!("{e}"))?;
-    for (name, why) in &plan.skipped {
-        eprintln!("skipped [profile {name}]: {why}");
-    }
-    if dry_run {
-        let d = populate::diff(&existing, &plan.new_text, &config.display().to_string());
-        if d.is_empty() {
-            eprintln!("no changes: {} is up to date", config.display());
-        } else {
-            print!("{d}");
-        }
-        return Ok(());
-    }
-    if !plan.changes_anything() {
-        eprintln!(
-            "no changes: {} already has a profile for every role ({} unchanged)",
-            config.display(),
-            plan.unchanged.len()
-        );
-        return Ok(());
-    }
-    // Planned again under the lock, on the file as it is then (another
-    // command or tool may have changed it since the read above).
-    let applied = populate::apply(&config, &assignments, &opts).map_err(|e| anyhow!("{e}"))?;
-    let plan = applied.plan;
-    eprintln!(
-        "{}: added {}, updated {}, unchanged {}{}",
-        config.display(),
-        plan.added.len(),
-        plan.updated.len(),
-        plan.unchanged.len(),
-        applied
-            .backup
-            .map(|b| format!("; the previous file is {}", b.display()))
-            .unwrap_or_default()
-    );
-    for n in &plan.added {
-        eprintln!("  + [profile {n}]");
-    }
-    for n in &plan.updated {
-        eprintln!("  ~ [profile {n}]");
-    }
-    tell_daemon().await;
-    Ok(())
 }

@@ -9,8 +9,10 @@
 //! Reading the nat table needs root; the HTTP probes do not, and from the
 //! host they see the shadowing too (something other than credd answers at
 //! 169.254.170.2:80).
+//!
+//! Layering: a command file. It imports leaves only, never another command.
 
-use crate::docker::{
+use crate::docker_nat::{
     jump_line, nat_rules, order_problem, ADDR, CHAIN, HOOKS, IFACE, LEGACY_ADDR, PORT,
 };
 use anyhow::Result;

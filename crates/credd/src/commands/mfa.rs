@@ -1,0 +1,45 @@
+//! `credd mfa PROFILE [CODE]`: starts an MFA session in the daemon.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
+
+use crate::client::call;
+use anyhow::{bail, Context, Result};
+use credd_daemon::control::Request;
+use credd_daemon::protocol::{MfaSerial, MfaStarted};
+use std::io::Write;
+
+pub async fn run(a: crate::cli::MfaArgs) -> Result<()> {
+    let serial: MfaSerial = call(Request::MfaSerial {
+        profile: a.profile.clone(),
+    })
+    .await?;
+    let code = match a.code {
+        Some(c) => c,
+        None => {
+            eprint!("MFA code for {} (profile '{}'): ", serial.serial, a.profile);
+            std::io::stderr().flush().ok();
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("failed to read the MFA code from the terminal")?;
+            line.trim().to_string()
+        }
+    };
+    if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
+        bail!(
+            "an MFA code is digits only (got {} characters); try again with a fresh code",
+            code.len()
+        );
+    }
+    let v: MfaStarted = call(Request::Mfa {
+        profile: a.profile.clone(),
+        code,
+    })
+    .await?;
+    eprintln!(
+        "MFA session started for '{}'; it lasts until {}. Profiles built on it refresh without a new code until then.",
+        a.profile,
+        v.expires
+    );
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! One file per command (or command group); `main.rs` dispatches to them.
+//! A command file imports leaves only (see `main.rs` for the layering),
+//! never another command file.
+
+pub mod audit;
+pub mod credential_process;
+pub mod demo;
+pub mod docker;
+pub mod docker_setup;
+pub mod doctor;
+pub mod env;
+pub mod exec;
+pub mod login;
+pub mod mfa;
+pub mod relay;
+pub mod serve;
+pub mod service;
+pub mod status;
+pub mod token;
+pub mod write_credentials;

@@ -1,0 +1,235 @@
+//! `credd status`, `credd profiles [link]` and `credd whoami`: what the
+//! daemon serves, read from its status answer.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
+
+use crate::client::call;
+use crate::output::{human_secs, table};
+use anyhow::{bail, Context, Result};
+use credd_core::overlay::Findings;
+use credd_daemon::control::Request;
+use credd_daemon::protocol::{DaemonInfo, EndpointReply, Files, StatusReply};
+use serde_json::Value;
+
+pub async fn status(j: crate::cli::JsonArg) -> Result<()> {
+    if j.json {
+        // The daemon's document as it sent it.
+        let v: Value = call(Request::Status).await?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_status(&call(Request::Status).await?);
+    }
+    Ok(())
+}
+
+pub async fn profiles(p: crate::cli::ProfilesArgs) -> Result<()> {
+    if let Some(crate::cli::ProfilesAction::Link { name, as_name }) = p.action {
+        return link(&name, as_name).await;
+    }
+    let v: StatusReply = call(Request::Profiles).await?;
+    if p.json {
+        // The list of profiles as before; the warnings about the
+        // files on stderr, so the document keeps its shape (through a
+        // `Value`, keys sorted as the daemon sends them).
+        for s in v.files.findings().shadows {
+            eprintln!("warning: {}", s.message);
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(&v.profiles)?)?
+        );
+    } else {
+        print_profiles(&v);
+    }
+    Ok(())
+}
+
+pub async fn whoami(a: crate::cli::ProfileArg) -> Result<()> {
+    let v: Value = call(Request::Whoami { profile: a.profile }).await?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+async fn link(name: &str, as_name: Option<String>) -> Result<()> {
+    // Ask the daemon first: it knows whether NAME exists and its region.
+    let ep: EndpointReply = call(Request::Endpoint {
+        profile: Some(name.to_string()),
+    })
+    .await?;
+    let new = as_name.unwrap_or_else(|| format!("{name}-credd"));
+    if new == name {
+        bail!(
+            "the linked profile needs a name of its own (--as): '{name}' already holds the source"
+        );
+    }
+    let bin = std::env::current_exe().context("failed to find the credd binary's path")?;
+    let bin = bin.display().to_string();
+    let quoted = if bin.contains(' ') {
+        format!("\"{bin}\"")
+    } else {
+        bin
+    };
+    // Keys under the new name in the credentials file would win over the
+    // credential_process written here, in every SDK.
+    let files = match &ep.files {
+        Files::Found(f) => Some(f),
+        Files::Unreadable { .. } => None,
+    };
+    if files.is_some_and(|f| f.credentials_sections.contains(&new)) {
+        bail!(
+            "[{new}] in {} holds credentials, which SDKs would use instead of credd's credential_process: \
+             remove that section, or pick another name with --as",
+            files.map_or("the credentials file", |f| f.credentials_file.as_str())
+        );
+    }
+    let mut body = vec![
+        format!(
+            "{} profiles link for profile '{name}'",
+            credd_aws::credfile::MARKER
+        ),
+        format!("credential_process = {quoted} credential-process {name}"),
+    ];
+    // The source profile's settings (region, endpoints, retries...), so the
+    // linked profile behaves as the source does.
+    body.extend(crate::child_env::settings_of(&ep).lines(&[]));
+    let path = credd_aws::credfile::config_path()?;
+    credd_aws::credfile::write_lines(&path, &format!("profile {new}"), &body)?;
+    eprintln!(
+        "wrote [profile {new}] in {}: tools using it get '{name}' from credd (AWS_PROFILE={new})",
+        path.display()
+    );
+    Ok(())
+}
+
+fn print_status(v: &StatusReply) {
+    let d = &v.daemon;
+    println!(
+        "credd {} (pid {}), endpoint {}{}",
+        d.version,
+        d.pid,
+        d.container_url,
+        d.imds_url
+            .as_deref()
+            .map(|u| format!(", IMDS {u}"))
+            .unwrap_or_default()
+    );
+    if let Some(w) = &d.docker_watch {
+        println!("docker: {}", w.state);
+    }
+    print_config_problems(d);
+    print_shadows(&v.files.findings());
+    let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
+    let mut notes = Vec::new();
+    for p in &v.profiles {
+        let name = &p.name;
+        t.add_row(vec![
+            name.to_string(),
+            p.state.clone(),
+            p.expires_in_secs
+                .map(human_secs)
+                .unwrap_or_else(|| "-".into()),
+            p.next_refresh.clone().unwrap_or_else(|| "-".into()),
+            p.chain.clone().unwrap_or_else(|| "-".into()),
+        ]);
+        if let Some(e) = &p.last_error {
+            notes.push(format!("{name}: {e}"));
+        }
+        for n in &p.notes {
+            notes.push(format!("{name}: {n}"));
+        }
+    }
+    println!("{t}");
+    for n in notes {
+        println!("  {n}");
+    }
+    if !v.sso_sessions.is_empty() {
+        let mut t = table(&[
+            "SSO SESSION",
+            "STATE",
+            "TOKEN EXPIRES",
+            "NEXT REFRESH",
+            "START URL",
+        ]);
+        let mut hints = Vec::new();
+        for s in &v.sso_sessions {
+            let state = s.state.replace('_', " ");
+            t.add_row(vec![
+                s.session.clone(),
+                state.clone(),
+                s.token_expires.clone().unwrap_or_else(|| "-".into()),
+                s.next_refresh.clone().unwrap_or_else(|| "-".into()),
+                s.start_url.clone(),
+            ]);
+            if state != "active" {
+                hints.push(format!(
+                    "{}: run `{}`{}",
+                    s.session,
+                    s.login_command,
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        println!("\n{t}");
+        for h in hints {
+            println!("  {h}");
+        }
+    }
+}
+
+/// The warning about what in the user's files wins over credd outside
+/// `credd exec`/`credd env` (said once, before the tables).
+fn print_shadows(files: &Findings) {
+    if files.shadows.is_empty() {
+        return;
+    }
+    println!("warning: your AWS files hold credentials that win over credd:");
+    for s in &files.shadows {
+        println!("  {}", s.message);
+    }
+    println!();
+}
+
+/// What is wrong with the AWS files, for `status` and `profiles` alike: a
+/// file that cannot be used now (the last good version is served) and what
+/// was ignored in them. The daemon's messages name file, line and column.
+fn print_config_problems(d: &DaemonInfo) {
+    if let Some(e) = &d.config_error {
+        println!(
+            "AWS config problem (serving the profiles from the last good version, if any): {e}"
+        );
+    }
+    if !d.config_notes.is_empty() {
+        println!("Ignored in the AWS files:");
+        for n in &d.config_notes {
+            println!("  {n}");
+        }
+    }
+}
+
+fn print_profiles(v: &StatusReply) {
+    print_config_problems(&v.daemon);
+    print_shadows(&v.files.findings());
+    let mut t = table(&["PROFILE", "SERVED FROM"]);
+    let mut bad = Vec::new();
+    for p in &v.profiles {
+        let name = p.name.clone();
+        if p.state == "misconfigured" {
+            bad.push(format!(
+                "{name}: {}",
+                p.last_error.as_deref().unwrap_or("?")
+            ));
+        } else {
+            t.add_row(vec![name, p.chain.clone().unwrap_or_default()]);
+        }
+    }
+    println!("{t}");
+    if !bad.is_empty() {
+        println!("\nNot servable:");
+        for b in bad {
+            println!("  {b}");
+        }
+    }
+}
