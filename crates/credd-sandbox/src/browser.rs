@@ -35,29 +35,42 @@ pub async fn fetch(url: &str, headers: &[(&str, &str)]) -> Result<(u16, String),
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
                 .map_err(|e| e.to_string())?;
-        let conn = tokio::spawn(conn);
-        let mut req = ::http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(::http::header::HOST, addr.to_string());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get(::http::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        conn.abort();
+        // The connection is driven in this task, beside the exchange (no task of
+        // its own): it ends when the exchange is done and it is dropped.
+        let exchange = async {
+            let mut req = ::http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+                .header(::http::header::HOST, addr.to_string());
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let req = req
+                .body(Empty::<bytes::Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let location = resp
+                .headers()
+                .get(::http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            Ok::<_, String>((status, location, body))
+        };
+        tokio::pin!(exchange);
+        let (status, location, body) = tokio::select! {
+            biased;
+            r = &mut exchange => r?,
+            r = conn => match r {
+                // Closed after answering: what it sent is buffered; finish reading it.
+                Ok(()) => exchange.await?,
+                Err(e) => return Err(e.to_string()),
+            },
+        };
         match (status.is_redirection(), location) {
             (true, Some(next)) => url = next,
             _ => return Ok((status.as_u16(), body)),

@@ -23,6 +23,7 @@ use credd_daemon::callback::{CallbackResult, CallbackServer};
 use credd_daemon::control::{ClientError, Request};
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// How long a login waits for the browser (the AWS CLI waits 10 minutes).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -146,7 +147,9 @@ impl Browser {
     fn opens(self) -> bool {
         !matches!(self, Browser::System { open: false })
     }
-    fn open(self, url: &str) {
+    /// Opens `url`; the stand-in's visit runs on `tasks`, which the flow
+    /// waits for once the sign-in is done.
+    fn open(self, url: &str, tasks: &TaskTracker) {
         match self {
             Browser::System { open: false } => {}
             Browser::System { open: true } => {
@@ -156,7 +159,7 @@ impl Browser {
             }
             Browser::StandIn => {
                 let url = url.to_string();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     if let Err(e) = credd_sandbox::browser::visit(&url).await {
                         eprintln!("the stand-in browser failed: {e}");
                     }
@@ -228,10 +231,12 @@ pub async fn device_login(
     if browser.opens() {
         eprintln!("Opening it in your browser...");
     }
+    let tasks = TaskTracker::new();
     browser.open(
         auth.verification_uri_complete
             .as_deref()
             .unwrap_or(&auth.verification_uri),
+        &tasks,
     );
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(auth.expires_in_secs.max(1) as u64);
@@ -252,6 +257,8 @@ pub async fn device_login(
             Ok(PollOutcome::SlowDown) => interval += Duration::from_secs(5),
             Ok(PollOutcome::Granted(g)) => {
                 pb.finish_and_clear();
+                tasks.close();
+                tasks.wait().await;
                 return Ok((g, reg));
             }
             Err(e) => {
@@ -292,7 +299,8 @@ pub async fn pkce_login(
             "open "
         }
     );
-    browser.open(&url);
+    let tasks = TaskTracker::new();
+    browser.open(&url, &tasks);
     let deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
     let pb = spinner(format!("Waiting for the browser ({})", left(deadline)));
     let wait = callback.wait();
@@ -310,6 +318,8 @@ pub async fn pkce_login(
         }
     };
     pb.finish_and_clear();
+    tasks.close();
+    tasks.wait().await;
     let code = match result {
         Some(CallbackResult::Code { code, state: s }) if s == state => SecretString::new(code),
         Some(CallbackResult::Code { .. }) => {

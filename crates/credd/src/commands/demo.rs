@@ -167,9 +167,12 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     };
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    // The daemon runs on a tracker of its own, as `credd serve` runs it, and
+    // is joined before the demo exits.
+    let tasks = tokio_util::task::TaskTracker::new();
     let daemon = {
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             credd_daemon::run(
                 config,
                 services,

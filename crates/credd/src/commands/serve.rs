@@ -111,18 +111,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         notifier: Arc::new(credd_daemon::notify::DesktopNotifier::from_env()),
     };
     let shutdown = CancellationToken::new();
+    // SIGINT/SIGTERM cancel the daemon's root token; the daemon then stops
+    // its tasks and `run` returns. The signal wait runs beside `run` in this
+    // task (no task of its own), so nothing outlives the daemon.
     let stop = shutdown.clone();
-    tokio::spawn(async move {
+    let signalled = async move {
         let Ok(mut signals) = crate::signals::Signals::install() else {
             tracing::error!("cannot install signal handlers");
-            return;
+            return std::future::pending().await;
         };
         let sig = signals.next().await;
         tracing::info!("{} received", sig.name());
         crate::activation::notify_stopping();
         stop.cancel();
-    });
-    credd_daemon::run(
+    };
+    let daemon = credd_daemon::run(
         config,
         services,
         Listeners {
@@ -141,8 +144,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             );
             crate::activation::notify_ready(ready);
         },
-    )
-    .await
+    );
+    tokio::pin!(daemon);
+    tokio::select! {
+        r = &mut daemon => r,
+        () = signalled => daemon.await,
+    }
     .context("the daemon stopped with an error")
 }
 
