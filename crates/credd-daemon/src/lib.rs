@@ -15,6 +15,25 @@
 //! `segment`), and the few pieces the CLI shares with the daemon (`fsutil`,
 //! `audit::read_all`, `callback`, `relay`). The broker, the refresh engine,
 //! the SSO sessions, the endpoints and the token store are crate-private.
+//!
+//! # Shutdown, task by task
+//!
+//! `credd serve` creates one root `CancellationToken` and cancels it on SIGINT or SIGTERM
+//! (the signal wait runs beside `run` in `commands/serve.rs`). [`run`] spawns every
+//! long-lived task on one `TaskTracker`, each inside a named `tracing` span and each with a
+//! child token: the container accept loops (one per container listener) and the IMDS one
+//! (`container`, `imds`) and their connections (`conn`), the control socket
+//! (`control-socket`, `control`), the audit writer, the clock watch (`clock-watch`), the
+//! AWS-files watch (`profiles-watch`), the docker engine watch (`docker-watch`), the
+//! refresh engine's loops for broker nodes (`refresher`; their tokens are children of the
+//! broker's, itself a child of the root) and SSO sessions (`sso-session`, children of
+//! `SsoSessions`' token; a new token reaches the broker through `SsoSessions::on_change`,
+//! with no task of its own). On cancellation, accept loops stop, open connections get
+//! hyper's graceful shutdown: a request still unanswered 2 s later (`server::STOP_GRACE`;
+//! say one waiting on STS, whose fetch task, `request-fetch`, gets the same grace) is
+//! answered `503 DaemonStopping` rather than cut, then the connection closes; the audit
+//! writer writes what it has counted, and `run` waits up to 5 s for the tracker to empty
+//! (logging a warning otherwise), removes `control.sock` and returns; the process exits 0.
 
 pub mod api_error;
 pub mod audit;
