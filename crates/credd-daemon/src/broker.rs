@@ -127,7 +127,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-pub use crate::status::ProfileStatus;
+use crate::protocol::ProfileRow;
 
 /// A credential as cached, with the container endpoint's body pre-rendered
 /// so the hot path only clones bytes.
@@ -537,7 +537,7 @@ impl Broker {
     }
 
     /// One row per profile for `credd status` and `credd profiles`.
-    pub fn status(&self) -> Vec<ProfileStatus> {
+    pub fn status(&self) -> Vec<ProfileRow> {
         let graph = self.graph();
         let now = self.now();
         graph

@@ -7,7 +7,7 @@
 use crate::broker::Broker;
 /// The client, where the CLI has always found it.
 pub use crate::control_client::{call, call_as, ClientError};
-use crate::control_replies::{profile_row, reply, serve_error, session_row};
+use crate::control_replies::{reply, serve_error};
 /// The request type, where the CLI has always found it.
 pub use crate::protocol::Request;
 use crate::protocol::{
@@ -276,8 +276,8 @@ impl ControlState {
                     config_notes: self.config_notes.lock().unwrap().clone(),
                     docker_watch: self.docker.as_ref().map(|d| d.status()),
                 },
-                profiles: self.broker.status().iter().map(profile_row).collect(),
-                sso_sessions: self.broker.sso().status().iter().map(session_row).collect(),
+                profiles: self.broker.status(),
+                sso_sessions: self.broker.sso().status(),
             }),
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(serve_error)?;

@@ -218,12 +218,13 @@ pub struct ContainerRow {
     pub unclaimed_revoked_at: Option<String>,
 }
 
-/// One profile's row in [`StatusReply`] (the broker's `ProfileStatus`,
-/// field for field).
+/// One profile's row in [`StatusReply`], as the daemon's `status.rs`
+/// renders it from the refresh engine's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileRow {
     pub name: String,
-    /// `fresh`, `refreshing`, `idle`, `needs MFA`, `failing`, `expired`, `misconfigured`.
+    /// `fresh`, `refreshing`, `idle`, `needs MFA`, `login required`,
+    /// `failing`, `expired`, `misconfigured`.
     pub state: String,
     pub chain: Option<String>,
     pub region: Option<String>,
@@ -234,15 +235,40 @@ pub struct ProfileRow {
     pub notes: Vec<String>,
 }
 
-/// One SSO session's row in [`StatusReply`] (the SSO engine's
-/// `SessionStatus`, field for field; `state` as the engine names it:
-/// `logged_out`, `active`, `ended`, `cache_corrupt`).
+/// Where an SSO session stands, for `credd status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// No token in the cache.
+    LoggedOut,
+    /// A usable token.
+    Active,
+    /// The token expired and cannot be refreshed, or a refresh was refused.
+    Ended,
+    /// The cache file cannot be read; it is left as it is.
+    CacheCorrupt,
+}
+
+impl SessionState {
+    /// As people read it: `logged out`, `active`, `ended`, `cache corrupt`.
+    pub fn label(self) -> &'static str {
+        match self {
+            SessionState::LoggedOut => "logged out",
+            SessionState::Active => "active",
+            SessionState::Ended => "ended",
+            SessionState::CacheCorrupt => "cache corrupt",
+        }
+    }
+}
+
+/// One SSO session's row in [`StatusReply`], as the daemon's `status.rs`
+/// renders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRow {
     pub session: String,
     pub start_url: String,
     pub region: String,
-    pub state: String,
+    pub state: SessionState,
     pub token_expires: Option<String>,
     pub next_refresh: Option<String>,
     pub refreshable: bool,

@@ -116,7 +116,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-pub use crate::status::SessionStatus;
+use crate::protocol::SessionRow;
 
 /// How often the cache file is checked for a change made by another program.
 pub const POLL_INTERVAL: Duration = Duration::seconds(30);
@@ -570,10 +570,10 @@ impl SsoSessions {
     }
 
     /// One row per session, for `credd status`.
-    pub fn status(&self) -> Vec<SessionStatus> {
+    pub fn status(&self) -> Vec<SessionRow> {
         let now = self.now();
         let entries = self.entries();
-        let mut out: Vec<SessionStatus> = entries
+        let mut out: Vec<SessionRow> = entries
             .iter()
             .map(|e| {
                 self.sync(e);

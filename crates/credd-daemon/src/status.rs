@@ -10,55 +10,14 @@ use credd_core::profile::{ConfigError, Plan};
 use credd_core::schedule::{disposition, Disposition, Park};
 use credd_core::sso::{SsoSession, SsoToken};
 use credd_core::{duration, format_expiration};
-use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ProfileStatus {
-    pub name: String,
-    /// `fresh`, `refreshing`, `idle`, `needs MFA`, `login required`,
-    /// `failing`, `expired`, `misconfigured`.
-    pub state: String,
-    pub chain: Option<String>,
-    pub region: Option<String>,
-    pub expires: Option<String>,
-    pub expires_in_secs: Option<i64>,
-    pub next_refresh: Option<String>,
-    pub last_error: Option<String>,
-    pub notes: Vec<String>,
-}
-
-/// Where a session stands, for `credd status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    /// No token in the cache.
-    LoggedOut,
-    /// A usable token.
-    Active,
-    /// The token expired and cannot be refreshed, or a refresh was refused.
-    Ended,
-    /// The cache file cannot be read; it is left as it is.
-    CacheCorrupt,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionStatus {
-    pub session: String,
-    pub start_url: String,
-    pub region: String,
-    pub state: SessionState,
-    pub token_expires: Option<String>,
-    pub next_refresh: Option<String>,
-    pub refreshable: bool,
-    pub last_error: Option<String>,
-    pub login_command: String,
-}
+pub(crate) use crate::protocol::{ProfileRow, SessionRow, SessionState};
 
 /// The row of a profile whose chain cannot be resolved.
-pub(crate) fn misconfigured_row(name: &str, e: &ConfigError) -> ProfileStatus {
-    ProfileStatus {
+pub(crate) fn misconfigured_row(name: &str, e: &ConfigError) -> ProfileRow {
+    ProfileRow {
         name: name.to_string(),
         state: "misconfigured".into(),
         chain: None,
@@ -82,7 +41,7 @@ pub(crate) fn profile_row(
     cached: Option<&Arc<Cached>>,
     servable: bool,
     now: OffsetDateTime,
-) -> ProfileStatus {
+) -> ProfileRow {
     // The first error along the chain, base first, explains best.
     let chain_error = chain.iter().find_map(|v| v.last_error.clone());
     // What the error means is the schedule's: parked until the user acts.
@@ -121,7 +80,7 @@ pub(crate) fn profile_row(
             }
         }
     }
-    ProfileStatus {
+    ProfileRow {
         name: name.to_string(),
         state: state.into(),
         chain: Some(plan.describe_chain()),
@@ -145,7 +104,7 @@ pub(crate) fn session_row(
     slot: &SlotView,
     due: Option<OffsetDateTime>,
     now: OffsetDateTime,
-) -> SessionStatus {
+) -> SessionRow {
     let ended = slot.parked == Some(Park::Login);
     let state = if corrupt.is_some() {
         SessionState::CacheCorrupt
@@ -157,7 +116,7 @@ pub(crate) fn session_row(
             Some(_) => SessionState::Ended,
         }
     };
-    SessionStatus {
+    SessionRow {
         session: session.cache_key().to_string(),
         start_url: session.start_url.clone(),
         region: session.region.clone(),

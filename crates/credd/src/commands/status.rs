@@ -152,10 +152,10 @@ fn print_status(v: &StatusReply) {
         ]);
         let mut hints = Vec::new();
         for s in &v.sso_sessions {
-            let state = s.state.replace('_', " ");
+            let state = s.state.label();
             t.add_row(vec![
                 s.session.clone(),
-                state.clone(),
+                state.to_string(),
                 s.token_expires.clone().unwrap_or_else(|| "-".into()),
                 s.next_refresh.clone().unwrap_or_else(|| "-".into()),
                 s.start_url.clone(),
