@@ -10,110 +10,41 @@
 
 mod support;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
-use support::dockerd::Dockerd;
-use support::images::{import_go_image, moto_count, moto_for_containers};
+use support::images::{import_go_image, moto_count};
+use support::world::{assert_arn, World, DEV_ARN};
 use support::*;
 
-const DEV_ARN: &str = "arn:aws:sts::123456789012:assumed-role/dev/credd-dev";
-
-/// An engine with credd set up and serving, the Go image, and the STS
-/// endpoint containers use.
-struct World {
-    dk: Dockerd,
-    env: Env,
-    daemon: Option<Daemon>,
-    sts: String,
+/// `support::world`'s engine with credd set up and serving, plus the Go
+/// image every test here runs.
+struct GoWorld {
+    w: World,
     image: &'static str,
 }
 
-fn world() -> World {
-    let dk = Dockerd::start(&[]);
-    let (moto, sts) = moto_for_containers(&dk);
-    let env = Env::with_moto(CONFIG, moto);
-    setup(&dk, &env);
-    let daemon = Some(dk.serve(&env));
-    let image = import_go_image(&dk);
-    World {
-        dk,
-        env,
-        daemon,
-        sts,
-        image,
+fn world() -> GoWorld {
+    let w = World::new(&[]);
+    let image = import_go_image(&w.dk);
+    GoWorld { w, image }
+}
+
+impl std::ops::Deref for GoWorld {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
     }
 }
 
-fn setup(dk: &Dockerd, env: &Env) {
-    let o = dk
-        .host_cmd(env, credd_bin())
-        .args(["docker", "setup"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "credd docker setup: {}", stderr_of(&o));
+impl std::ops::DerefMut for GoWorld {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.w
+    }
 }
 
-impl World {
-    fn docker_host(&self) -> String {
-        format!("unix://{}", self.dk.socket().display())
-    }
-
-    /// `credd docker run PROFILE ARGS...`, as a user types it.
-    fn credd_run(&self, profile: &str, args: &[&str]) -> Output {
-        self.env
-            .cmd(credd_bin())
-            .args(["docker", "run", profile])
-            .args(args)
-            .env("DOCKER_HOST", self.docker_host())
-            .output()
-            .unwrap()
-    }
-
-    /// `docker run $(credd docker args PROFILE) ARGS...`, through a shell,
-    /// as a user types it.
-    fn args_run(&self, profile: &str, args: &[&str]) -> Output {
-        let quoted: Vec<String> = args
-            .iter()
-            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-            .collect();
-        self.env
-            .cmd("sh")
-            .arg("-c")
-            .arg(format!(
-                "docker run $(credd docker args {profile}) {}",
-                quoted.join(" ")
-            ))
-            .env("DOCKER_HOST", self.docker_host())
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    credd_bin().parent().unwrap().display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .output()
-            .unwrap()
-    }
-
-    /// The flags every SDK container gets besides credd's: the STS endpoint.
-    fn sts_env(&self) -> String {
-        format!("AWS_ENDPOINT_URL_STS={}", self.sts)
-    }
-
+impl GoWorld {
     fn dev_assume_roles(&self) -> u64 {
         moto_count(&self.dk, &self.env, "AssumeRole")
     }
-}
-
-fn assert_arn(o: &Output, want: &str, what: &str) {
-    assert!(
-        o.status.success() && stdout_of(o) == want,
-        "{what}: {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout_of(o),
-        stderr_of(o)
-    );
 }
 
 #[test]
@@ -377,7 +308,7 @@ fn a_detached_container_keeps_getting_credentials_across_credd_and_dockerd_resta
     // dockerd restarts (the container stops and comes back with it); then
     // what the boot unit does after every docker start: setup again.
     w.dk.restart();
-    setup(&w.dk, &w.env);
+    w.setup();
     let mark = fetch_log(&w, "svc").len();
     let after = settle_then_watch(&w, "svc", mark, 6, "after a dockerd restart");
     assert_no_failures(&after, "after a dockerd restart");

@@ -26,7 +26,6 @@
 //! to install (never a silent pass).
 
 use super::{credd_bin, repo, Daemon, Env, Moto};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -220,33 +219,12 @@ impl Dockerd {
     /// moto on the engine's host loopback, where `credd serve` (also
     /// there) reaches it.
     pub fn moto(&self) -> Moto {
-        let mut child = Command::new("nsenter")
+        let mut python = Command::new("nsenter");
+        python
             .arg(format!("--net=/run/netns/{}", self.ns))
             .arg("--")
-            .arg(super::python())
-            .env("MOTO_COUNTING_HOST", "127.0.0.1")
-            .arg(super::clients().join("moto_counting.py"))
-            .args(["0", "--exit-with-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start moto");
-        let stdin = child.stdin.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("moto did not start: {line:?}"))
-            .to_string();
-        Moto {
-            child: Some(child),
-            _stdin: Some(stdin),
-            url,
-        }
+            .arg(super::python());
+        Moto::spawn(python, "127.0.0.1")
     }
 
     /// `credd serve` on the engine's host, also listening where `credd

@@ -20,9 +20,8 @@
 use super::clients::go_whoami;
 use super::dockerd::Dockerd;
 use super::{repo, Env, Moto};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The image: `whoami` (Go SDK v2) and busybox.
 pub const GO_IMAGE: &str = "credd-test-go:1";
@@ -103,35 +102,20 @@ pub fn import_go_image(dk: &Dockerd) -> &'static str {
 /// moto in the engine's namespace on all its addresses: the [`Moto`]
 /// (`url` on the namespace's loopback, for `credd serve`) and the STS
 /// endpoint containers use (`http://GATEWAY:PORT`).
-pub fn moto_for_containers(dk: &Dockerd) -> (Moto, String) {
-    moto_for_containers_with(dk, &[])
-}
-
-/// [`moto_for_containers`] with more variables for moto (e.g.
-/// `MOTO_COUNTING_ROLE_SECONDS`, see `tests/clients/moto_counting.py`).
+/// `vars` go to moto (e.g. `MOTO_COUNTING_ROLE_SECONDS`, see
+/// `tests/clients/moto_counting.py`).
 pub fn moto_for_containers_with(dk: &Dockerd, vars: &[(&str, &str)]) -> (Moto, String) {
-    let mut child = Command::new("nsenter")
+    let mut python = Command::new("nsenter");
+    python
         .arg(format!("--net=/run/netns/{}", dk.ns))
         .arg("--")
         .arg(super::python())
-        .env("MOTO_COUNTING_HOST", "0.0.0.0")
-        .envs(vars.iter().copied())
-        .arg(super::clients().join("moto_counting.py"))
-        .args(["0", "--exit-with-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start moto");
-    let stdin = child.stdin.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("READY http://0.0.0.0:")
-        .unwrap_or_else(|| panic!("moto did not start: {line:?}"))
+        .envs(vars.iter().copied());
+    let mut moto = Moto::spawn(python, "0.0.0.0");
+    let port = moto
+        .url
+        .strip_prefix("http://0.0.0.0:")
+        .unwrap_or_else(|| panic!("moto did not start on 0.0.0.0: {}", moto.url))
         .to_string();
     // docker0's address (the default bridge's IPAM config of Debian's
     // docker 20.10 names no gateway).
@@ -148,14 +132,9 @@ pub fn moto_for_containers_with(dk: &Dockerd, vars: &[(&str, &str)]) -> (Moto, S
         .unwrap_or_default()
         .to_string();
     assert!(!gateway.is_empty(), "the default bridge has no gateway");
-    (
-        Moto {
-            child: Some(child),
-            _stdin: Some(stdin),
-            url: format!("http://127.0.0.1:{port}"),
-        },
-        format!("http://{gateway}:{port}"),
-    )
+    // Reached from this side of the namespace at its loopback.
+    moto.url = format!("http://127.0.0.1:{port}");
+    (moto, format!("http://{gateway}:{port}"))
 }
 
 /// How many times moto saw `action`, asked from the engine's namespace

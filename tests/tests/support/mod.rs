@@ -84,7 +84,12 @@ impl Moto {
     }
     /// moto listening on `host` (an address of this machine).
     pub fn start_on(host: &str) -> Self {
-        let mut child = Command::new(python())
+        Self::spawn(Command::new(python()), host)
+    }
+    /// moto run by `python` (a Python command, possibly behind `nsenter`),
+    /// listening on `host`; stops when dropped.
+    pub fn spawn(mut python: Command, host: &str) -> Self {
+        let mut child = python
             .env("MOTO_COUNTING_HOST", host)
             .arg(clients().join("moto_counting.py"))
             .args(["0", "--exit-with-stdin"])

@@ -1,6 +1,6 @@
 //! One user's view of a machine with a docker engine, for the real-engine
-//! tests of Python SDKs, compose and refreshes (`docker_python`,
-//! `docker_compose`, `docker_refresh`): a private engine
+//! tests of the Go and Python SDKs, compose and refreshes (`docker_sdks`,
+//! `docker_python`, `docker_compose`, `docker_refresh`): a private engine
 //! ([`super::dockerd`]), moto reachable from its containers
 //! ([`super::images::moto_for_containers_with`]), and the ways a user
 //! starts a container with credd: `credd docker run PROFILE ...` and
