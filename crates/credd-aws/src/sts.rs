@@ -434,6 +434,33 @@ impl Upstream for AwsUpstream {
             .await
             .map_err(UpstreamError::from)
     }
+
+    async fn login_credentials(
+        &self,
+        _ctx: &CallContext,
+        login: &credd_core::login::LoginRef,
+    ) -> Result<TemporaryCredentials, UpstreamError> {
+        // SKELETON(issue 13): replaced by the login-session work.
+        Err(UpstreamError::new(
+            UpstreamErrorKind::Config,
+            format!(
+                "profile '{}': aws login sessions are not supported yet",
+                login.profile
+            ),
+        ))
+    }
+
+    async fn assume_role_with_saml(
+        &self,
+        _ctx: &CallContext,
+        spec: &credd_core::login::SamlSpec,
+    ) -> Result<TemporaryCredentials, UpstreamError> {
+        // SKELETON(issue 13): replaced by the SAML work.
+        Err(UpstreamError::new(
+            UpstreamErrorKind::Config,
+            format!("profile '{}': SAML is not supported yet", spec.profile),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod child_env;
 pub mod credentials;
 pub mod duration;
 pub mod loader;
+pub mod login;
 pub mod overlay;
 pub mod profile;
 pub mod regular_file;

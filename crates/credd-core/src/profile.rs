@@ -9,6 +9,7 @@
 
 use crate::credentials::{LongTermKeys, SecretString};
 use crate::duration;
+pub use crate::login::{LoginRef, LoginSession, SamlSpec};
 use crate::sso::SsoSession;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -169,6 +170,11 @@ pub enum Base {
     /// IAM Identity Center role credentials (`GetRoleCredentials`) with the
     /// session's access token.
     Sso(SsoRole),
+    /// An `aws login` session (`login_session`): the cached credentials,
+    /// refreshed through AWS Sign-In.
+    Login(LoginRef),
+    /// `AssumeRoleWithSAML` with the assertion `credd_saml_process` prints.
+    Saml(SamlSpec),
 }
 
 /// An SSO profile: `sso_account_id` + `sso_role_name` on a session.
@@ -231,6 +237,8 @@ impl Base {
                 r.account_id,
                 r.role_name
             )),
+            Base::Login(l) => NodeId(format!("login:{}", l.session.cache_key())),
+            Base::Saml(s) => NodeId(format!("saml:{}", s.profile)),
         }
     }
     /// A short human description for `credd status` and `credd profiles`.
@@ -252,12 +260,18 @@ impl Base {
                 r.account_id,
                 r.session.label()
             ),
+            Base::Login(l) => format!("aws login session {}", l.session.arn),
+            Base::Saml(s) => format!("SAML -> {} (IdP {})", s.role_arn, s.principal_arn),
         }
     }
     /// Whether credentials from this base are role credentials (so a role
     /// assumed with them is "chained" and capped at 1 h by AWS).
     fn is_role(&self) -> bool {
-        matches!(self, Base::WebIdentity { .. } | Base::Sso(_))
+        match self {
+            Base::WebIdentity { .. } | Base::Sso(_) | Base::Saml(_) => true,
+            Base::Login(l) => l.session.is_role(),
+            Base::Session(_) | Base::Environment { .. } | Base::Process { .. } => false,
+        }
     }
 }
 

@@ -483,3 +483,122 @@ fn sso_typos_get_errors_that_say_what_to_fix() {
     assert!(sessions["typo"].is_err());
     assert!(sessions["work"].is_ok());
 }
+
+const LOGIN_USER: &str = "arn:aws:iam::123456789012:user/dev";
+const SAML_IDP: &str = "arn:aws:iam::123456789012:saml-provider/Okta";
+
+#[test]
+fn login_session_profiles_share_one_node_and_chain_roles() {
+    let r = raw(&[
+        (
+            "console",
+            &[("login_session", LOGIN_USER), ("region", "eu-west-1")],
+        ),
+        ("console2", &[("login_session", LOGIN_USER)]),
+        (
+            "admin",
+            &[
+                ("role_arn", ROLE_A),
+                ("source_profile", "console"),
+                ("duration_seconds", "7200"),
+            ],
+        ),
+        (
+            "fed",
+            &[(
+                "login_session",
+                "arn:aws:sts::123456789012:assumed-role/Admin/dev",
+            )],
+        ),
+        (
+            "fed-admin",
+            &[
+                ("role_arn", ROLE_A),
+                ("source_profile", "fed"),
+                ("duration_seconds", "7200"),
+            ],
+        ),
+    ]);
+    let a = resolve(&r, "console").unwrap();
+    let b = resolve(&r, "console2").unwrap();
+    let Base::Login(l) = &a.base else {
+        panic!("{:?}", a.base)
+    };
+    assert_eq!(l.session.arn, LOGIN_USER);
+    assert_eq!(a.base.node_id(), b.base.node_id(), "one node per session");
+    let admin = resolve(&r, "admin").unwrap();
+    assert_eq!(admin.base.node_id(), a.base.node_id());
+    assert_eq!(admin.roles.len(), 1);
+    assert_eq!(
+        admin.roles[0].capped_from, None,
+        "an IAM user is not a role"
+    );
+    let fed = resolve(&r, "fed-admin").unwrap();
+    assert_eq!(
+        fed.roles[0].capped_from,
+        Some(7200),
+        "a federated identity is a role session: chaining caps at 1 h"
+    );
+}
+
+#[test]
+fn saml_profiles_resolve_to_their_own_base_and_check_their_keys() {
+    let r = raw(&[
+        (
+            "saml",
+            &[
+                ("role_arn", ROLE_A),
+                ("credd_saml_principal_arn", SAML_IDP),
+                ("credd_saml_process", "saml2aws print"),
+                ("duration_seconds", "2h"),
+            ],
+        ),
+        (
+            "on-saml",
+            &[("role_arn", ROLE_B), ("source_profile", "saml")],
+        ),
+        (
+            "no-process",
+            &[("role_arn", ROLE_A), ("credd_saml_principal_arn", SAML_IDP)],
+        ),
+        (
+            "bad-idp",
+            &[
+                ("role_arn", ROLE_A),
+                ("credd_saml_principal_arn", "okta"),
+                ("credd_saml_process", "x"),
+            ],
+        ),
+        (
+            "too-long",
+            &[
+                ("role_arn", ROLE_A),
+                ("credd_saml_principal_arn", SAML_IDP),
+                ("credd_saml_process", "x"),
+                ("duration_seconds", "13h"),
+            ],
+        ),
+    ]);
+    let p = resolve(&r, "saml").unwrap();
+    let Base::Saml(s) = &p.base else {
+        panic!("{:?}", p.base)
+    };
+    assert_eq!(
+        (
+            s.role_arn.as_str(),
+            s.principal_arn.as_str(),
+            s.process.as_str()
+        ),
+        (ROLE_A, SAML_IDP, "saml2aws print")
+    );
+    assert_eq!(s.duration_secs, Some(7200));
+    assert!(p.roles.is_empty(), "the SAML role is the base, not a step");
+    let chained = resolve(&r, "on-saml").unwrap();
+    assert_eq!(chained.roles.len(), 1);
+    assert_eq!(chained.base.node_id(), p.base.node_id());
+    let e = resolve(&r, "no-process").unwrap_err().to_string();
+    assert!(e.contains("credd_saml_process"), "{e}");
+    let e = resolve(&r, "bad-idp").unwrap_err().to_string();
+    assert!(e.contains("saml-provider"), "{e}");
+    assert!(resolve(&r, "too-long").is_err());
+}

@@ -3,6 +3,7 @@
 //! variant. credd-aws implements it with the AWS SDK; tests use fakes.
 
 use crate::credentials::{LongTermKeys, SecretString, TemporaryCredentials};
+use crate::login::{LoginRef, SamlSpec};
 use crate::profile::RoleStep;
 use crate::sso::{ClientRegistration, RegistrationRequest, SsoSession, TokenGrant};
 use async_trait::async_trait;
@@ -94,6 +95,26 @@ pub trait Upstream: Send + Sync + 'static {
         client: &ClientRegistration,
         refresh_token: &SecretString,
     ) -> Result<TokenGrant, UpstreamError>;
+
+    /// The credentials of an `aws login` session: the cache file's, re-read
+    /// under its lock, refreshed through AWS Sign-In (`CreateOAuth2Token`
+    /// with a DPoP proof) when they are close to expiry, the rotated token
+    /// written back before the lock is released. An ended session
+    /// (`TOKEN_EXPIRED`, `USER_CREDENTIALS_CHANGED`, no cache file) is
+    /// [`UpstreamErrorKind::LoginRequired`].
+    async fn login_credentials(
+        &self,
+        ctx: &CallContext,
+        login: &LoginRef,
+    ) -> Result<TemporaryCredentials, UpstreamError>;
+
+    /// Runs `credd_saml_process` (no shell, time-limited) and calls
+    /// `AssumeRoleWithSAML` with the assertion it printed.
+    async fn assume_role_with_saml(
+        &self,
+        ctx: &CallContext,
+        spec: &SamlSpec,
+    ) -> Result<TemporaryCredentials, UpstreamError>;
 
     /// SSO OIDC `RegisterClient`.
     async fn sso_register_client(

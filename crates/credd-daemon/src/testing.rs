@@ -221,6 +221,32 @@ impl Upstream for FakeUpstream {
         })
         .inspect(|_| sso.refreshes += 1)
     }
+    async fn login_credentials(
+        &self,
+        _ctx: &CallContext,
+        login: &credd_core::login::LoginRef,
+    ) -> Result<TemporaryCredentials, UpstreamError> {
+        // SKELETON(issue 13): replaced by the login-session work.
+        self.enter("LoginCredentials").await?;
+        Err(UpstreamError::new(
+            UpstreamErrorKind::Config,
+            format!("fake: no login session for '{}'", login.profile),
+        ))
+    }
+
+    async fn assume_role_with_saml(
+        &self,
+        _ctx: &CallContext,
+        spec: &credd_core::login::SamlSpec,
+    ) -> Result<TemporaryCredentials, UpstreamError> {
+        // SKELETON(issue 13): replaced by the SAML work.
+        self.enter("AssumeRoleWithSAML").await?;
+        Err(UpstreamError::new(
+            UpstreamErrorKind::Config,
+            format!("fake: no SAML for '{}'", spec.profile),
+        ))
+    }
+
     async fn sso_register_client(
         &self,
         _session: &SsoSession,

@@ -41,6 +41,9 @@ pub fn resolve(raw: &RawProfiles, profile: &str) -> Result<Plan, ConfigError> {
         let get = |k: &str| p.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
         if let Some(role_arn) = get("role_arn") {
             check_role_arn(&current, role_arn)?;
+            if let Some(principal_arn) = get(crate::login::KEY_SAML_PRINCIPAL_ARN) {
+                break Base::Saml(saml_spec(&current, role_arn, principal_arn, p)?);
+            }
             if let Some(token_file) = get("web_identity_token_file") {
                 break Base::WebIdentity {
                     profile: current.clone(),
@@ -89,6 +92,12 @@ pub fn resolve(raw: &RawProfiles, profile: &str) -> Result<Plan, ConfigError> {
             || get("sso_role_name").is_some()
         {
             break Base::Sso(sso_role(raw, &current, p)?);
+        }
+        if let Some(arn) = get("login_session") {
+            break Base::Login(LoginRef {
+                profile: current.clone(),
+                session: LoginSession::new(arn),
+            });
         }
         if let Some(cmd) = get("credential_process") {
             break Base::Process {
@@ -355,4 +364,59 @@ fn session_name(profile: &str, configured: Option<&str>) -> String {
         .take(64)
         .collect();
     clean
+}
+
+/// A SAML profile: `role_arn` with `credd_saml_principal_arn` and
+/// `credd_saml_process`; `duration_seconds` follows the role limits, which
+/// are AWS's limits for `AssumeRoleWithSAML` too (900 s to 12 h).
+fn saml_spec(
+    name: &str,
+    role_arn: &str,
+    principal_arn: &str,
+    p: &BTreeMap<String, String>,
+) -> Result<SamlSpec, ConfigError> {
+    let get = |k: &str| p.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    if !principal_arn.starts_with("arn:") || !principal_arn.contains(":saml-provider/") {
+        return Err(err(
+            name,
+            ConfigErrorKind::BadValue(
+                crate::login::KEY_SAML_PRINCIPAL_ARN,
+                principal_arn.to_string(),
+                "expected the IdP's ARN, arn:aws:iam::<account>:saml-provider/<name>",
+            ),
+        ));
+    }
+    let process = get(crate::login::KEY_SAML_PROCESS).ok_or_else(|| {
+        err(
+            name,
+            ConfigErrorKind::BadValue(
+                crate::login::KEY_SAML_PROCESS,
+                String::new(),
+                "a SAML profile needs the command that prints the base64 SAMLResponse",
+            ),
+        )
+    })?;
+    let duration_secs = match get("duration_seconds") {
+        Some(v) => {
+            let bad = |e| {
+                err(
+                    name,
+                    ConfigErrorKind::BadDuration {
+                        key: "duration_seconds",
+                        err: e,
+                    },
+                )
+            };
+            let secs = duration::parse(v).map_err(bad)?.as_secs();
+            Some(duration::check_role(secs).map_err(bad)?)
+        }
+        None => None,
+    };
+    Ok(SamlSpec {
+        profile: name.to_string(),
+        role_arn: role_arn.to_string(),
+        principal_arn: principal_arn.to_string(),
+        process: process.to_string(),
+        duration_secs,
+    })
 }

@@ -133,6 +133,7 @@ fn same_source(a: &NodeSpec, b: &NodeSpec) -> bool {
                 }
             }
             NodeKind::Base(Base::Sso(r)) => r.profile.clear(),
+            NodeKind::Base(Base::Login(l)) => l.profile.clear(),
             _ => {}
         }
         s
@@ -147,6 +148,8 @@ fn node_profile(spec: &NodeSpec) -> &str {
         | NodeKind::Base(Base::WebIdentity { profile, .. })
         | NodeKind::Base(Base::Process { profile, .. }) => profile,
         NodeKind::Base(Base::Sso(r)) => &r.profile,
+        NodeKind::Base(Base::Login(l)) => &l.profile,
+        NodeKind::Base(Base::Saml(s)) => &s.profile,
         NodeKind::Role(r) => &r.profile,
     }
 }

@@ -76,6 +76,8 @@ impl Broker {
                     other => other,
                 }
             }
+            NodeKind::Base(Base::Login(l)) => up.login_credentials(ctx, l).await,
+            NodeKind::Base(Base::Saml(spec)) => up.assume_role_with_saml(ctx, spec).await,
             NodeKind::Role(step) => {
                 let parent_id = node.spec.parent.as_ref().expect("a role has a source");
                 let parent = graph.nodes.get(parent_id).expect("graph is closed").clone();
