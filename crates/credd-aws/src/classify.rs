@@ -18,7 +18,10 @@ pub(crate) enum Operation {
     GetSessionToken,
     AssumeRole,
     AssumeRoleWithWebIdentity,
+    AssumeRoleWithSaml,
     GetCallerIdentity,
+    GetFederationToken,
+    DecodeAuthorizationMessage,
 }
 
 impl fmt::Display for Operation {
@@ -27,7 +30,10 @@ impl fmt::Display for Operation {
             Self::GetSessionToken => "GetSessionToken",
             Self::AssumeRole => "AssumeRole",
             Self::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
+            Self::AssumeRoleWithSaml => "AssumeRoleWithSAML",
             Self::GetCallerIdentity => "GetCallerIdentity",
+            Self::GetFederationToken => "GetFederationToken",
+            Self::DecodeAuthorizationMessage => "DecodeAuthorizationMessage",
         })
     }
 }
@@ -154,9 +160,14 @@ fn service_kind(
         | "PriorRequestNotComplete" => Throttled,
         // For web identity these describe the token file's content, which
         // whatever writes the file (a Kubernetes projection, a login helper)
-        // will replace: a local-source failure, retried.
+        // will replace: a local-source failure, retried. For SAML they
+        // describe the assertion `credd_saml_process` printed, which its next
+        // run replaces.
         "ExpiredTokenException" | "InvalidIdentityToken" | "IDPRejectedClaim"
-            if op == Operation::AssumeRoleWithWebIdentity =>
+            if matches!(
+                op,
+                Operation::AssumeRoleWithWebIdentity | Operation::AssumeRoleWithSaml
+            ) =>
         {
             Source
         }

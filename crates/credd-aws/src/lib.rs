@@ -10,6 +10,9 @@
 //!   [`credfile`] sets one section of them (`write-credentials`, `profiles link`).
 //! - [`sts`] implements [`credd_core::Upstream`]: the STS calls, plus the local
 //!   sources (`credential_process`, `mfa_process`, the environment).
+//! - [`saml`] runs a SAML profile's helper and calls `AssumeRoleWithSAML`;
+//!   [`federation`] makes console sign-in URLs (`GetFederationToken`, the
+//!   federation endpoint) and decodes authorization messages.
 //! - [`sso`] calls the IAM Identity Center portal and OIDC services for login,
 //!   logout, discovery and the daemon's token refreshes.
 //! - [`sso_cache`] keeps SSO tokens in `~/.aws/sso/cache`, shared with the AWS CLI.
@@ -25,11 +28,13 @@ mod classify;
 pub mod credfile;
 #[cfg(test)]
 mod fake_http;
+pub mod federation;
 pub mod ini_edit;
 mod local;
 pub mod populate;
 pub mod profile_loader;
 pub mod profiles;
+pub mod saml;
 pub mod sso;
 pub mod sso_cache;
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The local credential sources: `credential_process` and `mfa_process`
-//! commands, and the daemon's own `AWS_*` environment variables.
+//! The local credential sources: `credential_process`, `mfa_process` and
+//! `credd_saml_process` commands (the last parsed in [`crate::saml`]), and
+//! the daemon's own `AWS_*` environment variables.
 //!
 //! Commands are split into words the way the AWS CLI splits them (POSIX shell
 //! quoting) and run without a shell, with stdin closed, a time limit and the
@@ -72,12 +73,19 @@ pub(crate) fn environment(env: &Env) -> Result<SourceCredentials, UpstreamError>
     })
 }
 
-struct Output {
-    program: String,
-    stdout: Zeroizing<Vec<u8>>,
+pub(crate) struct Output {
+    pub(crate) program: String,
+    pub(crate) stdout: Zeroizing<Vec<u8>>,
 }
 
-async fn run(what: &str, command: &str, timeout: Duration) -> Result<Output, UpstreamError> {
+/// Runs `command` without a shell, stdin closed, within `timeout`, its
+/// environment scrubbed; `what` names it in errors, which quote the first
+/// line of its stderr and never its stdout.
+pub(crate) async fn run(
+    what: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<Output, UpstreamError> {
     let source_err = |msg: String| UpstreamError::new(UpstreamErrorKind::Source, msg);
     let argv = shlex::split(command).ok_or_else(|| {
         UpstreamError::new(
@@ -174,7 +182,7 @@ async fn read_capped(
     }
 }
 
-fn stderr_hint(stderr: &[u8]) -> String {
+pub(crate) fn stderr_hint(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)
         .lines()
         .map(str::trim)

@@ -49,11 +49,11 @@ pub struct AwsUpstream {
     /// The process environment (region, endpoint URLs, `credential_source =
     /// Environment`), injected so tests need not touch the real one.
     env: Env,
-    client: aws_sdk_sts::Client,
+    pub(crate) client: aws_sdk_sts::Client,
     /// The Identity Center portal and OIDC, with the same environment; its
     /// SDK clients are built on first use and then reused.
     sso: crate::sso::SsoClient,
-    command_timeout: Duration,
+    pub(crate) command_timeout: Duration,
 }
 
 impl fmt::Debug for AwsUpstream {
@@ -101,7 +101,7 @@ impl AwsUpstream {
 
     /// The per-call layer: region, endpoint URL and (unless the call is
     /// unsigned) credentials.
-    async fn call_config(
+    pub(crate) async fn call_config(
         &self,
         op: Operation,
         ctx: &CallContext,
@@ -187,7 +187,7 @@ fn parse_bool(s: &str) -> Result<bool, NotABool> {
     }
 }
 
-fn long_term(keys: &LongTermKeys) -> Credentials {
+pub(crate) fn long_term(keys: &LongTermKeys) -> Credentials {
     Credentials::new(
         keys.access_key_id.clone(),
         keys.secret_access_key.expose(),
@@ -199,7 +199,7 @@ fn long_term(keys: &LongTermKeys) -> Credentials {
 
 /// No expiry is given to the SDK: whether the source is still valid is for
 /// STS to say (it answers `ExpiredToken`), not for the local clock.
-fn temporary(creds: &TemporaryCredentials) -> Credentials {
+pub(crate) fn temporary(creds: &TemporaryCredentials) -> Credentials {
     Credentials::new(
         creds.access_key_id(),
         creds.secret_access_key().expose(),
@@ -209,7 +209,7 @@ fn temporary(creds: &TemporaryCredentials) -> Credentials {
     )
 }
 
-fn duration(op: Operation, secs: u64) -> Result<i32, UpstreamError> {
+pub(crate) fn duration(op: Operation, secs: u64) -> Result<i32, UpstreamError> {
     i32::try_from(secs).map_err(|_| {
         UpstreamError::new(
             UpstreamErrorKind::Config,
@@ -219,12 +219,12 @@ fn duration(op: Operation, secs: u64) -> Result<i32, UpstreamError> {
 }
 
 /// The account field of an ARN (`arn:aws:sts::123456789012:assumed-role/...`).
-fn account_of(arn: &str) -> Option<String> {
+pub(crate) fn account_of(arn: &str) -> Option<String> {
     let account = arn.split(':').nth(4)?;
     (arn.starts_with("arn:") && !account.is_empty()).then(|| account.to_string())
 }
 
-fn issued(
+pub(crate) fn issued(
     op: Operation,
     creds: Option<aws_sdk_sts::types::Credentials>,
     account_id: Option<String>,
@@ -452,14 +452,11 @@ impl Upstream for AwsUpstream {
 
     async fn assume_role_with_saml(
         &self,
-        _ctx: &CallContext,
+        ctx: &CallContext,
         spec: &credd_core::login::SamlSpec,
     ) -> Result<TemporaryCredentials, UpstreamError> {
-        // SKELETON(issue 13): replaced by the SAML work.
-        Err(UpstreamError::new(
-            UpstreamErrorKind::Config,
-            format!("profile '{}': SAML is not supported yet", spec.profile),
-        ))
+        // In `saml.rs`: the helper's run, its output's checks, the call.
+        self.saml_credentials(ctx, spec).await
     }
 }
 

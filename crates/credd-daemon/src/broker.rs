@@ -480,6 +480,34 @@ impl Broker {
             .map_err(|e| self.serve_error(profile, &node, e))
     }
 
+    /// Renews the base of `profile`'s chain now, whatever its schedule or
+    /// backoff says, then wakes every node and serves the profile: `credd
+    /// login` for a SAML profile, once its helper can run unattended again.
+    pub async fn refresh_now(&self, profile: &str) -> Result<Arc<Cached>, ServeError> {
+        let graph = self.graph();
+        let plan = match graph.plans.get(profile) {
+            None => return Err(ServeError::UnknownProfile(profile.into())),
+            Some(Err(error)) => {
+                return Err(ServeError::Misconfigured {
+                    profile: profile.into(),
+                    error: error.clone(),
+                })
+            }
+            Some(Ok(p)) => p,
+        };
+        let node = graph.nodes[&plan.base.node_id()].clone();
+        {
+            let _flight = node.slot.flight().await;
+            self.fetch_locked(&graph, &node)
+                .await
+                .map_err(|e| self.serve_error(profile, &node, e))?;
+        }
+        for n in graph.nodes.values() {
+            n.slot.wake();
+        }
+        self.get(profile).await
+    }
+
     /// The MFA serial `credd mfa PROFILE` should prompt for.
     pub fn mfa_serial(&self, profile: &str) -> Result<String, ServeError> {
         let graph = self.graph();

@@ -12,7 +12,7 @@ use crate::control_replies::{reply, serve_error};
 pub use crate::protocol::Request;
 use crate::protocol::{
     ControlError, DaemonInfo, EndpointReply, Envelope, ErrorKind, Files, Identity, MfaSerial,
-    MfaStarted, Pong, Revoked, StatusReply, TokenIssued, TokenList,
+    MfaStarted, Pong, Refreshed, Revoked, StatusReply, TokenIssued, TokenList,
 };
 use crate::tokens::TokenStore;
 use crate::{fsutil, ProfileLoader};
@@ -432,6 +432,16 @@ impl ControlState {
                     account: id.account,
                     arn: id.arn,
                     user_id: id.user_id,
+                })
+            }
+            Request::Refresh { profile } => {
+                let c = self
+                    .broker
+                    .refresh_now(&profile)
+                    .await
+                    .map_err(serve_error)?;
+                reply(Refreshed {
+                    expires: credd_core::format_expiration(c.creds.expiration()),
                 })
             }
             Request::Endpoint { profile } => {

@@ -69,6 +69,11 @@ pub enum Request {
     Whoami {
         profile: String,
     },
+    /// `credd login --profile P` for a SAML profile: renew the profile's
+    /// base now, past any backoff (its helper can run unattended again).
+    Refresh {
+        profile: String,
+    },
     Endpoint {
         profile: Option<String>,
     },
@@ -336,6 +341,12 @@ pub struct Identity {
     pub arn: String,
     #[serde(rename = "UserId")]
     pub user_id: String,
+}
+
+/// [`Request::Refresh`]: when the renewed credentials expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub expires: String,
 }
 
 /// [`Request::Endpoint`]: where a child of `credd exec` (or a container)

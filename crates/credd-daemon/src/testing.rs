@@ -239,12 +239,16 @@ impl Upstream for FakeUpstream {
         _ctx: &CallContext,
         spec: &credd_core::login::SamlSpec,
     ) -> Result<TemporaryCredentials, UpstreamError> {
-        // SKELETON(issue 13): replaced by the SAML work.
         self.enter("AssumeRoleWithSAML").await?;
-        Err(UpstreamError::new(
-            UpstreamErrorKind::Config,
-            format!("fake: no SAML for '{}'", spec.profile),
-        ))
+        // As STS: the IdP's ARN names a SAML provider, and the session lasts
+        // what `duration_seconds` asked for (else the fake's lifetime).
+        assert!(spec.principal_arn.contains(":saml-provider/"));
+        assert!(spec.role_arn.starts_with("arn:aws:iam::"));
+        let life = spec.duration_secs.map_or_else(
+            || *self.lifetime.lock().unwrap(),
+            |d| time::Duration::seconds(d as i64),
+        );
+        Ok(self.issue_for("A", life))
     }
 
     async fn sso_register_client(

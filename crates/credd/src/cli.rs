@@ -135,7 +135,25 @@ is not used (a [default] with credentials), naming the file and section (\"files
     #[command(subcommand)]
     Token(TokenCommand),
     /// Call sts:GetCallerIdentity with a profile's credentials.
-    Whoami(ProfileArg),
+    #[command(
+        after_help = "Prints the account, the ARN and the user id, aligned; --json prints STS's own document ({\"Account\", \"Arn\", \"UserId\"}).\n\n\
+Examples:\n  credd whoami dev\n  credd whoami dev --json | jq -r .Arn"
+    )]
+    Whoami(WhoamiArgs),
+    /// Open the AWS console signed in as a profile (or print the sign-in URL).
+    #[command(
+        after_help = "Role profiles (a role, SSO, SAML, a login session...) go to the federation endpoint's getSigninToken with the credentials the daemon serves. A profile of bare long-term keys (an IAM user) first gets GetFederationToken credentials, made here with the keys from your AWS files (named after your login name, with a policy allowing everything, so the console has exactly the user's permissions); MFA cannot be used with GetFederationToken. The federation endpoint is https://signin.aws.amazon.com/federation, or $AWS_ENDPOINT_URL_SIGNIN/federation when that is set.\n\n\
+The URL signs anyone who opens it in within 15 minutes: credd never logs it, and opens the browser on a private 0600 page that redirects to it (removed a minute later), not with the URL on the browser's command line. --print writes it to stdout, for you to paste (mind your terminal's scrollback).\n\n\
+Examples:\n  credd console dev\n  credd console dev --service s3 --region eu-west-1\n  credd console admin --duration 4h\n  credd console dev --print | xclip"
+    )]
+    Console(ConsoleArgs),
+    /// Decode an \"Encoded authorization failure message\" (sts:DecodeAuthorizationMessage).
+    #[command(
+        name = "decode-message",
+        after_help = "Calls sts:DecodeAuthorizationMessage with PROFILE's credentials (the profile needs sts:DecodeAuthorizationMessage) and prints the decoded JSON, pretty, with the denied action and resource first and then the rest as STS returned it. MESSAGE `-` reads the message from standard input.\n\n\
+Examples:\n  credd decode-message dev 'AbCdEf...'\n  pbpaste | credd decode-message dev -"
+    )]
+    DecodeMessage(DecodeMessageArgs),
     /// List the profiles credd can serve, and why any other cannot be served.
     #[command(
         after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
@@ -436,6 +454,42 @@ pub struct AuditArgs {
 pub struct ProfileArg {
     /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
+    pub profile: String,
+    /// STS's GetCallerIdentity document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
+    pub profile: String,
+    /// Print the sign-in URL on stdout instead of opening a browser.
+    #[arg(long)]
+    pub print: bool,
+    /// Open this service's console page (e.g. s3, ec2, cloudwatch) [default: the console home].
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// The console's region [default: the profile's region].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// How long the console session lasts (e.g. 1h, 90m; 15m to 12h for roles, up to 36h for an IAM
+    /// user's GetFederationToken) [default: AWS's, 1h for a role, 12h for a federated user].
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeMessageArgs {
+    /// A profile from ~/.aws/config or ~/.aws/credentials (see `credd profiles`).
+    pub profile: String,
+    /// The encoded message from the error, or `-` to read it from standard input.
+    pub message: String,
 }
 
 #[derive(Debug, Args)]

@@ -77,13 +77,20 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::CredentialProcess(a) => ok(credential_process::run(a).await),
         Command::WriteCredentials(a) => ok(write_credentials::run(a).await),
         Command::Mfa(a) => ok(mfa::run(a).await),
-        Command::Login(a) => ok(login::login(a).await),
+        // A SAML profile's login is its helper's run (`login_saml`); every
+        // other is IAM Identity Center's (`login`).
+        Command::Login(a) => match login_saml::spec_of(a.profile.as_deref()).await {
+            Some(spec) => ok(login_saml::login(spec).await),
+            None => ok(login::login(a).await),
+        },
         Command::Logout { session } => ok(login::logout(session).await),
         Command::Sso(c) => ok(login::sso(c).await),
         Command::Demo(a) => demo::run(a).await,
         Command::Status(j) => ok(status::status(j).await),
         Command::Profiles(p) => ok(status::profiles(p).await),
-        Command::Whoami(a) => ok(status::whoami(a).await),
+        Command::Whoami(a) => ok(whoami::run(a).await),
+        Command::Console(a) => ok(console::run(a).await),
+        Command::DecodeMessage(a) => ok(decode_message::run(a).await),
         Command::Token(t) => ok(token::run(t).await),
         Command::Audit(a) => ok(audit::run(a)),
         Command::Relay { listen, to } => ok(relay::run(&listen, &to).await),

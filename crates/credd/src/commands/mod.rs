@@ -3,7 +3,9 @@
 //! never another command file.
 
 pub mod audit;
+pub mod console;
 pub mod credential_process;
+pub mod decode_message;
 pub mod demo;
 pub mod docker;
 pub mod docker_setup;
@@ -11,10 +13,12 @@ pub mod doctor;
 pub mod env;
 pub mod exec;
 pub mod login;
+pub mod login_saml;
 pub mod mfa;
 pub mod relay;
 pub mod serve;
 pub mod service;
 pub mod status;
 pub mod token;
+pub mod whoami;
 pub mod write_credentials;

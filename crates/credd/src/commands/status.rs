@@ -1,5 +1,5 @@
-//! `credd status`, `credd profiles [link]` and `credd whoami`: what the
-//! daemon serves, read from its status answer.
+//! `credd status` and `credd profiles [link]`: what the daemon serves,
+//! read from its status answer.
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
@@ -41,12 +41,6 @@ pub async fn profiles(p: crate::cli::ProfilesArgs) -> Result<()> {
     } else {
         print_profiles(&v);
     }
-    Ok(())
-}
-
-pub async fn whoami(a: crate::cli::ProfileArg) -> Result<()> {
-    let v: Value = call(Request::Whoami { profile: a.profile }).await?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 

@@ -1,0 +1,195 @@
+//! `credd console PROFILE [--print] [--service NAME] [--region R]
+//! [--duration D]`: the AWS console signed in as a profile, like
+//! `aws-vault login`.
+//!
+//! Role-like credentials (everything the daemon serves except an IAM user's
+//! `GetSessionToken` credentials) go to the federation endpoint as they are.
+//! A profile of bare long-term keys first gets `GetFederationToken`
+//! credentials, made here with the keys from the AWS files, because the
+//! federation endpoint refuses the session-token credentials of an IAM user.
+//! The login URL is a bearer secret: printed only with `--print`, never
+//! logged, and handed to the browser as the path of a private page that
+//! redirects to it (threat-model row 33), not on the browser's command line.
+//!
+//! Layering: a command file. It imports leaves only, never another command.
+
+use crate::client::call;
+use anyhow::{anyhow, Context, Result};
+use credd_aws::federation;
+use credd_aws::{AwsUpstream, ProfileEnv};
+use credd_core::profile::{Base, Plan};
+use credd_core::upstream::CallContext;
+use credd_core::{SecretString, TemporaryCredentials};
+use credd_daemon::control::Request;
+use credd_daemon::protocol::{Credentials, EndpointReply};
+use std::time::Duration;
+
+/// How long the redirect page stays on disk: long enough for a browser that
+/// is starting up to read it, short enough that it is not left lying around.
+const PAGE_LIFETIME: Duration = Duration::from_secs(10);
+
+pub async fn run(a: crate::cli::ConsoleArgs) -> Result<()> {
+    let duration = a
+        .duration
+        .as_deref()
+        .map(crate::client::parse_ttl)
+        .transpose()?;
+    let profile_env = ProfileEnv::from_process_env();
+    let plan = local_plan(&profile_env, &a.profile).await;
+    let ep: EndpointReply = call(Request::Endpoint {
+        profile: Some(a.profile.clone()),
+    })
+    .await?;
+    let region = a.region.clone().or(ep.region.clone());
+    let (creds, session_duration) = match plan.as_ref().and_then(bare_keys) {
+        Some(keys) => {
+            // The console session lasts as long as these credentials.
+            let upstream = AwsUpstream::new(profile_env);
+            let ctx = CallContext {
+                profile: a.profile.clone(),
+                region: ep.region.clone(),
+            };
+            let name = federation::federated_name(&login_name());
+            let creds = upstream
+                .get_federation_token(&ctx, keys, &name, duration)
+                .await
+                .map_err(|e| anyhow!("{}", e.message))
+                .with_context(|| {
+                    format!(
+                        "failed to get federation-token credentials for profile '{}' (the IAM user \
+                         needs sts:GetFederationToken; MFA cannot be used with it)",
+                        a.profile
+                    )
+                })?;
+            (creds, None)
+        }
+        None => (daemon_credentials(&a.profile).await?, duration),
+    };
+    let endpoint = federation::federation_endpoint(
+        crate::environment::env_var("AWS_ENDPOINT_URL_SIGNIN").as_deref(),
+    );
+    let token = federation::signin_token(&endpoint, &creds, session_duration)
+        .await
+        .with_context(|| format!("failed to sign profile '{}' in to the console", a.profile))?;
+    let destination = federation::console_destination(region.as_deref(), a.service.as_deref());
+    let url = federation::login_url(&endpoint, &token, &destination);
+    if a.print {
+        println!("{}", url.expose());
+        return Ok(());
+    }
+    open_in_browser(&url).await
+}
+
+/// The profile's plan as the AWS files say, to tell a bare IAM user apart;
+/// `None` when it cannot be resolved here (the daemon then says why).
+async fn local_plan(env: &ProfileEnv, profile: &str) -> Option<Plan> {
+    let loaded = credd_aws::load_profiles(env).await.ok()?;
+    credd_core::profile::resolve(&loaded.raw, profile).ok()
+}
+
+/// The long-term keys of a profile that is an IAM user's keys and nothing
+/// on top (the daemon would serve `GetSessionToken` credentials, which the
+/// federation endpoint refuses).
+fn bare_keys(plan: &Plan) -> Option<&credd_core::LongTermKeys> {
+    match &plan.base {
+        Base::Session(s) if plan.roles.is_empty() => Some(&s.keys),
+        _ => None,
+    }
+}
+
+/// The federated user's name: the local login name, as aws-vault uses.
+fn login_name() -> String {
+    crate::environment::env_var("USER")
+        .or_else(|| crate::environment::env_var("LOGNAME"))
+        .unwrap_or_else(|| "credd".to_string())
+}
+
+/// The profile's credentials as the daemon serves them.
+async fn daemon_credentials(profile: &str) -> Result<TemporaryCredentials> {
+    let c: Credentials = call(Request::Credentials {
+        profile: profile.to_string(),
+    })
+    .await?;
+    let expiration = credd_core::credentials::parse_timestamp(&c.expiration)
+        .map_err(|_| anyhow!("the daemon's credentials have an unreadable expiration"))?;
+    TemporaryCredentials::new(
+        c.access_key_id,
+        SecretString::new(c.secret_access_key),
+        SecretString::new(c.session_token),
+        expiration,
+        None,
+    )
+    .map_err(|e| anyhow!("{e}"))
+}
+
+/// Opens the URL through a 0600 page in a fresh 0700 directory under the
+/// runtime directory: the browser's command line holds the page's path, not
+/// the URL (which `ps` would show every user). The page is removed after
+/// [`PAGE_LIFETIME`], or at Ctrl-C.
+async fn open_in_browser(url: &SecretString) -> Result<()> {
+    let base = crate::environment::runtime_dir().join("console");
+    credd_daemon::fsutil::private_dir(&base)
+        .with_context(|| format!("failed to make the private directory {}", base.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("page-")
+        .tempdir_in(&base)
+        .context("failed to make a private directory for the sign-in page")?;
+    let page = dir.path().join("console.html");
+    let html = SecretString::new(redirect_page(url.expose()));
+    credd_daemon::fsutil::write_private(&page, html.expose().as_bytes())
+        .context("failed to write the sign-in page")?;
+    let path = page
+        .to_str()
+        .context("the runtime directory is not UTF-8")?;
+    if let Err(e) = webbrowser::open(path) {
+        return Err(anyhow!(
+            "could not open a browser ({e}); run `credd console PROFILE --print` and open the URL yourself"
+        ));
+    }
+    eprintln!(
+        "Opened the AWS console in your browser (the sign-in link is valid for 15 minutes and works once)."
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(PAGE_LIFETIME) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    drop(dir);
+    Ok(())
+}
+
+/// A page that replaces itself with `url` (no history entry with script,
+/// the meta refresh without it).
+fn redirect_page(url: &str) -> String {
+    let attr = url
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let js = serde_json::to_string(url)
+        .unwrap_or_default()
+        .replace('<', "\\u003c");
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
+<meta name=\"referrer\" content=\"no-referrer\">\
+<meta http-equiv=\"refresh\" content=\"0;url={attr}\">\
+<title>AWS console (credd)</title></head>\
+<body><script>location.replace({js});</script>Signing in to the AWS console...</body></html>\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_escapes_the_url_for_html_and_script() {
+        let page = redirect_page("https://x/f?a=1&b=\"</script><b>");
+        assert!(
+            page.contains("content=\"0;url=https://x/f?a=1&amp;b=&quot;&lt;/script&gt;&lt;b&gt;\"")
+        );
+        assert!(
+            page.contains("location.replace(\"https://x/f?a=1&b=\\\"\\u003c/script>\\u003cb>\")")
+        );
+        assert_eq!(page.matches("</script>").count(), 1);
+    }
+}
