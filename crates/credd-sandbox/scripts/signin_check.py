@@ -177,3 +177,50 @@ try:
 except botocore.exceptions.LoginRefreshRequired:
     pass
 print("signin_check: ok", json.dumps(counts, sort_keys=True))
+
+# STS: the three issue-13 operations, parsed by botocore's sts model.
+sts = botocore.session.get_session().create_client(
+    "sts",
+    region_name="us-east-1",
+    endpoint_url=url,
+    aws_access_key_id="AKIASANDBOXDEMO00001",
+    aws_secret_access_key="x" * 40,
+)
+fed = sts.get_federation_token(Name="console-dev", DurationSeconds=1800)
+assert fed["FederatedUser"]["Arn"] == "arn:aws:sts::111122223333:federated-user/console-dev", fed
+message = control("encode-message", {"allowed": False, "context": {"action": "s3:GetObject"}})["message"]
+decoded = sts.decode_authorization_message(EncodedMessage=message)["DecodedMessage"]
+assert json.loads(decoded)["context"]["action"] == "s3:GetObject", decoded
+try:
+    sts.decode_authorization_message(EncodedMessage=message[:-3] + "AAA")
+    raise SystemExit("a garbled message was decoded")
+except sts.exceptions.InvalidAuthorizationMessageException:
+    pass
+role, idp = "arn:aws:iam::111122223333:role/SamlDev", "arn:aws:iam::111122223333:saml-provider/Corp"
+later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+assertion = f"""<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">
+<saml:Issuer>https://idp.example.com</saml:Issuer><saml:Assertion><saml:Subject>
+<saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">dev@example.com</saml:NameID>
+<saml:SubjectConfirmation><saml:SubjectConfirmationData NotOnOrAfter="{later}"/></saml:SubjectConfirmation></saml:Subject>
+<saml:AttributeStatement>
+<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/Role"><saml:AttributeValue>{idp},{role}</saml:AttributeValue></saml:Attribute>
+<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/RoleSessionName"><saml:AttributeValue>dev</saml:AttributeValue></saml:Attribute>
+</saml:AttributeStatement></saml:Assertion></samlp:Response>"""
+saml = botocore.session.get_session().create_client("sts", region_name="us-east-1", endpoint_url=url)
+out = saml.assume_role_with_saml(
+    RoleArn=role, PrincipalArn=idp, SAMLAssertion=base64.b64encode(assertion.encode()).decode()
+)
+assert out["AssumedRoleUser"]["Arn"] == "arn:aws:sts::111122223333:assumed-role/SamlDev/dev", out
+assert (out["Subject"], out["SubjectType"], out["Issuer"]) == ("dev@example.com", "transient", "https://idp.example.com"), out
+
+# Console federation with the SAML role's credentials.
+c = out["Credentials"]
+session_json = json.dumps({"sessionId": c["AccessKeyId"], "sessionKey": c["SecretAccessKey"], "sessionToken": c["SessionToken"]})
+token = json.load(urllib.request.urlopen(f"{url}/federation?Action=getSigninToken&Session={urllib.parse.quote(session_json)}"))["SigninToken"]
+login = f"{url}/federation?Action=login&Issuer=check&Destination={urllib.parse.quote('https://console.aws.amazon.com/')}&SigninToken={token}"
+try:
+    opener.open(login)
+    raise SystemExit("login did not redirect")
+except urllib.error.HTTPError as e:
+    assert e.code == 302 and e.headers["Location"] == "https://console.aws.amazon.com/", e.code
+print("sts and federation: ok")

@@ -17,7 +17,9 @@
 //!   of the device flow; visiting it approves).
 //! - SSO portal: `GET /federation/credentials`, `GET /assignment/accounts`,
 //!   `GET /assignment/roles`, `POST /logout`.
-//! - STS: `POST /` with `Action=...` (awsQuery).
+//! - STS: `POST /` with `Action=...` (awsQuery): AssumeRole,
+//!   GetSessionToken, AssumeRoleWithWebIdentity, AssumeRoleWithSAML,
+//!   GetFederationToken, DecodeAuthorizationMessage, GetCallerIdentity.
 //! - AWS Sign-In (`aws login`, `AWS_ENDPOINT_URL_SIGNIN`): `GET
 //!   /v1/authorize` (same-device: redirect to the loopback callback;
 //!   cross-device: to `GET /v1/sessions/confirmation`, the page showing the
@@ -27,7 +29,8 @@
 //! - Control: `/_sandbox/...`, the HTTP twin of [`SandboxHandle`]'s
 //!   methods, for tests in other processes: `GET counts`, `DELETE counts`,
 //!   `POST end-session`, `POST change-login-credentials`, `POST approve`,
-//!   `POST deny`, `GET pending`,
+//!   `POST deny`, `GET pending`, `POST encode-message` (any JSON ->
+//!   `{"message": encoded}` for DecodeAuthorizationMessage),
 //!   `POST fault` ([`FaultSpec`]), `DELETE faults`, `POST config`
 //!   ([`ConfigPatch`]), `POST advance-clock` (`{"seconds": N}`).
 //!
@@ -44,6 +47,7 @@ mod federation;
 mod http;
 mod oidc;
 mod portal;
+mod saml;
 mod server;
 mod signin;
 mod state;
@@ -200,6 +204,12 @@ impl SandboxHandle {
     /// decision, so a test can wait for a browser to arrive.
     pub fn pending_approvals(&self) -> usize {
         self.shared.lock().pending_count()
+    }
+
+    /// Encodes `message` (the JSON AWS hides in an "encoded authorization
+    /// failure message") so that DecodeAuthorizationMessage answers it.
+    pub fn encode_message(&self, message: &serde_json::Value) -> String {
+        sts::encode_message(&self.shared.lock().message_key, message)
     }
 
     /// Adds a fault; faults are tried in the order they were added.

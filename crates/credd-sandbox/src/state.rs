@@ -196,12 +196,16 @@ pub struct State {
     pub faults: Vec<ActiveFault>,
     pub counts: BTreeMap<String, u64>,
     pub signin: SigninState,
+    /// The HMAC key of `/_sandbox/encode-message`, so that
+    /// DecodeAuthorizationMessage can tell a garbled message.
+    pub message_key: [u8; 32],
 }
 
 impl State {
     pub fn new(config: SandboxConfig) -> Self {
         State {
             config,
+            message_key: rand::thread_rng().gen(),
             ..State::default()
         }
     }
