@@ -66,6 +66,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "credd_session_duration",
     "credd_root_user",
     "web_identity_token_file",
+    credd_core::login::KEY_SAML_PRINCIPAL_ARN,
+    credd_core::login::KEY_SAML_PROCESS,
     "credential_process",
     "region",
     "endpoint_url",
