@@ -96,12 +96,15 @@ Examples:\n  credd mfa dev\n  ykman oath accounts code -s aws | credd mfa dev\n 
     #[command(
         after_help = "By default credd opens the sign-in page in your browser and listens on 127.0.0.1 for the redirect (authorization code with PKCE, as `aws sso login` does). --device-code prints a URL and a code to approve from any device instead (for machines without a browser); legacy profiles always use it.
 
+For a SAML profile (credd_saml_process), `credd login --profile P` runs the helper in the foreground instead, so it can open a browser or wait for a push approval, then has the daemon renew the profile at once; the daemon's own runs of the helper never ask you.
+
 The token goes to ~/.aws/sso/cache exactly as the AWS CLI writes it, so `aws` and every SDK use it too, and the daemon refreshes it until the Identity Center session ends. Tokens from `aws sso login` are picked up the same way. credd never starts a login on its own.
 
 Examples:
   credd login                      # the only [sso-session] in ~/.aws/config
   credd login work
   credd login --profile dev        # the session behind a profile (also legacy sso_start_url profiles)
+  credd login --profile corp       # a SAML profile: runs its credd_saml_process with your terminal
   credd login work --device-code --no-browser"
     )]
     Login(LoginArgs),
@@ -479,7 +482,7 @@ pub struct ConsoleArgs {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
     /// How long the console session lasts (e.g. 1h, 90m; 15m to 12h for roles, up to 36h for an IAM
-    /// user's GetFederationToken) [default: AWS's, 1h for a role, 12h for a federated user].
+    /// user's GetFederationToken) [default: AWS's; 12h for an IAM user].
     #[arg(long, value_name = "DUR")]
     pub duration: Option<String>,
 }

@@ -9,7 +9,7 @@
 //! federation endpoint refuses the session-token credentials of an IAM user.
 //! The login URL is a bearer secret: printed only with `--print`, never
 //! logged, and handed to the browser as the path of a private page that
-//! redirects to it (threat-model row 33), not on the browser's command line.
+//! redirects to it (threat-model row 32), not on the browser's command line.
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
@@ -43,6 +43,11 @@ pub async fn run(a: crate::cli::ConsoleArgs) -> Result<()> {
     let region = a.region.clone().or(ep.region.clone());
     let (creds, session_duration) = match plan.as_ref().and_then(bare_keys) {
         Some(keys) => {
+            check_duration(
+                duration,
+                129_600,
+                "an IAM user's GetFederationToken session",
+            )?;
             // The console session lasts as long as these credentials.
             let upstream = AwsUpstream::new(profile_env);
             let ctx = CallContext {
@@ -63,7 +68,10 @@ pub async fn run(a: crate::cli::ConsoleArgs) -> Result<()> {
                 })?;
             (creds, None)
         }
-        None => (daemon_credentials(&a.profile).await?, duration),
+        None => {
+            check_duration(duration, 43_200, "a console session with role credentials")?;
+            (daemon_credentials(&a.profile).await?, duration)
+        }
     };
     let endpoint = federation::federation_endpoint(
         crate::environment::env_var("AWS_ENDPOINT_URL_SIGNIN").as_deref(),
@@ -78,6 +86,17 @@ pub async fn run(a: crate::cli::ConsoleArgs) -> Result<()> {
         return Ok(());
     }
     open_in_browser(&url).await
+}
+
+/// AWS's limits, checked before any call so the message says what to pass.
+fn check_duration(secs: Option<u64>, max: u64, what: &str) -> Result<()> {
+    match secs {
+        Some(s) if !(900..=max).contains(&s) => anyhow::bail!(
+            "--duration: {what} lasts 900 to {max} seconds (15m to {}h), got {s}",
+            max / 3600
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The profile's plan as the AWS files say, to tell a bare IAM user apart;
@@ -130,6 +149,7 @@ async fn open_in_browser(url: &SecretString) -> Result<()> {
     let base = crate::environment::runtime_dir().join("console");
     credd_daemon::fsutil::private_dir(&base)
         .with_context(|| format!("failed to make the private directory {}", base.display()))?;
+    sweep_stale_pages(&base, crate::clock::now());
     let dir = tempfile::Builder::new()
         .prefix("page-")
         .tempdir_in(&base)
@@ -157,6 +177,28 @@ async fn open_in_browser(url: &SecretString) -> Result<()> {
     Ok(())
 }
 
+/// Removes the pages of earlier runs that were killed before they could
+/// remove their own (older than [`PAGE_LIFETIME`]).
+fn sweep_stale_pages(base: &std::path::Path, now: time::OffsetDateTime) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with("page-") {
+            continue;
+        }
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| now - time::OffsetDateTime::from(t) > PAGE_LIFETIME)
+            .unwrap_or(false);
+        if stale {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// A page that replaces itself with `url` (no history entry with script,
 /// the meta refresh without it).
 fn redirect_page(url: &str) -> String {
@@ -180,6 +222,39 @@ fn redirect_page(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_left_by_a_killed_run_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        let old = base.path().join("page-old");
+        let other = base.path().join("not-a-page");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(old.join("console.html"), "x").unwrap();
+        // Fresh: kept.
+        sweep_stale_pages(base.path(), crate::clock::now());
+        assert!(old.exists());
+        // A minute on: swept; what is not a page is left alone.
+        sweep_stale_pages(
+            base.path(),
+            crate::clock::now() + time::Duration::minutes(1),
+        );
+        assert!(!old.exists());
+        assert!(other.exists());
+    }
+
+    #[test]
+    fn durations_are_checked_against_aws_limits() {
+        assert!(check_duration(None, 43_200, "x").is_ok());
+        assert!(check_duration(Some(900), 43_200, "x").is_ok());
+        assert!(check_duration(Some(43_200), 43_200, "x").is_ok());
+        let e = check_duration(Some(129_600), 43_200, "a role").unwrap_err();
+        assert!(
+            e.to_string().contains("900 to 43200 seconds (15m to 12h)"),
+            "{e}"
+        );
+        assert!(check_duration(Some(60), 129_600, "x").is_err());
+    }
 
     #[test]
     fn the_page_escapes_the_url_for_html_and_script() {
