@@ -419,3 +419,66 @@ async fn a_refusal_is_retried_at_the_slowest_pace_not_the_first_backoff_step() {
     assert_eq!(h.upstream.count("GetSessionToken"), 2);
     h.cancel.cancel();
 }
+
+#[tokio::test]
+async fn a_saml_profile_is_served_chained_and_renewed_now_past_its_backoff() {
+    let raw = raw(&[
+        (
+            "corp",
+            &[
+                ("role_arn", "arn:aws:iam::111111111111:role/Saml"),
+                (
+                    "credd_saml_principal_arn",
+                    "arn:aws:iam::111111111111:saml-provider/Idp",
+                ),
+                ("credd_saml_process", "idp-helper"),
+                ("duration_seconds", "7200"),
+            ],
+        ),
+        (
+            "corp-admin",
+            &[
+                ("role_arn", "arn:aws:iam::111111111111:role/Admin"),
+                ("source_profile", "corp"),
+            ],
+        ),
+    ]);
+    let policy = Policy {
+        jitter: Duration::ZERO,
+        ..Policy::default()
+    };
+    let h = harness_with(&raw, SessionStore::disabled(), policy);
+    h.broker.get("corp-admin").await.unwrap();
+    assert_eq!(h.upstream.count("AssumeRoleWithSAML"), 1);
+    assert_eq!(h.upstream.count("AssumeRole"), 1, "a role chained on it");
+    let base = h.broker.get("corp").await.unwrap();
+    assert_eq!(
+        base.creds.expiration(),
+        T0 + Duration::hours(2),
+        "duration_seconds"
+    );
+    assert_eq!(h.upstream.count("AssumeRoleWithSAML"), 1, "shared by both");
+
+    // The helper fails (its IdP session ended) once the credentials are gone.
+    *h.upstream.fail.lock().unwrap() = Some(UpstreamError::new(
+        UpstreamErrorKind::Source,
+        "credd_saml_process of profile 'corp': `idp-helper` failed",
+    ));
+    h.clock.advance(Duration::hours(3));
+    let e = h.broker.get("corp").await.unwrap_err().to_string();
+    assert!(e.contains("idp-helper"), "{e}");
+    let calls = h.upstream.count("AssumeRoleWithSAML");
+    // Fixed by `credd login`: a plain get still answers the backoff's error
+    // without calling; the refresh goes past it at once.
+    *h.upstream.fail.lock().unwrap() = None;
+    assert!(h.broker.get("corp").await.is_err(), "backing off");
+    assert_eq!(h.upstream.count("AssumeRoleWithSAML"), calls);
+    let c = h.broker.refresh_now("corp").await.unwrap();
+    assert_eq!(h.upstream.count("AssumeRoleWithSAML"), calls + 1);
+    assert!(c.creds.expiration() > h.broker.now());
+    assert!(h.broker.get("corp-admin").await.is_ok());
+    assert!(matches!(
+        h.broker.refresh_now("nope").await,
+        Err(ServeError::UnknownProfile(_))
+    ));
+}

@@ -496,6 +496,24 @@ mod tests {
     }
 
     #[test]
+    fn the_refresh_request_and_its_reply_on_the_wire() {
+        let req = Request::Refresh {
+            profile: "corp".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"op":"refresh","profile":"corp"}"#
+        );
+        assert_eq!(format!("{req:?}"), "Request(refresh)");
+        assert_eq!(
+            wire(&Refreshed {
+                expires: "2026-11-23T10:00:00Z".into()
+            }),
+            r#"{"ok":true,"result":{"expires":"2026-11-23T10:00:00Z"}}"#
+        );
+    }
+
+    #[test]
     fn a_status_reply_reads_back_as_it_was_written() {
         let text = r#"{"daemon":{"config_error":null,"config_notes":[],"container_url":"http://127.0.0.1:9911/v1/credentials","docker_watch":null,"extra_urls":[],"imds_url":null,"pid":7,"started":"2026-01-01T00:00:00Z","token_failures":0,"version":"0.1.0"},"files":{"credentials_file":"/h/.aws/credentials","credentials_sections":["a"],"shadows":[]},"profiles":[{"chain":"a -> b","expires":null,"expires_in_secs":null,"last_error":null,"name":"b","next_refresh":null,"notes":[],"region":null,"state":"idle"}],"sso_sessions":[{"last_error":null,"login_command":"credd login s","next_refresh":null,"refreshable":true,"region":"us-east-1","session":"s","start_url":"https://x.awsapps.com/start","state":"active","token_expires":null}]}"#;
         let reply: StatusReply = serde_json::from_str(text).unwrap();
