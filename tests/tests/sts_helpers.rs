@@ -96,6 +96,18 @@ region = eu-west-1\n"
     assert_eq!(stdout_of(&o).trim(), out.trim());
     assert_eq!(sandbox.count("DecodeAuthorizationMessage"), 2);
 
+    // An IAM user's bare keys sign the call themselves: the daemon's
+    // GetSessionToken credentials may not call DecodeAuthorizationMessage.
+    let sessions = sandbox.count("GetSessionToken");
+    let by_user = env.credd_ok(&["decode-message", "user", &message]);
+    assert_eq!(by_user, out);
+    assert_eq!(sandbox.count("DecodeAuthorizationMessage"), 3);
+    assert_eq!(
+        sandbox.count("GetSessionToken"),
+        sessions,
+        "the keys were used as they are"
+    );
+
     // A message STS cannot decode: its error, and the command failed.
     let o = env.credd(&["decode-message", "admin", "bm90LWEtbWVzc2FnZQ"]);
     assert!(!o.status.success());

@@ -14,7 +14,7 @@ use crate::sts::AwsUpstream;
 use aws_smithy_runtime_api::client::http::HttpConnector;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
-use credd_core::upstream::CallContext;
+use credd_core::upstream::{CallContext, SourceCredentials};
 use credd_core::{
     LongTermKeys, SecretString, TemporaryCredentials, UpstreamError, UpstreamErrorKind,
 };
@@ -225,17 +225,21 @@ impl AwsUpstream {
     }
 
     /// `DecodeAuthorizationMessage` with the profile's credentials: the
-    /// decoded JSON document as STS returned it.
+    /// decoded JSON document as STS returned it. An IAM user's long-term
+    /// keys are used as they are: `GetSessionToken` credentials may call no
+    /// STS API but `AssumeRole` and `GetCallerIdentity`.
     pub async fn decode_authorization_message(
         &self,
         ctx: &CallContext,
-        creds: &TemporaryCredentials,
+        creds: &SourceCredentials,
         message: &str,
     ) -> Result<String, UpstreamError> {
         let op = Operation::DecodeAuthorizationMessage;
-        let config = self
-            .call_config(op, ctx, Some(crate::sts::temporary(creds)))
-            .await?;
+        let signing = match creds {
+            SourceCredentials::Temporary(t) => crate::sts::temporary(t),
+            SourceCredentials::LongTerm(k) => crate::sts::long_term(k),
+        };
+        let config = self.call_config(op, ctx, Some(signing)).await?;
         let out = self
             .client
             .decode_authorization_message()
@@ -251,6 +255,26 @@ impl AwsUpstream {
                 format!("STS {op}: the response holds no decoded message"),
             )
         })
+    }
+}
+
+/// The long-term keys of `profile` when it is an IAM user's keys and
+/// nothing on top (no role, no other source), read from the AWS files: the
+/// daemon would serve `GetSessionToken` credentials for it, which the
+/// federation endpoint refuses and which may call no STS API but
+/// `AssumeRole` and `GetCallerIdentity`. `None` otherwise, or when the
+/// profile does not resolve (the daemon then says why).
+pub async fn bare_user_keys(
+    env: &crate::ProfileEnv,
+    profile: &str,
+) -> Option<(LongTermKeys, bool)> {
+    let loaded = crate::load_profiles(env).await.ok()?;
+    let plan = credd_core::profile::resolve(&loaded.raw, profile).ok()?;
+    match plan.base {
+        credd_core::profile::Base::Session(s) if plan.roles.is_empty() => {
+            Some((s.keys, s.mfa.is_some()))
+        }
+        _ => None,
     }
 }
 

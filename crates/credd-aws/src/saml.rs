@@ -98,10 +98,13 @@ pub fn run_interactive(command: &str) -> Result<SecretString, SamlHelperError> {
     })?;
     let mut stdout = Zeroizing::new(Vec::new());
     if let Some(mut out) = child.stdout.take() {
-        // Bounded: a helper printing without end is broken.
+        // At most twice what AWS accepts is kept (more fails the check
+        // below); the rest is drained so the helper never blocks on a full
+        // pipe.
         let _ = (&mut out)
             .take(MAX_ASSERTION as u64 * 2)
             .read_to_end(&mut stdout);
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
     }
     let status = child.wait().map_err(|source| SamlHelperError::Spawn {
         program: program.clone(),
@@ -228,6 +231,9 @@ mod tests {
         let msg = failed.to_string();
         assert!(msg.contains("failed") && msg.contains('3'), "{msg}");
         assert!(!msg.contains("canary"), "{msg}");
+        // A helper printing without end is drained, then refused.
+        let flood = run_interactive("sh -c 'yes QUFBQQ | head -c 1000000'").unwrap_err();
+        assert!(flood.to_string().contains("100,000"), "{flood}");
         assert!(matches!(
             run_interactive("'unbalanced"),
             Err(SamlHelperError::Unparsable)

@@ -17,7 +17,6 @@ use crate::client::call;
 use anyhow::{anyhow, Context, Result};
 use credd_aws::federation;
 use credd_aws::{AwsUpstream, ProfileEnv};
-use credd_core::profile::{Base, Plan};
 use credd_core::upstream::CallContext;
 use credd_core::{SecretString, TemporaryCredentials};
 use credd_daemon::control::Request;
@@ -35,19 +34,26 @@ pub async fn run(a: crate::cli::ConsoleArgs) -> Result<()> {
         .map(crate::client::parse_ttl)
         .transpose()?;
     let profile_env = ProfileEnv::from_process_env();
-    let plan = local_plan(&profile_env, &a.profile).await;
+    let bare = federation::bare_user_keys(&profile_env, &a.profile).await;
     let ep: EndpointReply = call(Request::Endpoint {
         profile: Some(a.profile.clone()),
     })
     .await?;
     let region = a.region.clone().or(ep.region.clone());
-    let (creds, session_duration) = match plan.as_ref().and_then(bare_keys) {
-        Some(keys) => {
+    let (creds, session_duration) = match &bare {
+        Some((keys, mfa)) => {
             check_duration(
                 duration,
                 129_600,
                 "an IAM user's GetFederationToken session",
             )?;
+            if *mfa {
+                eprintln!(
+                    "note: profile '{}' has an mfa_serial, but GetFederationToken cannot use MFA: \
+                     the console session is made without it (use a role with MFA to require it)",
+                    a.profile
+                );
+            }
             // The console session lasts as long as these credentials.
             let upstream = AwsUpstream::new(profile_env);
             let ctx = CallContext {
@@ -96,23 +102,6 @@ fn check_duration(secs: Option<u64>, max: u64, what: &str) -> Result<()> {
             max / 3600
         ),
         _ => Ok(()),
-    }
-}
-
-/// The profile's plan as the AWS files say, to tell a bare IAM user apart;
-/// `None` when it cannot be resolved here (the daemon then says why).
-async fn local_plan(env: &ProfileEnv, profile: &str) -> Option<Plan> {
-    let loaded = credd_aws::load_profiles(env).await.ok()?;
-    credd_core::profile::resolve(&loaded.raw, profile).ok()
-}
-
-/// The long-term keys of a profile that is an IAM user's keys and nothing
-/// on top (the daemon would serve `GetSessionToken` credentials, which the
-/// federation endpoint refuses).
-fn bare_keys(plan: &Plan) -> Option<&credd_core::LongTermKeys> {
-    match &plan.base {
-        Base::Session(s) if plan.roles.is_empty() => Some(&s.keys),
-        _ => None,
     }
 }
 

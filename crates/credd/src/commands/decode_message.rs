@@ -1,13 +1,15 @@
 //! `credd decode-message PROFILE MESSAGE`: `sts:DecodeAuthorizationMessage`
-//! with the profile's credentials (from the daemon), the decoded document
-//! pretty-printed with the denied action and resource first.
+//! with the profile's credentials (from the daemon; an IAM user's bare keys
+//! from the AWS files, as `GetSessionToken` credentials may not call it),
+//! the decoded document pretty-printed with the denied action and resource
+//! first.
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
 use crate::client::call;
 use anyhow::{anyhow, bail, Context, Result};
 use credd_aws::{AwsUpstream, ProfileEnv};
-use credd_core::upstream::CallContext;
+use credd_core::upstream::{CallContext, SourceCredentials};
 use credd_core::{SecretString, TemporaryCredentials};
 use credd_daemon::control::Request;
 use credd_daemon::protocol::{Credentials, EndpointReply};
@@ -34,8 +36,12 @@ pub async fn run(a: crate::cli::DecodeMessageArgs) -> Result<()> {
         profile: Some(a.profile.clone()),
     })
     .await?;
-    let creds = daemon_credentials(&a.profile).await?;
-    let upstream = AwsUpstream::new(ProfileEnv::from_process_env());
+    let profile_env = ProfileEnv::from_process_env();
+    let creds = match credd_aws::federation::bare_user_keys(&profile_env, &a.profile).await {
+        Some((keys, _)) => SourceCredentials::LongTerm(keys),
+        None => SourceCredentials::Temporary(daemon_credentials(&a.profile).await?),
+    };
+    let upstream = AwsUpstream::new(profile_env);
     let ctx = CallContext {
         profile: a.profile.clone(),
         region: ep.region,

@@ -11,7 +11,7 @@
 use crate::client::call;
 use anyhow::{anyhow, Context, Result};
 use credd_core::login::SamlSpec;
-use credd_daemon::control::Request;
+use credd_daemon::control::{ClientError, Request};
 use credd_daemon::protocol::Refreshed;
 
 /// The SAML profile `credd login --profile P` names, if it is one; `None`
@@ -46,16 +46,30 @@ pub async fn login(spec: SamlSpec) -> Result<()> {
                 spec.profile
             )
         })?;
-    let r: Refreshed = call(Request::Refresh {
+    let r: Refreshed = match call(Request::Refresh {
         profile: spec.profile.clone(),
     })
     .await
-    .with_context(|| {
-        format!(
-            "the SAML helper works, but the daemon could not refresh profile '{}'",
-            spec.profile
-        )
-    })?;
+    {
+        Ok(r) => r,
+        Err(e)
+            if e.chain()
+                .any(|c| matches!(c.downcast_ref(), Some(ClientError::NotRunning(_)))) =>
+        {
+            eprintln!(
+                "The SAML helper works. (The credd daemon is not running; it runs the helper when it starts.)"
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "the SAML helper works, but the daemon could not renew profile '{}'",
+                    spec.profile
+                )
+            })
+        }
+    };
     eprintln!(
         "Signed in: profile '{}' is served until {}, and credd re-runs the helper for each refresh.",
         spec.profile, r.expires
