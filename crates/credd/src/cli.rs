@@ -153,7 +153,7 @@ Examples:\n  credd console dev\n  credd console dev --service s3 --region eu-wes
     /// Decode an \"Encoded authorization failure message\" (sts:DecodeAuthorizationMessage).
     #[command(
         name = "decode-message",
-        after_help = "Calls sts:DecodeAuthorizationMessage with PROFILE's credentials (the profile needs sts:DecodeAuthorizationMessage) and prints the decoded JSON, pretty, with the denied action and resource first and then the rest as STS returned it. MESSAGE `-` reads the message from standard input.\n\n\
+        after_help = "Calls sts:DecodeAuthorizationMessage with PROFILE's credentials (an IAM user's bare keys sign it themselves; the profile needs sts:DecodeAuthorizationMessage) and prints the decoded JSON, pretty, with the denied action and resource first and then the rest as STS returned it. MESSAGE `-` reads the message from standard input.\n\n\
 Examples:\n  credd decode-message dev 'AbCdEf...'\n  pbpaste | credd decode-message dev -"
     )]
     DecodeMessage(DecodeMessageArgs),
