@@ -28,7 +28,7 @@
 //!   `GET /federation?Action=login`.
 //! - Control: `/_sandbox/...`, the HTTP twin of [`SandboxHandle`]'s
 //!   methods, for tests in other processes: `GET counts`, `DELETE counts`,
-//!   `POST end-session`, `POST change-login-credentials`, `POST approve`,
+//!   `POST end-session`, `POST seed-login`, `POST change-login-credentials`, `POST approve`,
 //!   `POST deny`, `GET pending`, `POST encode-message` (any JSON ->
 //!   `{"message": encoded}` for DecodeAuthorizationMessage),
 //!   `POST fault` ([`FaultSpec`]), `DELETE faults`, `POST config`
@@ -180,6 +180,15 @@ impl SandboxHandle {
     /// refresh `TOKEN_EXPIRED`). Returns how many ended.
     pub fn end_session(&self) -> usize {
         self.shared.lock().end_sessions()
+    }
+
+    /// Signs the `login_identity` in as if `aws login` had just run, without
+    /// a browser, and returns the cache file the CLI would write for it
+    /// (with its `dpopKey`), for a test to put in `AWS_LOGIN_CACHE_DIRECTORY`
+    /// as `<hex sha256 of the identity ARN>.json`. The JSON is a value:
+    /// the test writes it in whatever layout it checks.
+    pub fn seed_login(&self) -> serde_json::Value {
+        signin::seed_login(&self.shared)
     }
 
     /// Changes the password of every live `aws login` session's user: their

@@ -824,3 +824,60 @@ async fn federation_turns_role_credentials_into_a_single_use_console_login() {
     assert_eq!(sandbox.count("GetSigninToken"), 4);
     assert_eq!(sandbox.count("FederationLogin"), 3);
 }
+
+#[tokio::test]
+async fn a_seeded_login_is_the_cache_file_aws_login_writes_and_refreshes() {
+    let sandbox = start().await;
+    for seeded in [
+        sandbox.seed_login(),
+        post_json(&sandbox, "/_sandbox/seed-login", json!({}))
+            .await
+            .json(),
+    ] {
+        assert_eq!(seeded["clientId"], CLIENT_SAME_DEVICE);
+        assert_eq!(seeded["tokenType"], "aws_sigv4");
+        assert_eq!(seeded["accessToken"]["accountId"], "123456789012");
+        let expires_at = time::OffsetDateTime::parse(
+            seeded["accessToken"]["expiresAt"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert!(((expires_at - sandbox.now()).whole_seconds() - 900).abs() < 5);
+        assert_eq!(
+            caller_arn(&sandbox, &seeded["accessToken"])
+                .await
+                .xml("Arn"),
+            IDENTITY
+        );
+
+        // The key is a SEC1 PEM as the CLI writes it: 64-column lines and a
+        // trailing newline.
+        let pem = seeded["dpopKey"].as_str().unwrap();
+        assert!(pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n"), "{pem}");
+        assert!(pem.ends_with("-----END EC PRIVATE KEY-----\n"));
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        // With the curve named: awscrt (botocore) refuses a SEC1 key without.
+        let (label, der) = sec1::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        assert_eq!(label, "EC PRIVATE KEY");
+        let parsed = <sec1::EcPrivateKey as sec1::der::Decode>::from_der(&der).unwrap();
+        assert_eq!(
+            parsed
+                .parameters
+                .and_then(|p| p.named_curve())
+                .map(|oid| oid.to_string()),
+            Some("1.2.840.10045.3.1.7".to_owned())
+        );
+        let key = Dpop(SigningKey::from(
+            p256::SecretKey::from_sec1_pem(pem).unwrap(),
+        ));
+        let refreshed = refresh(&sandbox, &key, seeded["refreshToken"].as_str().unwrap()).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+        let stolen = refresh(
+            &sandbox,
+            &Dpop::new(),
+            refreshed.json()["refreshToken"].as_str().unwrap(),
+        )
+        .await;
+        assert_eq!(signin_error(&stolen), denied("INVALID_REQUEST"));
+    }
+}
