@@ -1,14 +1,15 @@
-//! credd-sandbox: a local stand-in for the STS, SSO OIDC and SSO portal
-//! endpoints, for tests and `credd demo`.
+//! credd-sandbox: a local stand-in for the STS, SSO OIDC, SSO portal, AWS
+//! Sign-In and console federation endpoints, for tests and `credd demo`.
 //!
-//! Invariant: a loopback-only, in-memory fake of STS, SSO OIDC and the SSO
-//! portal, wire-compatible with botocore and the AWS SDKs, whose clock,
-//! lifetimes, faults and counters tests control; it holds no real secret and
-//! never talks to AWS.
+//! Invariant: a loopback-only, in-memory fake of STS, SSO OIDC, the SSO
+//! portal, AWS Sign-In and the console federation endpoint,
+//! wire-compatible with botocore and the AWS SDKs, whose clock, lifetimes,
+//! faults and counters tests control; it holds no real secret and never
+//! talks to AWS.
 //!
-//! One HTTP/1 server on loopback serves all three services on distinct
-//! paths, so a client points `AWS_ENDPOINT_URL_SSO`,
-//! `AWS_ENDPOINT_URL_SSO_OIDC` and `AWS_ENDPOINT_URL_STS` at the same
+//! One HTTP/1 server on loopback serves all of them on distinct paths, so
+//! a client points `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL_SSO_OIDC`,
+//! `AWS_ENDPOINT_URL_STS` and `AWS_ENDPOINT_URL_SIGNIN` at the same
 //! [`SandboxHandle::url`]:
 //!
 //! - SSO OIDC: `POST /client/register`, `POST /device_authorization`,
@@ -137,7 +138,7 @@ impl fmt::Debug for SandboxHandle {
 }
 
 impl SandboxHandle {
-    /// `http://127.0.0.1:PORT`, the endpoint URL for all three services.
+    /// `http://127.0.0.1:PORT`, the endpoint URL for every service.
     pub fn url(&self) -> String {
         self.shared.base_url.clone()
     }
