@@ -29,11 +29,12 @@
 //!   `GET /federation?Action=login`.
 //! - Control: `/_sandbox/...`, the HTTP twin of [`SandboxHandle`]'s
 //!   methods, for tests in other processes: `GET counts`, `DELETE counts`,
-//!   `POST end-session`, `POST seed-login`, `POST change-login-credentials`, `POST approve`,
-//!   `POST deny`, `GET pending`, `POST encode-message` (any JSON ->
-//!   `{"message": encoded}` for DecodeAuthorizationMessage),
-//!   `POST fault` ([`FaultSpec`]), `DELETE faults`, `POST config`
-//!   ([`ConfigPatch`]), `POST advance-clock` (`{"seconds": N}`).
+//!   `POST end-session`, `POST seed-login` (an `aws login` cache file),
+//!   `POST change-login-credentials`, `POST approve`, `POST deny`,
+//!   `GET pending`, `POST encode-message` (any JSON -> `{"message":
+//!   encoded}` for DecodeAuthorizationMessage), `POST fault`
+//!   ([`FaultSpec`]), `DELETE faults`, `POST config` ([`ConfigPatch`]),
+//!   `POST advance-clock` (`{"seconds": N}`).
 //!
 //! Also the client side of a sign-in: [`browser::visit`], a stand-in
 //! browser that follows the sign-in page's redirects to the callback.

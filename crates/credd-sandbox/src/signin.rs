@@ -319,11 +319,12 @@ pub fn seed_login(shared: &Shared) -> serde_json::Value {
     use p256::elliptic_curve::sec1::ToEncodedPoint as _;
     let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
     let point = key.public_key().to_encoded_point(false);
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (Some(x), Some(y)) = (point.x(), point.y()) else {
-        unreachable!("an uncompressed point has both coordinates")
+    let b64 = |c: Option<&p256::FieldBytes>| {
+        c.map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c))
+            .unwrap_or_default()
     };
-    let thumbprint = dpop::thumbprint(&b64.encode(x), &b64.encode(y));
+    // An uncompressed point always has both coordinates.
+    let thumbprint = dpop::thumbprint(&b64(point.x()), &b64(point.y()));
     let pem = sec1_pem(&key, point.as_bytes());
     let mut state = shared.lock();
     let now = state.now();
