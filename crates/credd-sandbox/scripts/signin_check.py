@@ -223,4 +223,17 @@ try:
     raise SystemExit("login did not redirect")
 except urllib.error.HTTPError as e:
     assert e.code == 302 and e.headers["Location"] == "https://console.aws.amazon.com/", e.code
-print("sts and federation: ok")
+
+# A seeded login (POST /_sandbox/seed-login): its PEM loads in awscrt and
+# botocore's provider refreshes it.
+seeded = control("seed-login")
+with open(cache_file, "w") as f:
+    json.dump(seeded, f)
+seeded_creds = botocore.session.Session(profile="dev").get_credentials().get_frozen_credentials()
+assert seeded_creds.access_key == seeded["accessToken"]["accessKeyId"]
+with open(cache_file) as f:
+    seeded["accessToken"]["expiresAt"] = "2000-01-01T00:00:00Z"
+    json.dump(seeded, open(cache_file, "w"))
+fresh = botocore.session.Session(profile="dev").get_credentials().get_frozen_credentials()
+assert fresh.access_key != seeded["accessToken"]["accessKeyId"], "the seeded login did not refresh"
+print("sts, federation and seed-login: ok")

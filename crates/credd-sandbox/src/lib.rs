@@ -1,14 +1,15 @@
-//! credd-sandbox: a local stand-in for the STS, SSO OIDC and SSO portal
-//! endpoints, for tests and `credd demo`.
+//! credd-sandbox: a local stand-in for the STS, SSO OIDC, SSO portal, AWS
+//! Sign-In and console federation endpoints, for tests and `credd demo`.
 //!
-//! Invariant: a loopback-only, in-memory fake of STS, SSO OIDC and the SSO
-//! portal, wire-compatible with botocore and the AWS SDKs, whose clock,
-//! lifetimes, faults and counters tests control; it holds no real secret and
-//! never talks to AWS.
+//! Invariant: a loopback-only, in-memory fake of STS, SSO OIDC, the SSO
+//! portal, AWS Sign-In and the console federation endpoint,
+//! wire-compatible with botocore and the AWS SDKs, whose clock, lifetimes,
+//! faults and counters tests control; it holds no real secret and never
+//! talks to AWS.
 //!
-//! One HTTP/1 server on loopback serves all three services on distinct
-//! paths, so a client points `AWS_ENDPOINT_URL_SSO`,
-//! `AWS_ENDPOINT_URL_SSO_OIDC` and `AWS_ENDPOINT_URL_STS` at the same
+//! One HTTP/1 server on loopback serves all of them on distinct paths, so
+//! a client points `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL_SSO_OIDC`,
+//! `AWS_ENDPOINT_URL_STS` and `AWS_ENDPOINT_URL_SIGNIN` at the same
 //! [`SandboxHandle::url`]:
 //!
 //! - SSO OIDC: `POST /client/register`, `POST /device_authorization`,
@@ -28,11 +29,12 @@
 //!   `GET /federation?Action=login`.
 //! - Control: `/_sandbox/...`, the HTTP twin of [`SandboxHandle`]'s
 //!   methods, for tests in other processes: `GET counts`, `DELETE counts`,
-//!   `POST end-session`, `POST change-login-credentials`, `POST approve`,
-//!   `POST deny`, `GET pending`, `POST encode-message` (any JSON ->
-//!   `{"message": encoded}` for DecodeAuthorizationMessage),
-//!   `POST fault` ([`FaultSpec`]), `DELETE faults`, `POST config`
-//!   ([`ConfigPatch`]), `POST advance-clock` (`{"seconds": N}`).
+//!   `POST end-session`, `POST seed-login` (an `aws login` cache file),
+//!   `POST change-login-credentials`, `POST approve`, `POST deny`,
+//!   `GET pending`, `POST encode-message` (any JSON -> `{"message":
+//!   encoded}` for DecodeAuthorizationMessage), `POST fault`
+//!   ([`FaultSpec`]), `DELETE faults`, `POST config` ([`ConfigPatch`]),
+//!   `POST advance-clock` (`{"seconds": N}`).
 //!
 //! Also the client side of a sign-in: [`browser::visit`], a stand-in
 //! browser that follows the sign-in page's redirects to the callback.
@@ -137,7 +139,7 @@ impl fmt::Debug for SandboxHandle {
 }
 
 impl SandboxHandle {
-    /// `http://127.0.0.1:PORT`, the endpoint URL for all three services.
+    /// `http://127.0.0.1:PORT`, the endpoint URL for every service.
     pub fn url(&self) -> String {
         self.shared.base_url.clone()
     }
@@ -180,6 +182,15 @@ impl SandboxHandle {
     /// refresh `TOKEN_EXPIRED`). Returns how many ended.
     pub fn end_session(&self) -> usize {
         self.shared.lock().end_sessions()
+    }
+
+    /// Signs the `login_identity` in as if `aws login` had just run, without
+    /// a browser, and returns the cache file the CLI would write for it
+    /// (with its `dpopKey`), for a test to put in `AWS_LOGIN_CACHE_DIRECTORY`
+    /// as `<hex sha256 of the identity ARN>.json`. The JSON is a value:
+    /// the test writes it in whatever layout it checks.
+    pub fn seed_login(&self) -> serde_json::Value {
+        signin::seed_login(&self.shared)
     }
 
     /// Changes the password of every live `aws login` session's user: their

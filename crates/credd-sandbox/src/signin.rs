@@ -310,6 +310,74 @@ pub fn create_token(shared: &Shared, req: &Req) -> Result<Response, ApiError> {
     }
 }
 
+/// Signs the user in without a browser, as if `aws login` had just run:
+/// makes a fresh DPoP key, starts a session bound to it and returns the
+/// cache file the CLI would write (`accessToken{accessKeyId,
+/// secretAccessKey, sessionToken, accountId, expiresAt}`, `tokenType`,
+/// `clientId`, `refreshToken`, `idToken`, `dpopKey` as a SEC1 PEM).
+pub fn seed_login(shared: &Shared) -> serde_json::Value {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let point = key.public_key().to_encoded_point(false);
+    let b64 = |c: Option<&p256::FieldBytes>| {
+        c.map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c))
+            .unwrap_or_default()
+    };
+    // An uncompressed point always has both coordinates.
+    let thumbprint = dpop::thumbprint(&b64(point.x()), &b64(point.y()));
+    let pem = sec1_pem(&key, point.as_bytes());
+    let mut state = shared.lock();
+    let now = state.now();
+    let identity = state.config.login_identity.clone();
+    let ends_at = now + Duration::from_secs(state.config.login_session_secs);
+    state.signin.sessions.push(LoginSession {
+        identity: identity.clone(),
+        client_id: CLIENT_SAME_DEVICE.to_owned(),
+        thumbprint,
+        ends_at,
+        ended: false,
+        credentials_changed: false,
+    });
+    let session = state.signin.sessions.len() - 1;
+    let output = issue_output(shared, &mut state, session);
+    let expires_at = now + Duration::from_secs(output["expiresIn"].as_u64().unwrap_or(0));
+    json!({
+        "accessToken": {
+            "accessKeyId": output["accessToken"]["accessKeyId"],
+            "secretAccessKey": output["accessToken"]["secretAccessKey"],
+            "sessionToken": output["accessToken"]["sessionToken"],
+            "accountId": identity_of(&identity).account,
+            "expiresAt": crate::sts::format_timestamp(expires_at),
+        },
+        "tokenType": "aws_sigv4",
+        "clientId": CLIENT_SAME_DEVICE,
+        "refreshToken": output["refreshToken"],
+        "idToken": output["idToken"],
+        "dpopKey": pem,
+    })
+}
+
+/// The key as a SEC1 `EC PRIVATE KEY` PEM *with* its curve (the
+/// `[0] namedCurve` parameters): awscrt, and so botocore, refuses a key
+/// without them (`AWS_ERROR_CAL_UNSUPPORTED_KEY_FORMAT`), and p256's own
+/// `to_sec1_pem` leaves them out.
+fn sec1_pem(key: &p256::SecretKey, public_point: &[u8]) -> String {
+    use sec1::der::{pem::LineEnding, Encode as _};
+    // 1.2.840.10045.3.1.7, prime256v1.
+    const P256: sec1::der::asn1::ObjectIdentifier =
+        sec1::der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    let private = key.to_bytes();
+    let der = sec1::EcPrivateKey {
+        private_key: &private,
+        parameters: Some(sec1::EcParameters::NamedCurve(P256)),
+        public_key: Some(public_point),
+    }
+    .to_der();
+    der.ok()
+        .and_then(|der| sec1::der::pem::encode_string("EC PRIVATE KEY", LineEnding::LF, &der).ok())
+        .unwrap_or_default()
+}
+
 /// Who GetCallerIdentity says a login identity's credentials belong to.
 pub fn identity_of(arn: &str) -> Identity {
     let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
@@ -350,6 +418,12 @@ fn id_token(shared: &Shared, state: &State, identity: &str, client_id: &str) -> 
 /// Issues credentials and a new refresh token of `session`'s family, and
 /// answers with the bare token output.
 fn issue(shared: &Shared, state: &mut State, session: usize) -> Response {
+    let output = issue_output(shared, state, session);
+    crate::http::json_response(StatusCode::OK, &output)
+}
+
+/// The bare token output for a new credential and refresh token.
+fn issue_output(shared: &Shared, state: &mut State, session: usize) -> serde_json::Value {
     let now = state.now();
     let login = &state.signin.sessions[session];
     let (identity, client_id, ends_at) = (
@@ -369,18 +443,15 @@ fn issue(shared: &Shared, state: &mut State, session: usize) -> Response {
         },
     );
     let id_token = id_token(shared, state, &identity, &client_id);
-    crate::http::json_response(
-        StatusCode::OK,
-        &json!({
-            "accessToken": {
-                "accessKeyId": credentials.access_key_id,
-                "secretAccessKey": credentials.secret_access_key,
-                "sessionToken": credentials.session_token,
-            },
-            "tokenType": "aws_sigv4",
-            "expiresIn": lifetime.as_secs(),
-            "refreshToken": refresh_token,
-            "idToken": id_token,
-        }),
-    )
+    json!({
+        "accessToken": {
+            "accessKeyId": credentials.access_key_id,
+            "secretAccessKey": credentials.secret_access_key,
+            "sessionToken": credentials.session_token,
+        },
+        "tokenType": "aws_sigv4",
+        "expiresIn": lifetime.as_secs(),
+        "refreshToken": refresh_token,
+        "idToken": id_token,
+    })
 }

@@ -320,7 +320,14 @@ impl State {
             session.ended = true;
             ended += 1;
         }
-        for session in self.signin.sessions.iter_mut().filter(|s| !s.ended) {
+        // Login sessions past their end are not counted: nothing is ended.
+        let now = self.now();
+        for session in self
+            .signin
+            .sessions
+            .iter_mut()
+            .filter(|s| !s.ended && s.ends_at > now)
+        {
             session.ended = true;
             ended += 1;
         }
@@ -331,7 +338,13 @@ impl State {
     /// password changed: their next refresh answers USER_CREDENTIALS_CHANGED.
     pub fn change_login_credentials(&mut self) -> usize {
         let mut changed = 0;
-        for session in self.signin.sessions.iter_mut().filter(|s| !s.ended) {
+        let now = self.now();
+        for session in self
+            .signin
+            .sessions
+            .iter_mut()
+            .filter(|s| !s.ended && s.ends_at > now)
+        {
             session.credentials_changed = true;
             changed += 1;
         }
