@@ -36,24 +36,54 @@ pub const ALLOW_ALL_POLICY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
 /// The federation endpoint: `{AWS_ENDPOINT_URL_SIGNIN}/federation` when that
-/// variable is set (tests point it at the sandbox), else AWS's.
-/// `signin_url` is the value of `AWS_ENDPOINT_URL_SIGNIN`, if set.
-pub fn federation_endpoint(signin_url: Option<&str>) -> String {
+/// variable is set (tests point it at the sandbox), else the partition's
+/// (by the region: China and GovCloud have their own). `signin_url` is the
+/// value of `AWS_ENDPOINT_URL_SIGNIN`, if set.
+pub fn federation_endpoint(signin_url: Option<&str>, region: Option<&str>) -> String {
     match signin_url {
         Some(base) if !base.trim().is_empty() => {
             format!("{}/federation", base.trim().trim_end_matches('/'))
         }
-        _ => AWS_FEDERATION.to_string(),
+        _ => match Partition::of(region) {
+            Partition::Aws => AWS_FEDERATION.to_string(),
+            Partition::China => "https://signin.amazonaws.cn/federation".to_string(),
+            Partition::GovCloud => "https://signin.amazonaws-us-gov.com/federation".to_string(),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Partition {
+    Aws,
+    China,
+    GovCloud,
+}
+
+impl Partition {
+    fn of(region: Option<&str>) -> Self {
+        match region {
+            Some(r) if r.starts_with("cn-") => Self::China,
+            Some(r) if r.starts_with("us-gov-") => Self::GovCloud,
+            _ => Self::Aws,
+        }
     }
 }
 
 /// Where the console opens: its home page, or a service's home in a region.
 pub fn console_destination(region: Option<&str>, service: Option<&str>) -> String {
-    match (region, service) {
-        (Some(r), Some(s)) => format!("https://{r}.console.aws.amazon.com/{s}/home?region={r}"),
-        (None, Some(s)) => format!("https://console.aws.amazon.com/{s}/home"),
-        (Some(r), None) => format!("https://{r}.console.aws.amazon.com/console/home?region={r}"),
-        (None, None) => "https://console.aws.amazon.com/".to_string(),
+    let page = service.unwrap_or("console");
+    match (Partition::of(region), region) {
+        (Partition::China, Some(r)) => {
+            format!("https://console.amazonaws.cn/{page}/home?region={r}")
+        }
+        (Partition::GovCloud, Some(r)) => {
+            format!("https://console.amazonaws-us-gov.com/{page}/home?region={r}")
+        }
+        (_, Some(r)) => format!("https://{r}.console.aws.amazon.com/{page}/home?region={r}"),
+        (_, None) => match service {
+            Some(s) => format!("https://console.aws.amazon.com/{s}/home"),
+            None => "https://console.aws.amazon.com/".to_string(),
+        },
     }
 }
 
@@ -305,12 +335,23 @@ mod tests {
 
     #[test]
     fn the_endpoint_follows_aws_endpoint_url_signin() {
-        assert_eq!(federation_endpoint(None), AWS_FEDERATION);
+        assert_eq!(federation_endpoint(None, None), AWS_FEDERATION);
         assert_eq!(
-            federation_endpoint(Some("http://127.0.0.1:9/")),
+            federation_endpoint(Some("http://127.0.0.1:9/"), Some("cn-north-1")),
             "http://127.0.0.1:9/federation"
         );
-        assert_eq!(federation_endpoint(Some(" ")), AWS_FEDERATION);
+        assert_eq!(
+            federation_endpoint(Some(" "), Some("eu-west-1")),
+            AWS_FEDERATION
+        );
+        assert_eq!(
+            federation_endpoint(None, Some("cn-northwest-1")),
+            "https://signin.amazonaws.cn/federation"
+        );
+        assert_eq!(
+            federation_endpoint(None, Some("us-gov-west-1")),
+            "https://signin.amazonaws-us-gov.com/federation"
+        );
     }
 
     #[test]
@@ -326,6 +367,18 @@ mod tests {
         assert_eq!(
             console_destination(Some("us-east-2"), None),
             "https://us-east-2.console.aws.amazon.com/console/home?region=us-east-2"
+        );
+        assert_eq!(
+            console_destination(None, Some("iam")),
+            "https://console.aws.amazon.com/iam/home"
+        );
+        assert_eq!(
+            console_destination(Some("cn-north-1"), Some("ec2")),
+            "https://console.amazonaws.cn/ec2/home?region=cn-north-1"
+        );
+        assert_eq!(
+            console_destination(Some("us-gov-east-1"), None),
+            "https://console.amazonaws-us-gov.com/console/home?region=us-gov-east-1"
         );
     }
 

@@ -81,6 +81,7 @@ pub async fn run(a: crate::cli::ConsoleArgs) -> Result<()> {
     };
     let endpoint = federation::federation_endpoint(
         crate::environment::env_var("AWS_ENDPOINT_URL_SIGNIN").as_deref(),
+        region.as_deref(),
     );
     let token = federation::signin_token(&endpoint, &creds, session_duration)
         .await
