@@ -1,4 +1,5 @@
-//! `credd write-credentials` and `credd profiles link`: where the shared
+//! `credd write-credentials`, `credd profiles link` and `credd login`'s
+//! `login_session`: where the shared
 //! credentials and config files are, and setting one section of them and
 //! nothing else, atomically, keeping the owner's permission bits (group and
 //! other bits are dropped: the file holds keys). The edit is
@@ -93,6 +94,21 @@ pub fn write_lines(path: &Path, header: &str, body: &[String]) -> Result<(), Cre
         source,
     })?;
     Ok(())
+}
+
+/// Sets `props` (lowercase keys) in profile `profile` of the config file at
+/// `path` and nothing else, adding the profile if there is none; returns
+/// whether the file changed. Written as [`write_lines`] writes; decided on
+/// the file as it is under the lock.
+pub fn set_profile(
+    path: &Path,
+    profile: &str,
+    props: &[(&str, &str)],
+) -> Result<bool, crate::ini_edit::PropertyError> {
+    let edited = crate::userfile::edit(path, &crate::userfile::Options::aws_file(), |old| {
+        crate::ini_edit::set_profile_properties(old.unwrap_or_default(), profile, props)
+    })?;
+    Ok(edited.written)
 }
 
 #[cfg(test)]
