@@ -1,5 +1,6 @@
 //! The sandbox's knobs: token and credential lifetimes, approval modes, the
-//! account directory, MFA secrets, long-term keys, and the JSON patch through
+//! account directory, MFA secrets, long-term keys, the `aws login` identity
+//! and lifetimes, and the JSON patch through
 //! which the HTTP control API changes them.
 
 use serde::Deserialize;
@@ -74,6 +75,16 @@ pub struct SandboxConfig {
     pub external_ids: BTreeMap<String, String>,
     /// Added to every request before it is answered.
     pub latency: Duration,
+    /// The console identity an `aws login` signs in as: the `sub` of the
+    /// Sign-In `idToken`, and what GetCallerIdentity answers for the
+    /// credentials Sign-In issues. Named (like the two below) as the
+    /// Sign-In contract and the control API name it.
+    pub login_identity: String,
+    /// How long credentials from Sign-In's CreateOAuth2Token last (AWS: 900).
+    pub login_credential_secs: u64,
+    /// How long an `aws login` session lasts from its code exchange; its
+    /// refresh tokens stop working after that (AWS: up to 12 hours).
+    pub login_session_secs: u64,
 }
 
 /// The long-term access key id present in the default configuration.
@@ -105,6 +116,9 @@ impl Default for SandboxConfig {
             )]),
             external_ids: BTreeMap::new(),
             latency: Duration::ZERO,
+            login_identity: "arn:aws:iam::111122223333:user/demo-user".to_owned(),
+            login_credential_secs: 900,
+            login_session_secs: 43200,
         }
     }
 }
@@ -184,6 +198,15 @@ impl SandboxConfig {
         if let Some(v) = patch.latency_ms {
             self.latency = Duration::from_millis(v);
         }
+        if let Some(v) = patch.login_identity {
+            self.login_identity = v;
+        }
+        if let Some(v) = patch.login_credential_secs {
+            self.login_credential_secs = v;
+        }
+        if let Some(v) = patch.login_session_secs {
+            self.login_session_secs = v;
+        }
     }
 }
 
@@ -212,6 +235,9 @@ impl fmt::Debug for SandboxConfig {
             .field("long_term_keys", &self.long_term_keys)
             .field("external_ids", &self.external_ids)
             .field("latency", &self.latency)
+            .field("login_identity", &self.login_identity)
+            .field("login_credential_secs", &self.login_credential_secs)
+            .field("login_session_secs", &self.login_session_secs)
             .finish()
     }
 }
@@ -239,4 +265,7 @@ pub struct ConfigPatch {
     pub long_term_keys: Option<BTreeMap<String, String>>,
     pub external_ids: Option<BTreeMap<String, String>>,
     pub latency_ms: Option<u64>,
+    pub login_identity: Option<String>,
+    pub login_credential_secs: Option<u64>,
+    pub login_session_secs: Option<u64>,
 }

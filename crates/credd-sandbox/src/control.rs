@@ -1,7 +1,7 @@
 //! The HTTP control API under `/_sandbox/`, so tests in other processes
 //! (Python, shell) can drive a sandbox the way Rust tests drive
-//! [`crate::SandboxHandle`]: counters, session end, approvals, faults,
-//! configuration and the clock.
+//! [`crate::SandboxHandle`]: counters, session end, a seeded `aws login`, a
+//! login user's password change, approvals, encoded authorization messages, faults, configuration and the clock.
 
 use crate::config::ConfigPatch;
 use crate::error::ApiError;
@@ -34,6 +34,15 @@ pub fn handle(shared: &Shared, req: &Req) -> Result<Response, ApiError> {
             ok(json!({}))
         }
         (&Method::POST, "end-session") => ok(json!({ "ended": shared.lock().end_sessions() })),
+        (&Method::POST, "seed-login") => ok(crate::signin::seed_login(shared)),
+        (&Method::POST, "change-login-credentials") => ok(json!({
+            "changed": shared.lock().change_login_credentials()
+        })),
+        (&Method::POST, "encode-message") => {
+            let message: serde_json::Value = body(req)?;
+            let key = shared.lock().message_key;
+            ok(json!({ "message": crate::sts::encode_message(&key, &message) }))
+        }
         (&Method::POST, "approve") => ok(json!({ "approved": shared.lock().decide_pending(true) })),
         (&Method::POST, "deny") => ok(json!({ "denied": shared.lock().decide_pending(false) })),
         (&Method::GET, "pending") => ok(json!({ "pending": shared.lock().pending_count() })),

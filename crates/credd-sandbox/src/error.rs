@@ -1,6 +1,7 @@
 //! Every error the sandbox answers with, and how each service renders it on
-//! the wire: restJson1 with `x-amzn-ErrorType` for SSO OIDC and the portal,
-//! awsQuery `ErrorResponse` XML for STS, plain JSON for the control API.
+//! the wire: restJson1 with `x-amzn-ErrorType` for SSO OIDC, the portal and
+//! AWS Sign-In, awsQuery `ErrorResponse` XML for STS, plain JSON for the
+//! control API and the browser pages.
 
 use crate::http::{json_response, xml_response, Response};
 use http::StatusCode;
@@ -107,6 +108,16 @@ pub enum ApiError {
         shape: String,
         message: String,
     },
+    /// AWS Sign-In: `x-amzn-ErrorType: <shape>`, body `{error, message}`;
+    /// botocore reads `error` (an `OAuth2ErrorCode` such as `TOKEN_EXPIRED`)
+    /// from the parsed exception's response.
+    #[error("{shape} ({status}): {error}: {message}")]
+    Signin {
+        status: u16,
+        shape: String,
+        error: String,
+        message: String,
+    },
     /// STS: `ErrorResponse` XML with `Code` and `Message`.
     #[error("{code} ({status}): {message}")]
     Sts {
@@ -155,6 +166,56 @@ impl ApiError {
         )
     }
 
+    /// Sign-In's `AccessDeniedException` (400) with an `OAuth2ErrorCode`:
+    /// `TOKEN_EXPIRED` and `USER_CREDENTIALS_CHANGED` mean "sign in again".
+    pub fn signin_denied(error: &str, message: impl Into<String>) -> Self {
+        ApiError::Signin {
+            status: 400,
+            shape: "AccessDeniedException".to_owned(),
+            error: error.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Sign-In's `ValidationException` (400, `INVALID_REQUEST`): a malformed
+    /// request or DPoP proof.
+    pub fn signin_invalid(message: impl Into<String>) -> Self {
+        ApiError::Signin {
+            status: 400,
+            shape: "ValidationException".to_owned(),
+            error: "INVALID_REQUEST".to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A Sign-In error chosen by a test's fault: `code` is either an
+    /// `OAuth2ErrorCode` (`USER_CREDENTIALS_CHANGED`, `TOKEN_EXPIRED`, ...),
+    /// answered as an `AccessDeniedException` carrying it, or a shape name
+    /// (`InternalServerException`), answered with a generic `error`.
+    pub fn signin_custom(status: u16, code: &str, message: &str) -> Self {
+        const OAUTH2_CODES: [&str; 6] = [
+            "TOKEN_EXPIRED",
+            "USER_CREDENTIALS_CHANGED",
+            "INSUFFICIENT_PERMISSIONS",
+            "AUTHCODE_EXPIRED",
+            "INVALID_REQUEST",
+            "server_error",
+        ];
+        let (shape, error) = if OAUTH2_CODES.contains(&code) {
+            ("AccessDeniedException", code)
+        } else if status >= 500 {
+            (code, "server_error")
+        } else {
+            (code, "INVALID_REQUEST")
+        };
+        ApiError::Signin {
+            status,
+            shape: shape.to_owned(),
+            error: error.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
     pub fn sts(status: u16, code: &str, message: impl Into<String>) -> Self {
         ApiError::Sts {
             status,
@@ -175,6 +236,7 @@ impl ApiError {
         match self {
             ApiError::Oidc { status, .. }
             | ApiError::Portal { status, .. }
+            | ApiError::Signin { status, .. }
             | ApiError::Sts { status, .. }
             | ApiError::Plain { status, .. } => *status,
         }
@@ -198,6 +260,18 @@ impl ApiError {
             ),
             ApiError::Portal { shape, message, .. } => with_error_type(
                 json_response(status, &serde_json::json!({ "message": message })),
+                &shape,
+            ),
+            ApiError::Signin {
+                shape,
+                error,
+                message,
+                ..
+            } => with_error_type(
+                json_response(
+                    status,
+                    &serde_json::json!({ "error": error, "message": message }),
+                ),
                 &shape,
             ),
             ApiError::Sts { code, message, .. } => {

@@ -1,14 +1,15 @@
-//! credd-sandbox: a local stand-in for the STS, SSO OIDC and SSO portal
-//! endpoints, for tests and `credd demo`.
+//! credd-sandbox: a local stand-in for the STS, SSO OIDC, SSO portal, AWS
+//! Sign-In and console federation endpoints, for tests and `credd demo`.
 //!
-//! Invariant: a loopback-only, in-memory fake of STS, SSO OIDC and the SSO
-//! portal, wire-compatible with botocore and the AWS SDKs, whose clock,
-//! lifetimes, faults and counters tests control; it holds no real secret and
-//! never talks to AWS.
+//! Invariant: a loopback-only, in-memory fake of STS, SSO OIDC, the SSO
+//! portal, AWS Sign-In and the console federation endpoint,
+//! wire-compatible with botocore and the AWS SDKs, whose clock, lifetimes,
+//! faults and counters tests control; it holds no real secret and never
+//! talks to AWS.
 //!
-//! One HTTP/1 server on loopback serves all three services on distinct
-//! paths, so a client points `AWS_ENDPOINT_URL_SSO`,
-//! `AWS_ENDPOINT_URL_SSO_OIDC` and `AWS_ENDPOINT_URL_STS` at the same
+//! One HTTP/1 server on loopback serves all of them on distinct paths, so
+//! a client points `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL_SSO_OIDC`,
+//! `AWS_ENDPOINT_URL_STS` and `AWS_ENDPOINT_URL_SIGNIN` at the same
 //! [`SandboxHandle::url`]:
 //!
 //! - SSO OIDC: `POST /client/register`, `POST /device_authorization`,
@@ -17,10 +18,20 @@
 //!   of the device flow; visiting it approves).
 //! - SSO portal: `GET /federation/credentials`, `GET /assignment/accounts`,
 //!   `GET /assignment/roles`, `POST /logout`.
-//! - STS: `POST /` with `Action=...` (awsQuery).
+//! - STS: `POST /` with `Action=...` (awsQuery): AssumeRole,
+//!   GetSessionToken, AssumeRoleWithWebIdentity, AssumeRoleWithSAML,
+//!   GetFederationToken, DecodeAuthorizationMessage, GetCallerIdentity.
+//! - AWS Sign-In (`aws login`, `AWS_ENDPOINT_URL_SIGNIN`): `GET
+//!   /v1/authorize` (same-device: redirect to the loopback callback;
+//!   cross-device: to `GET /v1/sessions/confirmation`, the page showing the
+//!   code to paste), `POST /v1/token` (CreateOAuth2Token, DPoP-proven).
+//! - Console federation: `GET /federation?Action=getSigninToken` and
+//!   `GET /federation?Action=login`.
 //! - Control: `/_sandbox/...`, the HTTP twin of [`SandboxHandle`]'s
 //!   methods, for tests in other processes: `GET counts`, `DELETE counts`,
-//!   `POST end-session`, `POST approve`, `POST deny`, `GET pending`,
+//!   `POST end-session`, `POST seed-login`, `POST change-login-credentials`, `POST approve`,
+//!   `POST deny`, `GET pending`, `POST encode-message` (any JSON ->
+//!   `{"message": encoded}` for DecodeAuthorizationMessage),
 //!   `POST fault` ([`FaultSpec`]), `DELETE faults`, `POST config`
 //!   ([`ConfigPatch`]), `POST advance-clock` (`{"seconds": N}`).
 //!
@@ -30,12 +41,16 @@
 pub mod browser;
 mod config;
 mod control;
+mod dpop;
 mod error;
 mod fault;
+mod federation;
 mod http;
 mod oidc;
 mod portal;
+mod saml;
 mod server;
+mod signin;
 mod state;
 mod sts;
 mod totp;
@@ -43,6 +58,7 @@ mod totp;
 pub use config::{Account, ConfigPatch, SandboxConfig, DEMO_ACCESS_KEY_ID};
 pub use fault::{ErrorSpec, Fault, FaultKind, FaultSpec};
 pub use oidc::pkce_challenge;
+pub use signin::{CLIENT_CROSS_DEVICE, CLIENT_SAME_DEVICE};
 pub use totp::{totp_code, InvalidSecret};
 
 use state::{ActiveFault, Shared, State};
@@ -122,7 +138,7 @@ impl fmt::Debug for SandboxHandle {
 }
 
 impl SandboxHandle {
-    /// `http://127.0.0.1:PORT`, the endpoint URL for all three services.
+    /// `http://127.0.0.1:PORT`, the endpoint URL for every service.
     pub fn url(&self) -> String {
         self.shared.base_url.clone()
     }
@@ -159,11 +175,27 @@ impl SandboxHandle {
         change(&mut self.shared.lock().config);
     }
 
-    /// Ends every Identity Center user session so far: each access token
-    /// and refresh token issued until now stops working (refresh answers
-    /// InvalidGrantException, the portal 401). Returns how many ended.
+    /// Ends every Identity Center and `aws login` session so far: each
+    /// access token and refresh token issued until now stops working (SSO
+    /// refresh answers InvalidGrantException, the portal 401, Sign-In
+    /// refresh `TOKEN_EXPIRED`). Returns how many ended.
     pub fn end_session(&self) -> usize {
         self.shared.lock().end_sessions()
+    }
+
+    /// Signs the `login_identity` in as if `aws login` had just run, without
+    /// a browser, and returns the cache file the CLI would write for it
+    /// (with its `dpopKey`), for a test to put in `AWS_LOGIN_CACHE_DIRECTORY`
+    /// as `<hex sha256 of the identity ARN>.json`. The JSON is a value:
+    /// the test writes it in whatever layout it checks.
+    pub fn seed_login(&self) -> serde_json::Value {
+        signin::seed_login(&self.shared)
+    }
+
+    /// Changes the password of every live `aws login` session's user: their
+    /// next refresh answers `USER_CREDENTIALS_CHANGED`. Returns how many.
+    pub fn change_login_credentials(&self) -> usize {
+        self.shared.lock().change_login_credentials()
     }
 
     /// Approves every pending device authorization and held `/authorize`
@@ -184,6 +216,12 @@ impl SandboxHandle {
         self.shared.lock().pending_count()
     }
 
+    /// Encodes `message` (the JSON AWS hides in an "encoded authorization
+    /// failure message") so that DecodeAuthorizationMessage answers it.
+    pub fn encode_message(&self, message: &serde_json::Value) -> String {
+        sts::encode_message(&self.shared.lock().message_key, message)
+    }
+
     /// Adds a fault; faults are tried in the order they were added.
     pub fn inject_fault(&self, fault: Fault) {
         let remaining = fault.times;
@@ -199,7 +237,10 @@ impl SandboxHandle {
 
     /// Requests received per operation, faulted ones included. CreateToken
     /// is also counted per grant: `CreateToken:device_code`,
-    /// `CreateToken:authorization_code`, `CreateToken:refresh_token`.
+    /// `CreateToken:authorization_code`, `CreateToken:refresh_token`, and
+    /// so is Sign-In's `CreateOAuth2Token` (`CreateOAuth2Token:refresh_token`).
+    /// Besides operations: `RefreshTokenReuse`, each rotated-out Sign-In
+    /// refresh token presented again.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         self.shared.lock().counts.clone()
     }

@@ -9,13 +9,15 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: credd-sandbox [--port PORT] [--manual-approve] [--auto-approve-device] [--enforce-slow-down]
 
-Serves fake SSO OIDC, SSO portal and STS endpoints on 127.0.0.1 and prints
+Serves fake SSO OIDC, SSO portal, STS, AWS Sign-In (aws login) and console
+federation endpoints on 127.0.0.1 and prints
 SANDBOX_URL=http://127.0.0.1:PORT. Point AWS_ENDPOINT_URL_SSO,
-AWS_ENDPOINT_URL_SSO_OIDC and AWS_ENDPOINT_URL_STS at that URL. Control it
-over HTTP under /_sandbox/. Stops on SIGINT or SIGTERM.
+AWS_ENDPOINT_URL_SSO_OIDC, AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_SIGNIN
+at that URL. Control it over HTTP under /_sandbox/. Stops on SIGINT or
+SIGTERM.
 
   --port PORT            listen on this port (default: a free one)
-  --manual-approve       hold /authorize until POST /_sandbox/approve
+  --manual-approve       hold /authorize and /v1/authorize until POST /_sandbox/approve
   --auto-approve-device  approve device authorizations at once
   --enforce-slow-down    answer SlowDownException to fast device polling
 ";

@@ -79,7 +79,7 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
 
 /// The loopback redirect URIs the real service accepts for native apps;
 /// RFC 8252 lets the port vary, so only scheme and host are pinned.
-fn is_loopback_redirect(uri: &str) -> bool {
+pub(crate) fn is_loopback_redirect(uri: &str) -> bool {
     uri.strip_prefix("http://127.0.0.1")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('/'))
 }

@@ -7,7 +7,7 @@ use crate::error::{ApiError, OidcError};
 use crate::fault::FaultKind;
 use crate::http::{Req, Response};
 use crate::state::{random_upper, Shared};
-use crate::{control, oidc, portal, sts};
+use crate::{control, federation, oidc, portal, signin, sts};
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Limited};
@@ -125,6 +125,9 @@ async fn handle(
 enum Service {
     Oidc,
     Portal,
+    Signin,
+    /// The browser-facing pages (console federation): plain JSON errors.
+    Page,
     Sts,
 }
 
@@ -133,6 +136,8 @@ impl Service {
         match self {
             Service::Oidc => ApiError::oidc_custom(status, code, message),
             Service::Portal => ApiError::portal(status, code, message),
+            Service::Signin => ApiError::signin_custom(status, code, message),
+            Service::Page => ApiError::plain(status, format!("{code}: {message}")),
             Service::Sts => ApiError::sts(status, code, message),
         }
     }
@@ -141,6 +146,13 @@ impl Service {
         match self {
             Service::Oidc => ApiError::oidc(OidcError::SlowDown, "Rate exceeded"),
             Service::Portal => ApiError::portal(429, "TooManyRequestsException", "Rate exceeded"),
+            Service::Signin => ApiError::Signin {
+                status: 429,
+                shape: "TooManyRequestsError".to_owned(),
+                error: "rate_exceeded".to_owned(),
+                message: "Rate exceeded".to_owned(),
+            },
+            Service::Page => ApiError::plain(429, "Rate exceeded"),
             Service::Sts => ApiError::sts(400, "Throttling", "Rate exceeded"),
         }
     }
@@ -173,6 +185,19 @@ async fn dispatch(
         (&Method::GET, "/assignment/accounts") => (Service::Portal, "ListAccounts".into()),
         (&Method::GET, "/assignment/roles") => (Service::Portal, "ListAccountRoles".into()),
         (&Method::POST, "/logout") => (Service::Portal, "Logout".into()),
+        (&Method::GET, "/v1/authorize") => (Service::Page, "SignInAuthorize".into()),
+        (&Method::GET, "/v1/sessions/confirmation") => (Service::Page, "SignInConfirmation".into()),
+        (&Method::POST, "/v1/token") => (Service::Signin, "CreateOAuth2Token".into()),
+        (&Method::GET, "/federation") => match req.query_param("Action") {
+            Some("getSigninToken") => (Service::Page, "GetSigninToken".into()),
+            Some("login") => (Service::Page, "FederationLogin".into()),
+            _ => {
+                return Err(ApiError::plain(
+                    400,
+                    "Action must be getSigninToken or login",
+                ))
+            }
+        },
         (&Method::POST | &Method::GET, "/") => match sts_action {
             Some(action) => (Service::Sts, action),
             None => return Err(ApiError::sts(400, "MissingAction", "Missing Action")),
@@ -184,9 +209,11 @@ async fn dispatch(
             ))
         }
     };
-    let detail = (operation == "CreateToken")
-        .then(|| oidc::grant_label(req))
-        .flatten();
+    let detail = match operation.as_str() {
+        "CreateToken" => oidc::grant_label(req),
+        "CreateOAuth2Token" => signin::grant_label(req),
+        _ => None,
+    };
 
     let (fault, latency) = {
         let mut state = shared.lock();
@@ -218,6 +245,11 @@ async fn dispatch(
         "ListAccounts" => portal::list_accounts(shared, req),
         "ListAccountRoles" => portal::list_account_roles(shared, req),
         "Logout" => portal::logout(shared, req),
+        "SignInAuthorize" => signin::authorize(shared, req, cancel).await,
+        "SignInConfirmation" => signin::confirmation(req),
+        "CreateOAuth2Token" => signin::create_token(shared, req),
+        "GetSigninToken" => federation::get_signin_token(shared, req),
+        "FederationLogin" => federation::login(shared, req),
         action => sts::handle(shared, req, action, request_id),
     }
 }

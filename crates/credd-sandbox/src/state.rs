@@ -1,6 +1,7 @@
 //! The sandbox's whole memory: registered clients, device and authorization
-//! codes, user sessions and their tokens, every access key it issued, used
-//! MFA codes, faults, counters and the test-controlled clock.
+//! codes, user sessions and their tokens, `aws login` sessions and their
+//! token families ([`SigninState`]), every access key it issued, used MFA
+//! codes, faults, counters and the test-controlled clock.
 //!
 //! One `std::sync::Mutex` guards it all: every operation is a few map
 //! lookups, so contention is irrelevant, and the handle's methods can stay
@@ -100,6 +101,8 @@ pub struct Identity {
 /// A temporary access key the sandbox issued.
 #[derive(Debug)]
 pub struct IssuedKey {
+    /// Kept for the federation endpoint, which is given the whole key.
+    pub secret_access_key: String,
     pub session_token: String,
     pub expires_at: OffsetDateTime,
     pub identity: Identity,
@@ -118,6 +121,56 @@ pub struct NewCredentials {
 #[derive(Debug)]
 pub struct PendingAuthorize {
     pub decide: oneshot::Sender<bool>,
+}
+
+/// An authorization code from Sign-In's `/v1/authorize`.
+#[derive(Debug)]
+pub struct SigninCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// One `aws login` session: a code exchange and the family of refresh
+/// tokens rotated from it, all bound to the DPoP key of the exchange.
+#[derive(Debug)]
+pub struct LoginSession {
+    pub identity: String,
+    pub client_id: String,
+    /// The RFC 7638 thumbprint of the DPoP key used at the code exchange.
+    pub thumbprint: String,
+    pub ends_at: OffsetDateTime,
+    /// Ended by a test, or revoked because a rotated-out token came back.
+    pub ended: bool,
+    /// The user's password changed: refresh answers USER_CREDENTIALS_CHANGED.
+    pub credentials_changed: bool,
+}
+
+/// A Sign-In refresh token: its family (session) and whether it has
+/// already been rotated out, so a second use is detected as reuse.
+#[derive(Debug)]
+pub struct LoginRefreshToken {
+    pub session: usize,
+    pub used: bool,
+}
+
+/// A federation signin token (`getSigninToken`), redeemable once.
+#[derive(Debug)]
+pub struct SigninToken {
+    pub expires_at: OffsetDateTime,
+    pub used: bool,
+}
+
+/// Everything AWS Sign-In and the federation endpoint remember.
+#[derive(Debug, Default)]
+pub struct SigninState {
+    pub codes: HashMap<String, SigninCode>,
+    pub sessions: Vec<LoginSession>,
+    pub refresh_tokens: HashMap<String, LoginRefreshToken>,
+    /// DPoP `jti`s seen, with their `iat`, pruned once too old to replay.
+    pub seen_jti: HashMap<String, i64>,
+    pub signin_tokens: HashMap<String, SigninToken>,
 }
 
 #[derive(Debug)]
@@ -142,12 +195,17 @@ pub struct State {
     pub used_totp: HashSet<(String, u64)>,
     pub faults: Vec<ActiveFault>,
     pub counts: BTreeMap<String, u64>,
+    pub signin: SigninState,
+    /// The HMAC key of `/_sandbox/encode-message`, so that
+    /// DecodeAuthorizationMessage can tell a garbled message.
+    pub message_key: [u8; 32],
 }
 
 impl State {
     pub fn new(config: SandboxConfig) -> Self {
         State {
             config,
+            message_key: rand::thread_rng().gen(),
             ..State::default()
         }
     }
@@ -157,6 +215,14 @@ impl State {
     #[allow(clippy::disallowed_methods)]
     pub fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + self.clock_offset
+    }
+
+    /// The real wall clock, not moved by tests: what DPoP proofs' `iat` is
+    /// checked against, since clients stamp proofs with their own real time.
+    // The sandbox is a fake AWS with its own wall clock.
+    #[allow(clippy::disallowed_methods)]
+    pub fn real_now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
     }
 
     pub fn count(&mut self, operation: &str) {
@@ -207,6 +273,7 @@ impl State {
         self.keys.insert(
             credentials.access_key_id.clone(),
             IssuedKey {
+                secret_access_key: credentials.secret_access_key.clone(),
                 session_token: credentials.session_token.clone(),
                 expires_at: credentials.expires_at,
                 identity,
@@ -243,16 +310,45 @@ pub fn random_b64(bytes: usize) -> String {
 }
 
 impl State {
-    /// Ends every user session so far, so every access and refresh token
-    /// issued from them stops working, as when an administrator revokes the
-    /// user's sessions or the session times out.
+    /// Ends every user session so far, Identity Center and `aws login`
+    /// alike, so every access and refresh token issued from them stops
+    /// working, as when an administrator revokes the user's sessions or the
+    /// session times out.
     pub fn end_sessions(&mut self) -> usize {
         let mut ended = 0;
         for session in self.sessions.iter_mut().filter(|s| !s.ended) {
             session.ended = true;
             ended += 1;
         }
+        // Login sessions past their end are not counted: nothing is ended.
+        let now = self.now();
+        for session in self
+            .signin
+            .sessions
+            .iter_mut()
+            .filter(|s| !s.ended && s.ends_at > now)
+        {
+            session.ended = true;
+            ended += 1;
+        }
         ended
+    }
+
+    /// Marks every live `aws login` session as having had its user's
+    /// password changed: their next refresh answers USER_CREDENTIALS_CHANGED.
+    pub fn change_login_credentials(&mut self) -> usize {
+        let mut changed = 0;
+        let now = self.now();
+        for session in self
+            .signin
+            .sessions
+            .iter_mut()
+            .filter(|s| !s.ended && s.ends_at > now)
+        {
+            session.credentials_changed = true;
+            changed += 1;
+        }
+        changed
     }
 
     /// Approves or denies every pending device authorization and every

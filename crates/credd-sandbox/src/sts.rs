@@ -1,6 +1,8 @@
 //! The fake STS (awsQuery: form-encoded `Action=...` in, XML out):
-//! AssumeRole, GetSessionToken, AssumeRoleWithWebIdentity and
-//! GetCallerIdentity. Signed calls are attributed to the access key in the
+//! AssumeRole, GetSessionToken, AssumeRoleWithWebIdentity,
+//! GetCallerIdentity, GetFederationToken and DecodeAuthorizationMessage
+//! (with the encoding `/_sandbox/encode-message` uses); AssumeRoleWithSAML
+//! is in [`crate::saml`]. Signed calls are attributed to the access key in the
 //! SigV4 credential scope, which must be one the sandbox issued (and not
 //! expired) or a registered long-term key; signatures are not verified.
 
@@ -24,7 +26,7 @@ pub fn params(req: &Req) -> Vec<(String, String)> {
     all
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -59,7 +61,7 @@ fn signer(req: &Req, params: &[(String, String)]) -> Option<(String, Option<Stri
 
 /// Who signed the request, and whether that key is a long-term one; the
 /// errors are those real STS gives for unknown, mismatched and expired keys.
-fn authenticate(
+pub(crate) fn authenticate(
     state: &State,
     req: &Req,
     params: &[(String, String)],
@@ -106,11 +108,15 @@ fn authenticate(
     Err(invalid_key())
 }
 
-fn validation(message: impl Into<String>) -> ApiError {
+pub(crate) fn validation(message: impl Into<String>) -> ApiError {
     ApiError::sts(400, "ValidationError", message)
 }
 
-fn duration(params: &[(String, String)], default: u64, max: u64) -> Result<Duration, ApiError> {
+pub(crate) fn duration(
+    params: &[(String, String)],
+    default: u64,
+    max: u64,
+) -> Result<Duration, ApiError> {
     let Some(text) = param(params, "DurationSeconds") else {
         return Ok(Duration::from_secs(default));
     };
@@ -131,7 +137,7 @@ fn duration(params: &[(String, String)], default: u64, max: u64) -> Result<Durat
 }
 
 /// The account id and role name of `arn:aws:iam::ACCOUNT:role/[PATH/]NAME`.
-fn parse_role_arn(arn: &str) -> Result<(String, String), ApiError> {
+pub(crate) fn parse_role_arn(arn: &str) -> Result<(String, String), ApiError> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let valid = parts.len() == 6
         && parts[0] == "arn"
@@ -149,7 +155,7 @@ fn parse_role_arn(arn: &str) -> Result<(String, String), ApiError> {
     Ok((parts[4].to_owned(), name.to_owned()))
 }
 
-fn session_name(params: &[(String, String)]) -> Result<String, ApiError> {
+pub(crate) fn session_name(params: &[(String, String)]) -> Result<String, ApiError> {
     let name = param(params, "RoleSessionName")
         .ok_or_else(|| validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null"))?;
     let ok = (2..=64).contains(&name.len())
@@ -208,6 +214,24 @@ pub fn handle(
         "AssumeRole" => assume_role(&mut state, req, &params)?,
         "GetSessionToken" => get_session_token(&mut state, req, &params)?,
         "AssumeRoleWithWebIdentity" => assume_role_with_web_identity(&mut state, &params)?,
+        "AssumeRoleWithSAML" => crate::saml::assume_role_with_saml(&mut state, &params)?,
+        "GetFederationToken" => get_federation_token(&mut state, req, &params)?,
+        "DecodeAuthorizationMessage" => {
+            authenticate(&state, req, &params)?;
+            let encoded = param(&params, "EncodedMessage")
+                .ok_or_else(|| validation("EncodedMessage is required"))?;
+            let decoded = decode_message(&state.message_key, encoded).ok_or_else(|| {
+                ApiError::sts(
+                    400,
+                    "InvalidAuthorizationMessageException",
+                    "Message is not valid",
+                )
+            })?;
+            format!(
+                "    <DecodedMessage>{}</DecodedMessage>\n",
+                xml_escape(&decoded)
+            )
+        }
         "GetCallerIdentity" => {
             let (identity, _) = authenticate(&state, req, &params)?;
             format!(
@@ -316,7 +340,7 @@ fn jwt_subject(token: &str) -> Option<String> {
     Some(claims.get("sub")?.as_str()?.to_owned())
 }
 
-fn role_identity(account: &str, role: &str, session: &str) -> Identity {
+pub(crate) fn role_identity(account: &str, role: &str, session: &str) -> Identity {
     Identity {
         arn: format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"),
         user_id: format!("AROA{}:{session}", stable_id(role)),
@@ -333,7 +357,7 @@ pub fn format_timestamp(at: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn credentials_xml(c: &NewCredentials) -> String {
+pub(crate) fn credentials_xml(c: &NewCredentials) -> String {
     format!(
         "    <Credentials>\n      <AccessKeyId>{}</AccessKeyId>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <SessionToken>{}</SessionToken>\n      <Expiration>{}</Expiration>\n    </Credentials>\n",
         c.access_key_id,
@@ -343,10 +367,116 @@ fn credentials_xml(c: &NewCredentials) -> String {
     )
 }
 
-fn assumed_role_user_xml(identity: &Identity) -> String {
+pub(crate) fn assumed_role_user_xml(identity: &Identity) -> String {
     format!(
         "    <AssumedRoleUser>\n      <AssumedRoleId>{}</AssumedRoleId>\n      <Arn>{}</Arn>\n    </AssumedRoleUser>\n",
         xml_escape(&identity.user_id),
         xml_escape(&identity.arn)
     )
+}
+
+/// The name of a federated user: 2 to 32 of `[\w+=,.@-]`.
+fn federated_name(params: &[(String, String)]) -> Result<String, ApiError> {
+    let name = param(params, "Name").ok_or_else(|| {
+        validation("1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
+    })?;
+    let ok = (2..=32).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !ok {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// GetFederationToken: long-term keys only; the root user's sessions are
+/// held to one hour, as AWS does.
+fn get_federation_token(
+    state: &mut State,
+    req: &Req,
+    params: &[(String, String)],
+) -> Result<String, ApiError> {
+    let (caller, long_term) = authenticate(state, req, params)?;
+    if !long_term {
+        return Err(ApiError::sts(
+            403,
+            "AccessDenied",
+            "Cannot call GetFederationToken with session credentials",
+        ));
+    }
+    let name = federated_name(params)?;
+    let mut lifetime = duration(params, 43200, 129_600)?;
+    if caller.arn.ends_with(":root") {
+        lifetime = lifetime.min(Duration::from_secs(3600));
+    }
+    let policy = param(params, "Policy");
+    if let Some(policy) = policy {
+        if serde_json::from_str::<serde_json::Value>(policy).is_err() {
+            return Err(ApiError::sts(
+                400,
+                "MalformedPolicyDocument",
+                "The policy is not in the valid JSON format.",
+            ));
+        }
+    }
+    let policy_arns = params
+        .iter()
+        .filter(|(k, _)| k.starts_with("PolicyArns.member.") && k.ends_with(".arn"))
+        .count();
+    let identity = Identity {
+        arn: format!("arn:aws:sts::{}:federated-user/{name}", caller.account),
+        user_id: format!("{}:{name}", caller.account),
+        account: caller.account,
+    };
+    let credentials = state.issue_key(identity.clone(), lifetime);
+    let mut xml = credentials_xml(&credentials)
+        + &format!(
+            "    <FederatedUser>\n      <FederatedUserId>{}</FederatedUserId>\n      <Arn>{}</Arn>\n    </FederatedUser>\n",
+            xml_escape(&identity.user_id),
+            xml_escape(&identity.arn)
+        );
+    if policy.is_some() || policy_arns > 0 {
+        // AWS reports how full the packed policy is, in percent.
+        let size = policy.map_or(0, str::len) * 100 / 2048 + policy_arns * 5;
+        xml += &format!(
+            "    <PackedPolicySize>{}</PackedPolicySize>\n",
+            size.min(100)
+        );
+    }
+    Ok(xml)
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn message_mac(key: &[u8; 32], message: &[u8]) -> HmacSha256 {
+    use hmac::Mac as _;
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac
+}
+
+/// Encodes an authorization-failure message the way the sandbox's
+/// DecodeAuthorizationMessage reads it: base64url of the JSON and of its
+/// HMAC, so a garbled message is told from a good one.
+pub fn encode_message(key: &[u8; 32], message: &serde_json::Value) -> String {
+    use hmac::Mac as _;
+    let text = message.to_string();
+    let tag = message_mac(key, text.as_bytes()).finalize().into_bytes();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("{}.{}", b64.encode(&text), b64.encode(tag))
+}
+
+/// The JSON text [`encode_message`] encoded, if `encoded` is intact.
+fn decode_message(key: &[u8; 32], encoded: &str) -> Option<String> {
+    use hmac::Mac as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (text, tag) = encoded.trim().split_once('.')?;
+    let text = b64.decode(text).ok()?;
+    message_mac(key, &text)
+        .verify_slice(&b64.decode(tag).ok()?)
+        .ok()?;
+    String::from_utf8(text).ok()
 }

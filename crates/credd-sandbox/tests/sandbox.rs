@@ -2,131 +2,15 @@
 //! against a server started on 127.0.0.1:0, with a tiny hyper client so that
 //! what is checked is exactly what goes over the wire.
 
-use bytes::Bytes;
+mod support;
+
 use credd_sandbox::{
     pkce_challenge, totp_code, Fault, FaultKind, Sandbox, SandboxConfig, SandboxHandle,
     DEMO_ACCESS_KEY_ID,
 };
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn error_type(&self) -> &str {
-        self.headers
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The text of the first `<name>` element, enough for the flat XML STS
-    /// returns.
-    fn xml(&self, name: &str) -> String {
-        let open = format!("<{name}>");
-        let start = self
-            .body
-            .find(&open)
-            .unwrap_or_else(|| panic!("no <{name}> in {}", self.body))
-            + open.len();
-        let end = self.body[start..].find(&format!("</{name}>")).unwrap() + start;
-        self.body[start..end].to_owned()
-    }
-}
-
-async fn send(
-    sandbox: &SandboxHandle,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let stream = tokio::net::TcpStream::connect(sandbox.addr())
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", sandbox.addr().to_string());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    drop(sender);
-    let _ = driver.await;
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
-}
-
-async fn post_json(sandbox: &SandboxHandle, path: &str, body: Value) -> Reply {
-    send(
-        sandbox,
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        &body.to_string(),
-    )
-    .await
-}
-
-async fn get_with_token(sandbox: &SandboxHandle, path: &str, token: &str) -> Reply {
-    send(
-        sandbox,
-        "GET",
-        path,
-        &[("x-amz-sso_bearer_token", token)],
-        "",
-    )
-    .await
-}
-
-/// An STS call signed (in form only) with `key`: the sandbox reads the key
-/// id from the credential scope, as real STS does before checking the
-/// signature.
-async fn sts(sandbox: &SandboxHandle, key: Option<(&str, Option<&str>)>, form: &str) -> Reply {
-    let authorization;
-    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
-    if let Some((akid, token)) = key {
-        authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={akid}/20250101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
-        );
-        headers.push(("authorization", &authorization));
-        if let Some(token) = token {
-            headers.push(("x-amz-security-token", token));
-        }
-    }
-    send(
-        sandbox,
-        "POST",
-        "/",
-        &headers,
-        &format!("{form}&Version=2011-06-15"),
-    )
-    .await
-}
+use support::{get_with_token, post_json, send, sts, Reply};
 
 struct Client {
     id: String,
