@@ -444,3 +444,7 @@ pub(crate) mod session;
 #[cfg(test)]
 #[path = "login_signin_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "login_sandbox_tests.rs"]
+mod sandbox_tests;
