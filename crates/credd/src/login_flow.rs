@@ -8,7 +8,7 @@
 //!
 //! The loopback redirect ([`Redirect`]), the browser ([`Browser`]) and
 //! [`tell_daemon`] are shared with the `aws login` sign-in of
-//! [`crate::signin_flow`].
+//! `signin_flow.rs`, which imports this leaf (not the other way round).
 //!
 //! Layering: a leaf; it imports leaves only (`client`), never a command.
 
