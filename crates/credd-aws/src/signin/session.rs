@@ -14,6 +14,9 @@
 //!
 //! The file I/O and the lock are blocking, so the whole update runs on a
 //! blocking thread, which drives the Sign-In call on the runtime's handle.
+//! That also means a caller that stops waiting (a retired broker node, a
+//! request past its cold wait) never cuts a refresh halfway: once the
+//! refresh token is spent, the rotated one still reaches the file.
 
 use crate::login_cache::{LoginCache, LoginCacheError};
 use crate::signin::{signin_endpoint_with, Now, SignInClient};
