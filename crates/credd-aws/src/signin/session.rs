@@ -124,22 +124,19 @@ impl LoginSessions {
                 return Ok((None, token.credentials().map_err(bad)?));
             }
             let key = token.dpop_key().map_err(|e| bad(e.to_string()))?;
-            let region = token
-                .sign_in_region
-                .clone()
-                .or_else(|| ctx.region.clone().filter(|r| !r.trim().is_empty()));
-            let endpoint = match (&self.endpoint_override, region) {
-                (Some(u), r) => signin_endpoint_with(Some(u.clone()), r.as_deref().unwrap_or("")),
-                (None, Some(r)) => signin_endpoint_with(None, &r),
-                (None, None) => {
-                    return Err(Fail::Upstream(UpstreamError::new(
-                        UpstreamErrorKind::Config,
-                        format!(
-                            "profile '{profile}': no region to refresh its aws login session in; set `region` in the profile (or AWS_REGION)"
-                        ),
-                    )))
-                }
-            };
+            let endpoint = endpoint_for(
+                self.endpoint_override.as_deref(),
+                token.sign_in_region.as_deref(),
+                ctx.region.as_deref(),
+            )
+            .ok_or_else(|| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Config,
+                    format!(
+                        "profile '{profile}': no region to refresh its aws login session in; set `region` in the profile (or AWS_REGION)"
+                    ),
+                )
+            })?;
             let output = handle
                 .block_on(self.client.refresh(
                     &endpoint,
@@ -158,6 +155,26 @@ impl LoginSessions {
             Err(Fail::Upstream(e)) => Err(e),
             Err(Fail::Cache(e)) => Err(file_error(e)),
         }
+    }
+}
+
+/// Where a session is refreshed: the configured Sign-In endpoint as it is,
+/// else AWS's in the token's `signInRegion` (the region it was created in),
+/// else in the profile's. `None`: no region at all.
+pub(crate) fn endpoint_for(
+    configured: Option<&str>,
+    token_region: Option<&str>,
+    profile_region: Option<&str>,
+) -> Option<String> {
+    let region = [token_region, profile_region]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|r| !r.is_empty());
+    match (configured, region) {
+        (Some(u), r) => Some(signin_endpoint_with(Some(u.to_string()), r.unwrap_or(""))),
+        (None, Some(r)) => Some(signin_endpoint_with(None, r)),
+        (None, None) => None,
     }
 }
 
