@@ -27,8 +27,8 @@ use credd_core::{TemporaryCredentials, UpstreamError, UpstreamErrorKind};
 /// The login-session side of `AwsUpstream`.
 #[derive(Clone, Debug)]
 pub(crate) struct LoginSessions {
-    /// `None` when no cache directory can be named (no HOME): every login
-    /// profile then fails with that.
+    /// The reason, when no cache directory can be named (no HOME): every
+    /// login profile then fails with it.
     cache: Result<LoginCache, String>,
     client: SignInClient,
     endpoint_override: Option<String>,
