@@ -352,6 +352,53 @@ impl LoginCache {
         parse(&path, &bytes).map(Some)
     }
 
+    /// Refuses a directory someone else could swap the file in: owned by
+    /// another user (root aside), or writable by others without the sticky
+    /// bit, or by a group other than the user's own. A group-writable
+    /// directory of the user's own group is what `aws login` creates under
+    /// a `002` umask (user private groups, Ubuntu's default) and is
+    /// accepted. A missing directory is fine: it is created 0700.
+    fn check_dir(&self) -> Result<(), LoginCacheError> {
+        let meta = match std::fs::metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(LoginCacheError::Io {
+                    path: self.dir.clone(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let me = rustix::process::geteuid().as_raw();
+        let mode = meta.mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0;
+        let why = if meta.uid() != me && meta.uid() != 0 {
+            Some(format!(
+                "it belongs to uid {}, not to this user (uid {me})",
+                meta.uid()
+            ))
+        } else if !sticky && mode & 0o002 != 0 {
+            Some(format!("every user can write to it (mode {mode:o})"))
+        } else if !sticky && mode & 0o020 != 0 && meta.gid() != rustix::process::getegid().as_raw()
+        {
+            Some(format!(
+                "the members of group {} can write to it (mode {mode:o})",
+                meta.gid()
+            ))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(LoginCacheError::Io {
+                path: self.dir.clone(),
+                detail: format!(
+                    "{why}, so they could swap the login cache files; refusing to use it: make it yours and 0700 (or set AWS_LOGIN_CACHE_DIRECTORY)"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The file's stamp (one `stat`): how the daemon notices a new login
     /// while a session waits for one.
     pub fn stamp(&self, session: &LoginSession) -> Option<FileStamp> {
@@ -386,10 +433,8 @@ impl LoginCache {
         E: From<LoginCacheError>,
     {
         let path = self.path(session);
-        let opts = crate::userfile::Options {
-            check_dir: true,
-            ..crate::userfile::Options::private_file()
-        };
+        self.check_dir()?;
+        let opts = crate::userfile::Options::private_file();
         let mut f = Some(f);
         let mut value = None;
         let edited = crate::userfile::edit(&path, &opts, |bytes| -> Result<_, EditError<E>> {

@@ -122,8 +122,29 @@ fn directories_others_could_write_to_are_refused() {
     let cache = LoginCache::at(&dir);
     let t = LoginToken::from_json(CLI_FILE.as_bytes()).unwrap();
     let err = cache.save(&session(), &t).unwrap_err().to_string();
-    assert!(err.contains("other users can write"), "{err}");
+    assert!(err.contains("every user can write"), "{err}");
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    // Writable by another group.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
+    let other_group = rustix::process::getegid().as_raw() + 1;
+    if std::os::unix::fs::chown(&dir, None, Some(other_group)).is_ok() {
+        let err = cache.save(&session(), &t).unwrap_err().to_string();
+        assert!(err.contains("members of group"), "{err}");
+    }
+    // Another user's (root runs the tests; elsewhere chown is refused).
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let me = rustix::process::geteuid().as_raw();
+    if std::os::unix::fs::chown(&dir, Some(me + 1), None).is_ok() {
+        let err = cache.save(&session(), &t).unwrap_err().to_string();
+        assert!(err.contains("belongs to uid"), "{err}");
+        std::os::unix::fs::chown(&dir, Some(me), None).unwrap();
+    }
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    // The user's own group, as `aws login` leaves it under umask 002: fine.
+    std::os::unix::fs::chown(&dir, None, Some(rustix::process::getegid().as_raw())).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o775)).unwrap();
+    cache.save(&session(), &t).unwrap();
+    assert_eq!(mode(&cache.path(&session())), 0o600);
 }
 
 #[test]

@@ -403,7 +403,7 @@ async fn an_ended_session_asks_for_a_login_and_leaves_the_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tokens_region_wins_and_no_region_is_a_config_error() {
+async fn no_region_is_a_config_error_and_a_corrupt_file_asks_for_a_login() {
     // Without an override, the endpoint comes from the region: no region at
     // all is refused before any call.
     let w = world(vec![answer(1)], time::Duration::minutes(2)).await;
@@ -433,4 +433,114 @@ async fn the_tokens_region_wins_and_no_region_is_a_config_error() {
         .contains(&w.cache.path(&session()).display().to_string()));
     assert!(!err.message.contains("refresh-old"), "{err}");
     assert!(w.server.requests().is_empty());
+}
+
+#[test]
+fn the_tokens_sign_in_region_wins_over_the_profiles() {
+    use super::session::endpoint_for;
+    assert_eq!(
+        endpoint_for(None, Some("eu-central-1"), Some("us-west-2")).as_deref(),
+        Some("https://eu-central-1.signin.aws.amazon.com")
+    );
+    assert_eq!(
+        endpoint_for(None, None, Some("us-west-2")).as_deref(),
+        Some("https://us-west-2.signin.aws.amazon.com")
+    );
+    assert_eq!(
+        endpoint_for(None, Some(" "), Some("us-west-2")).as_deref(),
+        Some("https://us-west-2.signin.aws.amazon.com")
+    );
+    assert_eq!(endpoint_for(None, None, None), None);
+    // The configured endpoint is used as it is, whatever the region.
+    assert_eq!(
+        endpoint_for(Some("http://127.0.0.1:7"), Some("eu-central-1"), None).as_deref(),
+        Some("http://127.0.0.1:7")
+    );
+}
+
+/// A Sign-In that takes `delay` to answer, once: lets a test stop waiting
+/// while the refresh is under way.
+async fn slow_signin(delay: std::time::Duration) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = Vec::new();
+        // Headers, then the body by its Content-Length.
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        let body = answer(7).body;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_never_cuts_a_refresh_halfway() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LoginCache::at(dir.path());
+    let key = DpopKey::generate();
+    cache
+        .save(&session(), &token(&key, time::Duration::minutes(3)))
+        .unwrap();
+    let (url, server) = slow_signin(std::time::Duration::from_millis(400)).await;
+    let sessions = LoginSessions::new(Ok(cache.clone()), Some(url), fixed(NOW));
+    // The caller gives up while Sign-In is still answering (a retired node,
+    // a request past its cold wait)...
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        sessions.credentials(&ctx(), &login()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the answer takes longer than the wait");
+    assert_eq!(
+        cache
+            .load(&session())
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .expose(),
+        "refresh-old"
+    );
+    // ...and the spent token's successor still reaches the file.
+    server.await.unwrap();
+    for _ in 0..100 {
+        if cache
+            .load(&session())
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .expose()
+            == "refresh-new-7"
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the rotated refresh token never reached the file");
 }

@@ -131,7 +131,10 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
     Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
     #[command(
-        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+        after_help = "Then the IAM Identity Center sessions and the `aws login` sessions: each one's state, when its \
+token or credentials expire, when credd last got and next renews them, the profiles on it, and the command \
+that signs in again when it needs one (\"sso_sessions\", \"login_sessions\" in --json).\n\n\
+Also warns when your AWS files hold something that wins over credd where `credd exec` \
 is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json)."
     )]
     Status(JsonArg),
@@ -142,7 +145,8 @@ is not used (a [default] with credentials), naming the file and section (\"files
     Whoami(ProfileArg),
     /// List the profiles credd can serve, and why any other cannot be served.
     #[command(
-        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+        after_help = "Then the `aws login` sessions they use, with their expiry.\n\n\
+Also warns when your AWS files hold something that wins over credd where `credd exec` \
 is not used (a [default] with credentials), naming the file and section (on stderr with --json).\n\n\
 Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
     )]

@@ -14,6 +14,9 @@
 //!
 //! The file I/O and the lock are blocking, so the whole update runs on a
 //! blocking thread, which drives the Sign-In call on the runtime's handle.
+//! That also means a caller that stops waiting (a retired broker node, a
+//! request past its cold wait) never cuts a refresh halfway: once the
+//! refresh token is spent, the rotated one still reaches the file.
 
 use crate::login_cache::{LoginCache, LoginCacheError};
 use crate::signin::{signin_endpoint_with, Now, SignInClient};
@@ -24,8 +27,8 @@ use credd_core::{TemporaryCredentials, UpstreamError, UpstreamErrorKind};
 /// The login-session side of `AwsUpstream`.
 #[derive(Clone, Debug)]
 pub(crate) struct LoginSessions {
-    /// `None` when no cache directory can be named (no HOME): every login
-    /// profile then fails with that.
+    /// The reason, when no cache directory can be named (no HOME): every
+    /// login profile then fails with it.
     cache: Result<LoginCache, String>,
     client: SignInClient,
     endpoint_override: Option<String>,
@@ -121,22 +124,19 @@ impl LoginSessions {
                 return Ok((None, token.credentials().map_err(bad)?));
             }
             let key = token.dpop_key().map_err(|e| bad(e.to_string()))?;
-            let region = token
-                .sign_in_region
-                .clone()
-                .or_else(|| ctx.region.clone().filter(|r| !r.trim().is_empty()));
-            let endpoint = match (&self.endpoint_override, region) {
-                (Some(u), r) => signin_endpoint_with(Some(u.clone()), r.as_deref().unwrap_or("")),
-                (None, Some(r)) => signin_endpoint_with(None, &r),
-                (None, None) => {
-                    return Err(Fail::Upstream(UpstreamError::new(
-                        UpstreamErrorKind::Config,
-                        format!(
-                            "profile '{profile}': no region to refresh its aws login session in; set `region` in the profile (or AWS_REGION)"
-                        ),
-                    )))
-                }
-            };
+            let endpoint = endpoint_for(
+                self.endpoint_override.as_deref(),
+                token.sign_in_region.as_deref(),
+                ctx.region.as_deref(),
+            )
+            .ok_or_else(|| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Config,
+                    format!(
+                        "profile '{profile}': no region to refresh its aws login session in; set `region` in the profile (or AWS_REGION)"
+                    ),
+                )
+            })?;
             let output = handle
                 .block_on(self.client.refresh(
                     &endpoint,
@@ -155,6 +155,26 @@ impl LoginSessions {
             Err(Fail::Upstream(e)) => Err(e),
             Err(Fail::Cache(e)) => Err(file_error(e)),
         }
+    }
+}
+
+/// Where a session is refreshed: the configured Sign-In endpoint as it is,
+/// else AWS's in the token's `signInRegion` (the region it was created in),
+/// else in the profile's. `None`: no region at all.
+pub(crate) fn endpoint_for(
+    configured: Option<&str>,
+    token_region: Option<&str>,
+    profile_region: Option<&str>,
+) -> Option<String> {
+    let region = [token_region, profile_region]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|r| !r.is_empty());
+    match (configured, region) {
+        (Some(u), r) => Some(signin_endpoint_with(Some(u.to_string()), r.unwrap_or(""))),
+        (None, Some(r)) => Some(signin_endpoint_with(None, r)),
+        (None, None) => None,
     }
 }
 
