@@ -286,6 +286,16 @@ fn same_device_login_writes_the_clis_cache_and_profile_and_botocore_uses_them() 
         "{pem}"
     );
     assert!(pem.lines().all(|l| l.len() <= 64));
+    // What credd login printed holds none of the session's secrets.
+    for secret in [
+        v["refreshToken"].as_str().unwrap(),
+        v["accessToken"]["secretAccessKey"].as_str().unwrap(),
+        v["accessToken"]["sessionToken"].as_str().unwrap(),
+        v["idToken"].as_str().unwrap(),
+        pem.lines().nth(1).unwrap(),
+    ] {
+        assert!(!out.contains(secret), "a secret in the output:\n{out}");
+    }
 
     // The profile got login_session and nothing else changed; the file the
     // variable names was written, not ~/.aws/config.
