@@ -106,12 +106,15 @@ pub fn credential_style(
     }
 }
 
-/// Why a profile with other credentials does not get a login session.
+/// Why a profile with other credentials does not get a login session
+/// (`credd login --profile P` signs in to IAM Identity Center or with
+/// console credentials; P needs neither).
 pub fn refusal(profile: &str, style: &str) -> String {
     format!(
-        "profile '{profile}' is already configured with {style} credentials, which SDKs would use \
-instead of a login session: run `credd login --profile NEW-NAME` to sign in with your console \
-credentials into a new profile, or first remove the existing credentials from '{profile}'"
+        "profile '{profile}' is already configured with {style} credentials, which need no \
+sign-in (and which SDKs would use instead of a login session): to sign in with your console \
+credentials, as `aws login` does, run `credd login --profile NEW-NAME` for a new profile, or \
+first remove the existing credentials from '{profile}'"
     )
 }
 
