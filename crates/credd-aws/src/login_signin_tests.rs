@@ -544,3 +544,80 @@ async fn a_caller_that_stops_waiting_never_cuts_a_refresh_halfway() {
     }
     panic!("the rotated refresh token never reached the file");
 }
+
+/// Collects every event at every level, from every crate (the SDK's too),
+/// of the whole test process: the refresh runs on a blocking thread and the
+/// SDK's connection on runtime threads, which a thread-local subscriber would
+/// miss. Other tests' events land here too; the canaries below are this
+/// test's own.
+static CAPTURE: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_of_a_refresh_reaches_a_log_line_at_any_level() {
+    let buf = CAPTURE
+        .get_or_init(|| {
+            let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let writer = Capture(buf.clone());
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other test sets a global subscriber");
+            buf
+        })
+        .clone();
+    let canary = Canned {
+        body: answer(1)
+            .body
+            .replace("secret-new-1", "secret-canary-9")
+            .replace("session-new-1", "session-canary-9")
+            .replace("refresh-new-1", "refresh-canary-9"),
+        ..answer(1)
+    };
+    let w = world(vec![canary], time::Duration::minutes(2)).await;
+    w.cache
+        .update(&session(), |t| -> Result<_, crate::LoginCacheError> {
+            let mut t = t.unwrap();
+            t.refresh_token = SecretString::new("refresh-canary-8");
+            t.secret_access_key = SecretString::new("secret-canary-8");
+            t.session_token = SecretString::new("session-canary-8");
+            Ok((Some(t), ()))
+        })
+        .unwrap();
+    let pem = w.key.to_pem().expose().to_string();
+    let key_line = pem.lines().nth(1).unwrap().to_string();
+    let creds = w.sessions.credentials(&ctx(), &login()).await.unwrap();
+    assert_eq!(creds.session_token().expose(), "session-canary-9");
+    let log = String::from_utf8_lossy(&buf.lock().unwrap()).to_string();
+    assert!(
+        log.contains("aws login session refreshed")
+            && log.contains("CreateOAuth2Token")
+            && log.contains("aws_smithy_runtime"),
+        "the capture works: {log}"
+    );
+    for secret in [
+        "refresh-canary-8",
+        "secret-canary-8",
+        "session-canary-8",
+        "refresh-canary-9",
+        "secret-canary-9",
+        "session-canary-9",
+        key_line.as_str(),
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
