@@ -675,6 +675,28 @@ fn other_credentials_are_refused_and_another_identity_is_replaced_only_when_conf
         config.replace(other, IDENTITY)
     );
     assert!(c.cache_file(IDENTITY).exists());
+
+    // Signed in as yet another identity, the user answers the question.
+    let third = "arn:aws:iam::111122223333:user/third";
+    c.sandbox.update(|cfg| cfg.login_identity = third.into());
+    let answer = c.env.path("answer");
+    std::fs::write(&answer, "y\n").unwrap();
+    let (ok, out) = c.login_as(
+        "console",
+        &[],
+        Stdio::from(std::fs::File::open(&answer).unwrap()),
+        |url| url.to_string(),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("configured to use session {IDENTITY}")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&c.config).unwrap(),
+        config.replace(other, third)
+    );
+    assert!(c.cache_file(third).exists());
 }
 
 #[test]
