@@ -49,6 +49,10 @@ const CORE_ALLOWED: &[&str] = &[
 const RESTRICTED: &[(&str, &[&str])] = &[
     // Everything that talks to AWS or reads ~/.aws lives in credd-aws.
     ("aws", &["credd-aws"]),
+    // DPoP keys and proofs (`aws login` sessions): the client side in
+    // credd-aws, the verifying side in the sandbox.
+    ("p256", &["credd-aws", "credd-sandbox"]),
+    ("sec1", &["credd-aws", "credd-sandbox"]),
     // The HTTP servers: the daemon's endpoints and the sandbox's fakes.
     ("hyper", &["credd-daemon", "credd-sandbox"]),
     // The docker engine watch is the daemon's.

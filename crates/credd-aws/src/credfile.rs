@@ -1,4 +1,5 @@
-//! `credd write-credentials` and `credd profiles link`: where the shared
+//! `credd write-credentials`, `credd profiles link` and `credd login`'s
+//! `login_session`: where the shared
 //! credentials and config files are, and setting one section of them and
 //! nothing else, atomically, keeping the owner's permission bits (group and
 //! other bits are dropped: the file holds keys). The edit is
@@ -95,11 +96,56 @@ pub fn write_lines(path: &Path, header: &str, body: &[String]) -> Result<(), Cre
     Ok(())
 }
 
+/// Sets `props` (lowercase keys) in profile `profile` of the config file at
+/// `path` and nothing else, adding the profile if there is none; returns
+/// whether the file changed. Written as [`write_lines`] writes; decided on
+/// the file as it is under the lock.
+pub fn set_profile(
+    path: &Path,
+    profile: &str,
+    props: &[(&str, &str)],
+) -> Result<bool, crate::ini_edit::PropertyError> {
+    let edited = crate::userfile::edit(path, &crate::userfile::Options::aws_file(), |old| {
+        crate::ini_edit::set_profile_properties(old.unwrap_or_default(), profile, props)
+    })?;
+    Ok(edited.written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const FILE: &str = "# my keys\n[default]\naws_access_key_id = AKIA1 ; keep\naws_secret_access_key = s\n\n[other]\nx = 1\n";
+
+    #[test]
+    fn set_profile_writes_through_a_symlink_and_only_when_something_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("dotfiles-config");
+        std::fs::write(&real, "# mine\n[profile a]\nregion = eu-west-1\n").unwrap();
+        let link = d.path().join("config");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(set_profile(&link, "a", &[("login_session", "arn:aws:iam::1:user/u")]).unwrap());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert_eq!(
+            text,
+            "# mine\n[profile a]\nregion = eu-west-1\nlogin_session = arn:aws:iam::1:user/u\n"
+        );
+        assert!(!set_profile(&link, "a", &[("login_session", "arn:aws:iam::1:user/u")]).unwrap());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), text);
+        // No file yet: made 0600 with the one section.
+        let fresh = d.path().join("new-config");
+        assert!(set_profile(&fresh, "default", &[("login_session", "arn:x")]).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&fresh).unwrap(),
+            "[default]\nlogin_session = arn:x\n"
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o777, 0o600);
+    }
 
     #[test]
     fn keeps_mode_and_everything_else() {

@@ -13,9 +13,11 @@
 //! `env_config::parse` and `normalize` closely enough that both agree on
 //! which section is which profile.
 //!
-//! Two entry points share the line model:
+//! Three entry points share the line model:
 //! - [`Document`]: the file as profiles and properties, for `credd sso
 //!   populate` (which sections exist, set a `region`, render with edits).
+//! - [`set_profile_properties`]: set a few keys of one profile and nothing
+//!   else (`credd login` writing `login_session`, as `aws login` does).
 //! - [`replace_section`]: set one whole `[name]` section (`credd
 //!   write-credentials`, `credd profiles link`), refusing a section credd did
 //!   not write (no [`MARKER`] line). It matches headers byte for byte, as it
@@ -247,10 +249,27 @@ impl<'a> Document<'a> {
         sections: &[&Section],
         region: &str,
     ) -> Result<(usize, Edit), &'static str> {
+        self.property_edit(sections, "region", region)
+            .map_err(|why| match why {
+                MANY_SECTIONS => "set over more than one section; set its region by hand",
+                _ => "its region line has a comment or continuation; set it by hand",
+            })
+    }
+
+    /// How to make a profile's `key` (lowercase) `value`: rewrite the value
+    /// of its `key` line, or add one after its last line of settings.
+    /// Declines whenever the edit could lose something of the user's.
+    pub(crate) fn property_edit(
+        &self,
+        sections: &[&Section],
+        key: &str,
+        value: &str,
+    ) -> Result<(usize, Edit), &'static str> {
         let [section] = sections else {
-            return Err("set over more than one section; set its region by hand");
+            return Err(MANY_SECTIONS);
         };
-        let eq_region = |p: &&Prop| p.key == "region";
+        let region = value;
+        let eq_region = |p: &&Prop| p.key == key;
         match section.props.iter().rev().find(eq_region) {
             Some(prop) => {
                 let text = self.lines[prop.line].text;
@@ -261,7 +280,7 @@ impl<'a> Document<'a> {
                     .get(prop.line + 1)
                     .is_some_and(|l| l.text.starts_with(WHITESPACE) && !is_blank(l.text));
                 if text.contains(COMMENT) || continued {
-                    return Err("its region line has a comment or continuation; set it by hand");
+                    return Err(COMMENTED_LINE);
                 }
                 let (key, value) = text.split_once('=').expect("a parsed property has '='");
                 let gap = value.len() - value.trim_start_matches(WHITESPACE).len();
@@ -281,7 +300,7 @@ impl<'a> Document<'a> {
                         !is_blank(t) && !t.starts_with(COMMENT)
                     })
                     .unwrap_or(section.start);
-                Ok((after, Edit::InsertAfter(format!("region = {region}"))))
+                Ok((after, Edit::InsertAfter(format!("{key} = {region}"))))
             }
         }
     }
@@ -314,6 +333,119 @@ impl<'a> Document<'a> {
         }
         out
     }
+}
+
+/// Why [`Document::property_edit`] declines (and [`set_profile_properties`] says).
+const MANY_SECTIONS: &str = "is set over more than one section";
+const COMMENTED_LINE: &str = "has a comment or continuation on that line";
+
+/// Why a profile's keys could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum PropertyError {
+    #[error("the file is not UTF-8 text; set `{key} = {value}` in [{header}] by hand")]
+    NotUtf8 {
+        header: String,
+        key: String,
+        value: String,
+    },
+    #[error("[{header}] {why}; set `{key} = {value}` there by hand")]
+    Declined {
+        header: String,
+        key: String,
+        value: String,
+        why: &'static str,
+    },
+    #[error(transparent)]
+    File(#[from] UserFileError),
+}
+
+/// The header of profile `name` in the config file.
+pub fn profile_header(name: &str) -> String {
+    if name == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {name}")
+    }
+}
+
+/// Sets `key = value` for each of `props` in profile `profile` of a config
+/// file's text (keys lowercase), keeping every other byte: a key's line is
+/// rewritten, a missing key is added after the profile's last setting, and a
+/// missing profile is appended as a new section. Keys that already have
+/// their value are left alone; `None` when nothing changes (`aws login`
+/// setting `login_session`, as the CLI's `ConfigFileWriter` does).
+pub fn set_profile_properties(
+    text: &[u8],
+    profile: &str,
+    props: &[(&str, &str)],
+) -> Result<Option<Vec<u8>>, PropertyError> {
+    let header = profile_header(profile);
+    let Ok(text) = std::str::from_utf8(text) else {
+        let (key, value) = props.first().copied().unwrap_or_default();
+        return Err(PropertyError::NotUtf8 {
+            header,
+            key: key.into(),
+            value: value.into(),
+        });
+    };
+    let doc = Document::parse(text);
+    let eol = doc.eol;
+    let sections = doc.profile_sections(profile);
+    if sections.is_empty() {
+        if props.is_empty() {
+            return Ok(None);
+        }
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push_str(eol);
+        }
+        if !out.is_empty() && !ends_with_blank_line(&out) {
+            out.push_str(eol);
+        }
+        out.push_str(&format!("[{header}]{eol}"));
+        for (k, v) in props {
+            out.push_str(&format!("{k} = {v}{eol}"));
+        }
+        return Ok(Some(out.into_bytes()));
+    }
+    let current = Document::merged(&sections);
+    let mut edits: BTreeMap<usize, Edit> = BTreeMap::new();
+    let mut inserts: Vec<String> = Vec::new();
+    let mut insert_after = None;
+    for (k, v) in props {
+        if current.get(*k).is_some_and(|p| p.value == *v) {
+            continue;
+        }
+        let declined = |why| PropertyError::Declined {
+            header: header.clone(),
+            key: k.to_string(),
+            value: v.to_string(),
+            why,
+        };
+        match doc.property_edit(&sections, k, v).map_err(declined)? {
+            (line, Edit::InsertAfter(t)) => {
+                insert_after = Some(line);
+                inserts.push(t);
+            }
+            (line, replace) => {
+                edits.insert(line, replace);
+            }
+        }
+    }
+    if let Some(line) = insert_after {
+        // New lines all go after the same last setting; when that line is
+        // itself rewritten, after its new text.
+        let added = inserts.join(eol);
+        let edit = match edits.remove(&line) {
+            Some(Edit::Replace(t)) => Edit::Replace(format!("{t}{eol}{added}")),
+            _ => Edit::InsertAfter(added),
+        };
+        edits.insert(line, edit);
+    }
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(doc.render(&edits).into_bytes()))
 }
 
 pub(crate) fn is_blank(t: &str) -> bool {
@@ -410,6 +542,73 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not written by credd"), "{e}");
+    }
+
+    #[test]
+    fn set_profile_properties_edits_one_key_and_keeps_the_rest() {
+        let file = "# mine\r\n[profile dev]\r\nregion = eu-west-1 \r\nlogin_session = arn:old\r\n\r\n# next\r\n[profile x]\r\ny = 1\r\n";
+        let out = set_profile_properties(file.as_bytes(), "dev", &[("login_session", "arn:new")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            file.replace("arn:old", "arn:new")
+        );
+        // Already so: nothing to write.
+        assert!(
+            set_profile_properties(file.as_bytes(), "dev", &[("login_session", "arn:old")])
+                .unwrap()
+                .is_none()
+        );
+        // A missing key goes after the last setting, before the blank line
+        // and the next section's comment; two keys together.
+        let out = set_profile_properties(
+            b"[profile x]\ny = 1\n\n# c\n[default]\nz = 2",
+            "x",
+            &[("login_session", "arn:a"), ("region", "us-east-1")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[profile x]\ny = 1\nlogin_session = arn:a\nregion = us-east-1\n\n# c\n[default]\nz = 2"
+        );
+        // A missing profile is appended; `default` is `[default]`.
+        let out = set_profile_properties(
+            b"[profile x]\ny = 1",
+            "default",
+            &[("login_session", "arn:a")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[profile x]\ny = 1\n\n[default]\nlogin_session = arn:a\n"
+        );
+        let out = set_profile_properties(b"", "new", &[("login_session", "arn:a")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, b"[profile new]\nlogin_session = arn:a\n");
+    }
+
+    #[test]
+    fn set_profile_properties_declines_what_could_lose_the_users_text() {
+        for file in [
+            "[profile d]\nlogin_session = arn:old ; mine\n",
+            "[profile d]\nx = 1\n[profile d]\ny = 2\n",
+        ] {
+            let e = set_profile_properties(file.as_bytes(), "d", &[("login_session", "arn:new")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("[profile d]")
+                    && e.contains("set `login_session = arn:new` there by hand"),
+                "{e}"
+            );
+        }
+        let e = set_profile_properties(b"# caf\xe9\n[profile d]\n", "d", &[("login_session", "a")])
+            .unwrap_err();
+        assert!(matches!(e, PropertyError::NotUtf8 { .. }), "{e}");
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //! - [`sso`] calls the IAM Identity Center portal and OIDC services for login,
 //!   logout, discovery and the daemon's token refreshes.
 //! - [`sso_cache`] keeps SSO tokens in `~/.aws/sso/cache`, shared with the AWS CLI.
+//! - [`login_cache`] keeps `aws login` sessions in `~/.aws/login/cache`,
+//!   shared with the AWS CLI and botocore; [`signin`] refreshes them through
+//!   AWS Sign-In with [`dpop`] proofs.
 //! - [`userfile`] is the one writer of files the user and other tools also
 //!   edit (the AWS files, the SSO cache, token files): locked, re-read before
 //!   the rename, atomic, through symlinks, leaving no temporary copy.
@@ -26,15 +29,18 @@
 
 mod classify;
 pub mod credfile;
+pub mod dpop;
 #[cfg(test)]
 mod fake_http;
 pub mod federation;
 pub mod ini_edit;
 mod local;
+pub mod login_cache;
 pub mod populate;
 pub mod profile_loader;
 pub mod profiles;
 pub mod saml;
+pub mod signin;
 pub mod sso;
 pub mod sso_cache;
 #[cfg(test)]
@@ -44,8 +50,11 @@ pub mod sts;
 mod sts_tests;
 pub mod userfile;
 
+pub use dpop::{DpopKey, DpopKeyError};
+pub use login_cache::{LoginCache, LoginCacheError, LoginToken, Updated};
 pub use profile_loader::AwsProfileLoader;
 pub use profiles::{load_profiles, LoadedProfiles, ProfileEnv, ProfileLoadError};
+pub use signin::{SignInClient, SignInError, TokenOutput};
 pub use sso::{SsoClient, SsoError};
 pub use sso_cache::FileTokenStore;
 pub use sts::AwsUpstream;

@@ -79,6 +79,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "sso_region",
     "sso_registration_scopes",
     "services",
+    // `aws login` sessions (the identity's ARN; the cache file is named by it).
+    "login_session",
 ];
 
 /// The keys of an `[sso-session NAME]` section.

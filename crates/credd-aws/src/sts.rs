@@ -53,6 +53,8 @@ pub struct AwsUpstream {
     /// The Identity Center portal and OIDC, with the same environment; its
     /// SDK clients are built on first use and then reused.
     sso: crate::sso::SsoClient,
+    /// `aws login` sessions: the cache directory and the Sign-In client.
+    login: crate::signin::session::LoginSessions,
     pub(crate) command_timeout: Duration,
 }
 
@@ -90,8 +92,15 @@ impl AwsUpstream {
             )
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .build();
+        let lookup = |k: &str| env.get(k).ok();
+        let login = crate::signin::session::LoginSessions::new(
+            crate::login_cache::LoginCache::from_lookup(lookup).map_err(|e| e.to_string()),
+            crate::signin::configured_endpoint(&lookup),
+            crate::signin::wall_clock(),
+        );
         Self {
             profile_env,
+            login,
             sso: crate::sso::SsoClient::with_env(env.clone()),
             env,
             client: aws_sdk_sts::Client::from_conf(config),
@@ -437,17 +446,30 @@ impl Upstream for AwsUpstream {
 
     async fn login_credentials(
         &self,
-        _ctx: &CallContext,
+        ctx: &CallContext,
         login: &credd_core::login::LoginRef,
     ) -> Result<TemporaryCredentials, UpstreamError> {
-        // SKELETON(issue 13): replaced by the login-session work.
-        Err(UpstreamError::new(
-            UpstreamErrorKind::Config,
-            format!(
-                "profile '{}': aws login sessions are not supported yet",
-                login.profile
-            ),
-        ))
+        // The profile's region, else the environment's; no default: a
+        // Sign-In session lives in one region (botocore fails the same way).
+        let non_empty = |s: &String| !s.trim().is_empty();
+        let region = ctx
+            .region
+            .clone()
+            .filter(non_empty)
+            .or_else(|| self.env.get("AWS_REGION").ok().filter(non_empty))
+            .or_else(|| self.env.get("AWS_DEFAULT_REGION").ok().filter(non_empty));
+        let ctx = CallContext {
+            profile: ctx.profile.clone(),
+            region,
+        };
+        self.login.credentials(&ctx, login).await
+    }
+
+    fn login_stamp(
+        &self,
+        login: &credd_core::login::LoginRef,
+    ) -> Option<credd_core::sso::FileStamp> {
+        self.login.cache()?.stamp(&login.session)
     }
 
     async fn assume_role_with_saml(

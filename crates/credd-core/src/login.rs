@@ -6,6 +6,14 @@
 
 use sha2::{Digest, Sha256};
 
+/// How long before expiry credd refreshes an `aws login` session's
+/// credentials: well ahead of botocore's 5 min (`_REFRESH_THRESHOLD`), so
+/// that while credd holds a session, programs reading the same cache file
+/// find enough life left and never refresh (and spend the rotating refresh
+/// token) themselves. credd-aws refreshes when the file has no more than
+/// this left; the schedule renews the node before it has less.
+pub const LOGIN_REFRESH_MARGIN: time::Duration = time::Duration::minutes(10);
+
 /// One `aws login` session: the value of `login_session`, the ARN of the
 /// console identity that signed in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +34,10 @@ impl LoginSession {
     /// role), so a role assumed from it is "chained" and capped at 1 h.
     pub fn is_role(&self) -> bool {
         self.arn.contains(":assumed-role/")
+    }
+    /// The commands that start a new session for `profile`.
+    pub fn login_commands(profile: &str) -> String {
+        format!("`aws login --profile {profile}` or `credd login --profile {profile}`")
     }
 }
 

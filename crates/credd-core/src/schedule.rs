@@ -9,9 +9,12 @@
 //! short ones, so that what it serves keeps at least 25 min of life wherever
 //! the upstream lifetime allows. IAM Identity Center access tokens follow the
 //! same rule with their own window ([`Rule::Token`]): 15 min, botocore's.
+//! `aws login` credentials ([`Rule::Login`]) are renewed 10 min ahead (at
+//! half-life for their usual 15 min), so botocore, which refreshes the
+//! shared file at 5 min, never has to.
 //!
 //! Every refreshing thing in the daemon (role/STS nodes, MFA sessions, SSO
-//! sessions, and next `aws login` sessions) asks this module what comes next
+//! sessions, `aws login` sessions) asks this module what comes next
 //! and stores the answer, a [`Next`], in its refresh slot: the daemon decides
 //! nothing about failure kinds itself.
 //!
@@ -72,7 +75,18 @@ pub enum Rule {
     /// starts one step further along (2 x `backoff_base`), because a failed
     /// token refresh leaves the current token in service.
     Token,
+    /// The credentials of an `aws login` session, which botocore and the CLI
+    /// read from the same cache file and refresh themselves once it has 5
+    /// min or less left: renewed [`LOGIN_REFRESH_MARGIN`] (10 min) before
+    /// expiry, at half-life when they live less than twice that (15 min
+    /// credentials: 7.5 min in), no jitter (one writer per session), so that
+    /// the file always has more than 5 min left while credd holds the
+    /// session and no other program refreshes (a second refresher would
+    /// spend the rotating refresh token twice). Backoff as for `Token`.
+    Login,
 }
+
+pub use crate::login::LOGIN_REFRESH_MARGIN;
 
 /// What a parked refresh waits for instead of a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +180,7 @@ impl Policy {
         let (window, max_jitter) = match rule {
             Rule::Credentials => (self.window, self.jitter),
             Rule::Token => (self.token_window, Duration::ZERO),
+            Rule::Login => (LOGIN_REFRESH_MARGIN, Duration::ZERO),
         };
         let jitter = jitter.clamp(0.0, 1.0);
         let lifetime = expires - issued;
@@ -210,7 +225,7 @@ impl Policy {
     ) -> Next {
         let step = match rule {
             Rule::Credentials => failures,
-            Rule::Token => failures.saturating_add(1),
+            Rule::Token | Rule::Login => failures.saturating_add(1),
         };
         match disposition(kind) {
             Disposition::Park(p) => Next::Parked(p),
@@ -301,6 +316,35 @@ mod tests {
         let exp = T0 + Duration::minutes(15);
         assert_eq!(p.next_refresh(T0, exp, 0.0), T0 + Duration::seconds(450));
         assert_eq!(p.next_refresh(T0, T0, 0.0), T0);
+    }
+
+    #[test]
+    fn login_credentials_always_keep_more_than_botocores_5_minutes() {
+        let p = Policy::default();
+        // 15 min credentials (Sign-In's): half-life, 7.5 min left.
+        let exp = T0 + Duration::minutes(15);
+        let at = p.refresh_ahead(Rule::Login, T0, exp, 0.9);
+        assert_eq!(at, T0 + Duration::seconds(450));
+        // Credentials another program wrote, picked up with 11 min left:
+        // renewed while more than 5 min remain.
+        let exp = T0 + Duration::minutes(11);
+        assert!(exp - p.refresh_ahead(Rule::Login, T0, exp, 0.5) > Duration::minutes(5));
+        // Long-lived ones: exactly the margin before expiry, no jitter.
+        let exp = T0 + Duration::hours(1);
+        assert_eq!(
+            p.refresh_ahead(Rule::Login, T0, exp, 0.99),
+            exp - LOGIN_REFRESH_MARGIN
+        );
+        // A failed refresh backs off like a token's (the credentials in
+        // service stay in service).
+        assert_eq!(
+            p.after_failure(Rule::Login, UpstreamErrorKind::Unreachable, T0, 1, None),
+            Next::At(T0 + Duration::seconds(10))
+        );
+        assert_eq!(
+            p.after_failure(Rule::Login, UpstreamErrorKind::LoginRequired, T0, 1, None),
+            Next::Parked(Park::Login)
+        );
     }
 
     #[test]

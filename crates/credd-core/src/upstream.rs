@@ -108,6 +108,13 @@ pub trait Upstream: Send + Sync + 'static {
         login: &LoginRef,
     ) -> Result<TemporaryCredentials, UpstreamError>;
 
+    /// The stamp of a login session's cache file (one `stat`), so that a
+    /// session parked on `LoginRequired` wakes when a new `aws login` or
+    /// `credd login` rewrites it. `None`: no file, or no way to tell.
+    fn login_stamp(&self, _login: &LoginRef) -> Option<crate::sso::FileStamp> {
+        None
+    }
+
     /// Runs `credd_saml_process` (no shell, time-limited) and calls
     /// `AssumeRoleWithSAML` with the assertion it printed.
     async fn assume_role_with_saml(

@@ -101,6 +101,7 @@
 //! `api_error.rs`.
 
 mod graph;
+mod login;
 mod renew;
 mod sources;
 
@@ -170,6 +171,8 @@ struct Node {
     /// The slot's cached credential, readable without its mutex (the
     /// request hot path).
     served: ArcSwapOption<Cached>,
+    /// An `aws login` session node's watch of its cache file.
+    login: Option<login::LoginWatch>,
 }
 
 /// Why a profile cannot be served right now.
@@ -213,6 +216,8 @@ pub(crate) fn upstream_message(profile: &str, e: &UpstreamError, retry_in: Optio
             // "SSO OIDC CreateToken", in credd-aws).
             let service = if e.message.starts_with("SSO ") {
                 "IAM Identity Center"
+            } else if e.message.contains("AWS Sign-In") {
+                "AWS Sign-In"
             } else {
                 "STS"
             };

@@ -278,6 +278,7 @@ impl ControlState {
                 },
                 profiles: self.broker.status(),
                 sso_sessions: self.broker.sso().status(),
+                login_sessions: self.broker.login_status(),
             }),
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(serve_error)?;

@@ -288,6 +288,28 @@ pub struct StatusReply {
     pub daemon: DaemonInfo,
     pub profiles: Vec<ProfileRow>,
     pub sso_sessions: Vec<SessionRow>,
+    /// `aws login` sessions; left out when there are none, so the document
+    /// of a daemon without them is what it always was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub login_sessions: Vec<LoginSessionRow>,
+}
+
+/// One `aws login` session's row in [`StatusReply`] (`broker/login.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginSessionRow {
+    /// The `login_session` value: the console identity's ARN.
+    pub session: String,
+    /// `active`, `refreshing`, `failing`, `login required`, `idle`.
+    pub state: String,
+    pub credentials_expire: Option<String>,
+    pub expires_in_secs: Option<i64>,
+    /// When credd last got credentials for it (from the file or a refresh).
+    pub last_refresh: Option<String>,
+    pub next_refresh: Option<String>,
+    /// The profiles served from it (directly or through roles).
+    pub profiles: Vec<String>,
+    pub last_error: Option<String>,
+    pub login_command: String,
 }
 
 /// [`Request::Mfa`]: when the new MFA session ends.
@@ -519,6 +541,15 @@ mod tests {
         let reply: StatusReply = serde_json::from_str(text).unwrap();
         assert_eq!(reply.profiles[0].state, "idle");
         assert_eq!(reply.files.findings().credentials_sections, ["a"]);
+        let again = serde_json::to_string(&serde_json::to_value(&reply).unwrap()).unwrap();
+        assert_eq!(again, text);
+    }
+
+    #[test]
+    fn login_session_rows_are_added_without_changing_the_rest() {
+        let text = r#"{"daemon":{"config_error":null,"config_notes":[],"container_url":"http://127.0.0.1:9911/v1/credentials","docker_watch":null,"extra_urls":[],"imds_url":null,"pid":7,"started":"2026-01-01T00:00:00Z","token_failures":0,"version":"0.1.0"},"files":{"credentials_file":"/h/.aws/credentials","credentials_sections":[],"shadows":[]},"login_sessions":[{"credentials_expire":"2026-01-01T00:15:00Z","expires_in_secs":900,"last_error":null,"last_refresh":"2026-01-01T00:00:00Z","login_command":"credd login --profile me","next_refresh":"2026-01-01T00:07:30Z","profiles":["admin","me"],"session":"arn:aws:iam::123456789012:user/dev","state":"active"}],"profiles":[],"sso_sessions":[]}"#;
+        let reply: StatusReply = serde_json::from_str(text).unwrap();
+        assert_eq!(reply.login_sessions[0].profiles, ["admin", "me"]);
         let again = serde_json::to_string(&serde_json::to_value(&reply).unwrap()).unwrap();
         assert_eq!(again, text);
     }

@@ -569,6 +569,12 @@ impl SsoSessions {
         }
     }
 
+    /// Who tells the user something needs them (also for `aws login`
+    /// sessions, `broker/login.rs`).
+    pub(crate) fn notifier(&self) -> Arc<dyn Notifier> {
+        self.inner.notifier.clone()
+    }
+
     /// One row per session, for `credd status`.
     pub fn status(&self) -> Vec<SessionRow> {
         let now = self.now();

@@ -40,6 +40,76 @@ pub struct FakeUpstream {
     pub delay: Mutex<std::time::Duration>,
     pub good_code: String,
     pub sso: Mutex<FakeSso>,
+    pub login: Mutex<FakeLogin>,
+}
+
+/// The fake's `aws login` side: one cache file per session ARN.
+#[derive(Debug)]
+pub struct FakeLogin {
+    pub files: BTreeMap<String, FakeLoginFile>,
+    /// Lifetime of refreshed credentials (Sign-In's 15 min).
+    pub credential_lifetime: time::Duration,
+    /// Refreshes made (each spends a refresh token).
+    pub refreshes: u64,
+}
+
+impl Default for FakeLogin {
+    fn default() -> Self {
+        Self {
+            files: BTreeMap::new(),
+            credential_lifetime: time::Duration::minutes(15),
+            refreshes: 0,
+        }
+    }
+}
+
+/// One session's cache file.
+#[derive(Debug)]
+pub struct FakeLoginFile {
+    pub creds: TemporaryCredentials,
+    /// The session was revoked: the next refresh is refused.
+    pub ended: bool,
+    /// Bumped by each write (the file's stamp).
+    pub generation: u64,
+}
+
+impl FakeUpstream {
+    /// `aws login` (or another program's refresh) wrote a new file for
+    /// `arn` whose credentials last `life`.
+    pub fn sign_in(&self, arn: &str, life: time::Duration) {
+        let creds = self.issue_for("F", life);
+        let mut l = self.login.lock().unwrap();
+        let generation = l.files.get(arn).map_or(0, |f| f.generation) + 1;
+        l.files.insert(
+            arn.to_string(),
+            FakeLoginFile {
+                creds,
+                ended: false,
+                generation,
+            },
+        );
+    }
+
+    /// The session was revoked (password changed, signed out elsewhere).
+    pub fn end_login(&self, arn: &str) {
+        if let Some(f) = self.login.lock().unwrap().files.get_mut(arn) {
+            f.ended = true;
+        }
+    }
+
+    pub fn login_refreshes(&self) -> u64 {
+        self.login.lock().unwrap().refreshes
+    }
+
+    /// What the fake cache file holds now.
+    pub fn login_file_expiry(&self, arn: &str) -> Option<OffsetDateTime> {
+        self.login
+            .lock()
+            .unwrap()
+            .files
+            .get(arn)
+            .map(|f| f.creds.expiration())
+    }
 }
 
 impl FakeUpstream {
@@ -54,6 +124,7 @@ impl FakeUpstream {
             delay: Mutex::new(std::time::Duration::ZERO),
             good_code: "123456".into(),
             sso: Mutex::default(),
+            login: Mutex::default(),
         })
     }
     pub fn count(&self, op: &str) -> u64 {
@@ -221,17 +292,56 @@ impl Upstream for FakeUpstream {
         })
         .inspect(|_| sso.refreshes += 1)
     }
+    /// As `AwsUpstream` does with the cache file: the file's credentials
+    /// while they have more than the refresh margin left, else a refresh
+    /// (counted as `CreateOAuth2Token`) written back; no file or an ended
+    /// session is `LoginRequired`.
     async fn login_credentials(
         &self,
         _ctx: &CallContext,
         login: &credd_core::login::LoginRef,
     ) -> Result<TemporaryCredentials, UpstreamError> {
-        // SKELETON(issue 13): replaced by the login-session work.
         self.enter("LoginCredentials").await?;
-        Err(UpstreamError::new(
-            UpstreamErrorKind::Config,
-            format!("fake: no login session for '{}'", login.profile),
-        ))
+        let now = self.clock.now();
+        let mut l = self.login.lock().unwrap();
+        let lifetime = l.credential_lifetime;
+        let Some(file) = l.files.get_mut(&login.session.arn) else {
+            return Err(UpstreamError::new(
+                UpstreamErrorKind::LoginRequired,
+                format!(
+                    "no aws login session for profile '{}': run {}",
+                    login.profile,
+                    credd_core::login::LoginSession::login_commands(&login.profile)
+                ),
+            ));
+        };
+        if file.creds.expiration() - now > credd_core::login::LOGIN_REFRESH_MARGIN {
+            return Ok(file.creds.clone());
+        }
+        if file.ended {
+            return Err(UpstreamError::new(
+                UpstreamErrorKind::LoginRequired,
+                format!(
+                    "the aws login session of profile '{}' has ended (TOKEN_EXPIRED); sign in again: run {}",
+                    login.profile,
+                    credd_core::login::LoginSession::login_commands(&login.profile)
+                ),
+            ));
+        }
+        let creds = self.issue_for("L", lifetime);
+        file.creds = creds.clone();
+        file.generation += 1;
+        l.refreshes += 1;
+        Ok(creds)
+    }
+
+    fn login_stamp(&self, login: &credd_core::login::LoginRef) -> Option<FileStamp> {
+        let l = self.login.lock().unwrap();
+        l.files.get(&login.session.arn).map(|f| FileStamp {
+            modified_nanos: i128::from(f.generation),
+            len: 1,
+            inode: 1,
+        })
     }
 
     async fn assume_role_with_saml(

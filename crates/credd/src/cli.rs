@@ -92,20 +92,24 @@ so a script can pipe it in and keep it off the command line (which other users c
 Examples:\n  credd mfa dev\n  ykman oath accounts code -s aws | credd mfa dev\n  credd mfa dev --code 123456"
     )]
     Mfa(MfaArgs),
-    /// Sign in to IAM Identity Center (SSO): once a day, for every profile on the session.
+    /// Sign in: to IAM Identity Center (SSO), or with your console credentials (`aws login` sessions).
     #[command(
-        after_help = "By default credd opens the sign-in page in your browser and listens on 127.0.0.1 for the redirect (authorization code with PKCE, as `aws sso login` does). --device-code prints a URL and a code to approve from any device instead (for machines without a browser); legacy profiles always use it.
+        after_help = "IAM Identity Center (SSO): by default credd opens the sign-in page in your browser and listens on 127.0.0.1 for the redirect (authorization code with PKCE, as `aws sso login` does). --device-code prints a URL and a code to approve from any device instead (for machines without a browser); legacy profiles always use it. The token goes to ~/.aws/sso/cache exactly as the AWS CLI writes it, so `aws` and every SDK use it too, and the daemon refreshes it until the Identity Center session ends. Tokens from `aws sso login` are picked up the same way.
+
+Console credentials (`aws login`): `credd login --profile P`, where P has login_session (or has no credentials yet, or does not exist), signs in as `aws login --profile P` does: credd opens the AWS sign-in page in your browser and listens on 127.0.0.1 for the redirect. --remote is for a machine without a browser (over SSH): credd prints the URL, you sign in on any device, and paste the authorization code the page shows. The session's credentials go to ~/.aws/login/cache (AWS_LOGIN_CACHE_DIRECTORY) exactly as the AWS CLI writes them, and login_session = <your identity's ARN> into [profile P] (only that key; the region too if P has none). Replacing another identity's session asks first (--yes does not). The region is --region, else P's. The daemon renews the credentials (they last 15 minutes) ahead of expiry until the session ends (up to 12 hours). A profile that already has other credentials (keys, SSO, a role, credential_process) is refused, as `aws login` refuses it.
 
 For a SAML profile (credd_saml_process), `credd login --profile P` runs the helper in the foreground instead, so it can open a browser or wait for a push approval, then has the daemon renew the profile at once; the daemon's own runs of the helper never ask you.
 
-The token goes to ~/.aws/sso/cache exactly as the AWS CLI writes it, so `aws` and every SDK use it too, and the daemon refreshes it until the Identity Center session ends. Tokens from `aws sso login` are picked up the same way. credd never starts a login on its own.
+credd never starts a login on its own.
 
 Examples:
   credd login                      # the only [sso-session] in ~/.aws/config
   credd login work
   credd login --profile dev        # the session behind a profile (also legacy sso_start_url profiles)
+  credd login work --device-code --no-browser
   credd login --profile corp       # a SAML profile: runs its credd_saml_process with your terminal
-  credd login work --device-code --no-browser"
+  credd login --profile console    # console credentials, as `aws login --profile console`
+  credd login --profile console --remote --region eu-west-1"
     )]
     Login(LoginArgs),
     /// Sign out of IAM Identity Center: the portal's Logout, and the cached token removed.
@@ -122,15 +126,18 @@ Example:
     /// IAM Identity Center: the accounts and roles you are assigned, and profiles for them.
     #[command(subcommand)]
     Sso(SsoCommand),
-    /// Try credd with no AWS account: a local sandbox, a throwaway config, a login, live refreshes.
+    /// Try credd with no AWS account: a local sandbox, a throwaway config, logins, live refreshes.
     #[command(
-        after_help = "Starts a local stand-in for IAM Identity Center and STS on 127.0.0.1, writes a throwaway AWS config in a private temporary directory (an sso-session, an SSO profile, a role chained on it and an MFA profile), signs in (approved automatically), serves the three profiles on a free loopback port and prints what to paste in another shell. Tokens and credentials live a few minutes, so refreshes happen while you watch. Your own ~/.aws is never read or written. Ctrl-C stops it and removes the directory.\n\n\
+        after_help = "Starts a local stand-in for IAM Identity Center, AWS Sign-In and STS on 127.0.0.1, writes a throwaway AWS config in a private temporary directory (an sso-session, an SSO profile, a role chained on it, an MFA profile and an `aws login` session profile), signs in to both (approved automatically), serves the four profiles on a free loopback port and prints what to paste in another shell. Tokens and credentials live a few minutes, so refreshes happen while you watch. Your own ~/.aws is never read or written. Ctrl-C stops it and removes the directory.\n\n\
 Examples:\n  credd demo\n  credd demo --self-check      # check every profile end to end, then exit (CI runs this)"
     )]
     Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
     #[command(
-        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+        after_help = "Then the IAM Identity Center sessions and the `aws login` sessions: each one's state, when its \
+token or credentials expire, when credd last got and next renews them, the profiles on it, and the command \
+that signs in again when it needs one (\"sso_sessions\", \"login_sessions\" in --json).\n\n\
+Also warns when your AWS files hold something that wins over credd where `credd exec` \
 is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json)."
     )]
     Status(JsonArg),
@@ -159,7 +166,8 @@ Examples:\n  credd decode-message dev 'AbCdEf...'\n  pbpaste | credd decode-mess
     DecodeMessage(DecodeMessageArgs),
     /// List the profiles credd can serve, and why any other cannot be served.
     #[command(
-        after_help = "Also warns when your AWS files hold something that wins over credd where `credd exec` \
+        after_help = "Then the `aws login` sessions they use, with their expiry.\n\n\
+Also warns when your AWS files hold something that wins over credd where `credd exec` \
 is not used (a [default] with credentials), naming the file and section (on stderr with --json).\n\n\
 Example:\n  credd profiles link dev     # adds [profile dev-credd] with credential_process = credd credential-process dev"
     )]
@@ -242,15 +250,24 @@ pub struct LoginArgs {
     /// The [sso-session NAME] to sign in to [default: the only one in ~/.aws/config].
     #[arg(conflicts_with = "profile")]
     pub session: Option<String>,
-    /// Sign in to the session behind this profile instead.
+    /// Sign in to the session behind this profile instead (SSO or `aws login`).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// Use the device code flow (a URL and a code to approve on any device).
-    #[arg(long)]
+    /// Use the device code flow (a URL and a code to approve on any device). SSO only.
+    #[arg(long, conflicts_with = "remote")]
     pub device_code: bool,
     /// Do not open a browser; print the URL only.
     #[arg(long)]
     pub no_browser: bool,
+    /// `aws login` profiles: sign in on any device and paste the code the page shows (no browser, no redirect).
+    #[arg(long, requires = "profile")]
+    pub remote: bool,
+    /// `aws login` profiles: the Sign-In region [default: the profile's].
+    #[arg(long, value_name = "REGION", requires = "profile")]
+    pub region: Option<String>,
+    /// `aws login` profiles: replace the profile's session with another identity's without asking.
+    #[arg(long, short = 'y', requires = "profile")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,10 @@
 //! Tokens go to `~/.aws/sso/cache` exactly as the AWS CLI v2 writes them, so
 //! `aws` and every SDK use them too; the daemon is then told to re-read the
 //! cache. The daemon itself never starts a login.
-
+//!
+//! The loopback redirect ([`Redirect`]), the browser ([`Browser`]) and
+//! [`tell_daemon`] are shared with the `aws login` sign-in of
+//! `signin_flow.rs`, which imports this leaf (not the other way round).
 //!
 //! Layering: a leaf; it imports leaves only (`client`), never a command.
 
@@ -169,6 +172,96 @@ impl Browser {
     }
 }
 
+/// What to tell the user when a browser sign-in did not come back: the
+/// command that starts it again, and the flag of the flow without a
+/// loopback redirect.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry<'a> {
+    pub command: &'a str,
+    pub other_flow: &'a str,
+}
+
+/// The loopback redirect of an authorization-code sign-in (PKCE), shared by
+/// the IAM Identity Center login and the `aws login` (Sign-In) one: listen
+/// first (the authorize URL names the port), then show or open the URL and
+/// wait for the browser to come back with the code.
+#[derive(Debug)]
+pub struct Redirect {
+    callback: CallbackServer,
+}
+
+impl Redirect {
+    pub async fn listen() -> Result<Self> {
+        let callback = CallbackServer::start()
+            .await
+            .context("failed to listen on 127.0.0.1 for the browser's redirect")?;
+        Ok(Self { callback })
+    }
+
+    /// `http://127.0.0.1:PORT/oauth/callback`.
+    pub fn uri(&self) -> String {
+        self.callback.redirect_uri()
+    }
+
+    /// Prints `url` (the sign-in to `target`), opens it with `browser` and
+    /// waits up to 10 minutes for the redirect; returns its code once its
+    /// `state` is the one this sign-in sent.
+    pub async fn code(
+        self,
+        url: &str,
+        target: &str,
+        browser: Browser,
+        state: &str,
+        retry: &Retry<'_>,
+    ) -> Result<SecretString> {
+        eprintln!(
+            "To sign in to {target}, {}this page:\n\n  {url}\n",
+            if browser.opens() {
+                "credd opens your browser at "
+            } else {
+                "open "
+            }
+        );
+        let tasks = TaskTracker::new();
+        browser.open(url, &tasks);
+        let deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
+        let pb = spinner(format!("Waiting for the browser ({})", left(deadline)));
+        let wait = self.callback.wait();
+        tokio::pin!(wait);
+        let Retry {
+            command,
+            other_flow,
+        } = *retry;
+        let result = loop {
+            tokio::select! {
+                r = &mut wait => break r,
+                _ = tokio::time::sleep_until(deadline) => {
+                    pb.finish_and_clear();
+                    bail!("no answer from the browser within 10 minutes: run `{command}` again (or use {other_flow})");
+                }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    pb.set_message(format!("Waiting for the browser ({})", left(deadline)));
+                }
+            }
+        };
+        pb.finish_and_clear();
+        tasks.close();
+        tasks.wait().await;
+        match result {
+            Some(CallbackResult::Code { code, state: s }) if s == state => {
+                Ok(SecretString::new(code))
+            }
+            Some(CallbackResult::Code { .. }) => {
+                bail!("the browser came back with another login's state: ignored; run `{command}` again")
+            }
+            Some(CallbackResult::Error { error, .. }) => {
+                bail!("the sign-in was not completed ({error}): run `{command}` again")
+            }
+            None => bail!("the redirect listener stopped before the browser came back"),
+        }
+    }
+}
+
 /// A cached registration that suits `grant`, or a new one (saved for
 /// sso-session sessions, where the AWS CLI will find it too).
 async fn registration(
@@ -283,55 +376,25 @@ pub async fn pkce_login(
         GRANT_AUTHORIZATION_CODE,
     )
     .await?;
-    let callback = CallbackServer::start()
-        .await
-        .context("failed to listen on 127.0.0.1 for the browser's redirect")?;
-    let redirect = callback.redirect_uri();
+    let redirect = Redirect::listen().await?;
+    let redirect_uri = redirect.uri();
     let state = hex::encode(rand::random::<[u8; 16]>());
     let (verifier, challenge) = credd_aws::sso::pkce_pair();
-    let url = client.authorize_url(session, &reg, &redirect, &state, &challenge);
-    eprintln!(
-        "To sign in to {}, {}this page:\n\n  {url}\n",
-        session.start_url,
-        if browser.opens() {
-            "credd opens your browser at "
-        } else {
-            "open "
-        }
-    );
-    let tasks = TaskTracker::new();
-    browser.open(&url, &tasks);
-    let deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
-    let pb = spinner(format!("Waiting for the browser ({})", left(deadline)));
-    let wait = callback.wait();
-    tokio::pin!(wait);
-    let result = loop {
-        tokio::select! {
-            r = &mut wait => break r,
-            _ = tokio::time::sleep_until(deadline) => {
-                pb.finish_and_clear();
-                bail!("no answer from the browser within 10 minutes: run `credd login` again (or use --device-code)");
-            }
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                pb.set_message(format!("Waiting for the browser ({})", left(deadline)));
-            }
-        }
-    };
-    pb.finish_and_clear();
-    tasks.close();
-    tasks.wait().await;
-    let code = match result {
-        Some(CallbackResult::Code { code, state: s }) if s == state => SecretString::new(code),
-        Some(CallbackResult::Code { .. }) => {
-            bail!("the browser came back with another login's state: ignored; run `credd login` again")
-        }
-        Some(CallbackResult::Error { error, .. }) => {
-            bail!("the sign-in was not completed ({error}): run `credd login` again")
-        }
-        None => bail!("the redirect listener stopped before the browser came back"),
-    };
+    let url = client.authorize_url(session, &reg, &redirect_uri, &state, &challenge);
+    let code = redirect
+        .code(
+            &url,
+            &session.start_url,
+            browser,
+            &state,
+            &Retry {
+                command: "credd login",
+                other_flow: "--device-code",
+            },
+        )
+        .await?;
     let grant = client
-        .create_token_auth_code(session, &reg, code.expose(), &verifier, &redirect)
+        .create_token_auth_code(session, &reg, code.expose(), &verifier, &redirect_uri)
         .await
         .map_err(|e| anyhow!("{e}"))
         .context("failed to exchange the authorization code for a token")?;

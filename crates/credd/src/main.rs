@@ -8,8 +8,9 @@
 // only; a leaf imports other leaves only. Leaves: `cli` (flags), `exit`
 // (the exit-code table), `clock`, `environment`, `signals`, `output`,
 // `activation`, `docker_nat`;
-// then `client` (the control client), `child_env` and `login_flow`, which
-// import the leaves before them.
+// then `client` (the control client), `child_env`, `login_flow` and
+// `signin_flow` (which uses `login_flow`'s redirect), which import the
+// leaves before them.
 mod activation;
 mod child_env;
 mod cli;
@@ -22,6 +23,7 @@ mod exit;
 mod login_flow;
 mod output;
 mod signals;
+mod signin_flow;
 
 use clap::Parser;
 use cli::Command;

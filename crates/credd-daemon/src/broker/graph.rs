@@ -62,6 +62,7 @@ impl Broker {
                             spec: spec.clone(),
                             slot: Arc::new(Slot::new(None, self.inner.cancel.child_token())),
                             served: ArcSwapOption::empty(),
+                            login: super::login::LoginWatch::for_kind(&spec.kind),
                         });
                         self.restore(&n, now);
                         n

@@ -30,7 +30,11 @@
 //!   the moment the cached credential stops being servable (its expiry less
 //!   `min_serve_life`). An MFA code needed or refused: parked until `credd
 //!   mfa`. An SSO login needed (`LoginRequired`): parked until a new token
-//!   arrives (`SsoSessions::on_change`, then `Broker::wake_parked`);
+//!   arrives (`SsoSessions::on_change`, then `Broker::wake_parked`); an
+//!   `aws login` session's node polls its cache file meanwhile
+//!   (`broker/login.rs`);
+//! - `aws login` session nodes follow `Rule::Login` instead: 10 min ahead,
+//!   half-life for their 15 min credentials, no jitter (`broker/login.rs`);
 //! - a source that returns already-expired credentials is a `Source` failure
 //!   (`SourceFailed`), retried on the backoff, which what is cached does not
 //!   bound here: the source itself is at fault.
@@ -58,7 +62,7 @@
 use super::{Broker, Cached, Graph, Node};
 use crate::refresh::Driver;
 use credd_core::profile::{Base, NodeKind};
-use credd_core::schedule::{Park, Rule};
+use credd_core::schedule::Park;
 use credd_core::{format_expiration, TemporaryCredentials, UpstreamError, UpstreamErrorKind};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -73,6 +77,7 @@ impl Broker {
         node: &Arc<Node>,
     ) -> Result<Arc<Cached>, UpstreamError> {
         node.slot.state().refreshing = true;
+        self.login_before_fetch(node);
         let result = self
             .call_upstream(graph, node, None)
             .instrument(tracing::info_span!("fetch", node = %node.spec.id))
@@ -87,6 +92,8 @@ impl Broker {
     ) -> Result<Arc<Cached>, UpstreamError> {
         let now = self.now();
         let policy = &self.inner.policy;
+        let rule = super::login::rule_for(&node.spec.kind);
+        let login_back = self.login_after_fetch(node, &result);
         let out = {
             let mut st = node.slot.state();
             match result {
@@ -100,7 +107,7 @@ impl Broker {
                     );
                     // What is cached does not bound this retry: the source
                     // itself is at fault, and is asked again on backoff.
-                    st.failed(policy, Rule::Credentials, now, &e, None);
+                    st.failed(policy, rule, now, &e, None);
                     Err(e)
                 }
                 Ok(creds) => {
@@ -110,7 +117,7 @@ impl Broker {
                         NodeKind::Base(Base::Session(s)) if s.mfa.as_ref().is_some_and(|m| m.process.is_none()))
                     .then_some(Park::MfaCode);
                     st.succeeded(policy.after_success(
-                        Rule::Credentials,
+                        rule,
                         now,
                         creds.expiration(),
                         rand::random(),
@@ -125,7 +132,7 @@ impl Broker {
                 }
                 Err(e) => {
                     let cached_exp = st.value.as_ref().map(|c| c.creds.expiration());
-                    st.failed(policy, Rule::Credentials, now, &e, cached_exp);
+                    st.failed(policy, rule, now, &e, cached_exp);
                     tracing::warn!(node = %node.spec.id, failures = st.failures, error = %e,
                         retry_at = ?st.deadline().map(format_expiration), "upstream call failed");
                     Err(e)
@@ -142,6 +149,10 @@ impl Broker {
             }
         }
         self.ensure_refresher(node);
+        if login_back {
+            // Roles chained on the session were parked behind it.
+            self.wake_parked(Park::Login);
+        }
         out
     }
 
@@ -170,8 +181,14 @@ impl Driver for NodeDriver {
         self.node.slot.state().deadline()
     }
 
+    /// A login node watches its cache file (for a new sign-in while parked).
+    fn poll_every(&self) -> Option<time::Duration> {
+        super::login::is_login(&self.node).then_some(crate::sso::POLL_INTERVAL)
+    }
+
     async fn tick(&self) {
         let (node, broker) = (&self.node, &self.broker);
+        broker.login_poll(node);
         let retired = node.slot.retired();
         let _flight = tokio::select! {
             _ = retired.cancelled() => return,

@@ -1,8 +1,9 @@
 //! `credd demo`: credd end to end on a machine with no AWS account. It
 //! starts the sandbox (credd-sandbox) in-process on loopback, writes a
 //! throwaway AWS config in a private temporary directory (an sso-session,
-//! an SSO profile, a role chained on it, an MFA profile), signs in (the
-//! sandbox approves at once; a stand-in browser follows the redirect),
+//! an SSO profile, a role chained on it, an MFA profile, an `aws login`
+//! session), signs in to both (the sandbox approves at once; a stand-in
+//! browser follows the redirects),
 //! starts the daemon against it and prints what to paste next. With short
 //! lifetimes, refreshes happen live until Ctrl-C. The user's own `~/.aws`
 //! is never read or written.
@@ -26,9 +27,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const MFA_SERIAL: &str = "arn:aws:iam::111122223333:mfa/demo-user";
-const PROFILES: [&str; 3] = ["demo", "demo-admin", "demo-mfa"];
+const PROFILES: [&str; 4] = ["demo", "demo-admin", "demo-mfa", "demo-console"];
 
-fn config_text() -> String {
+fn config_text(login_identity: &str) -> String {
     format!(
         "# Written by `credd demo` in a temporary directory; your own ~/.aws is untouched.\n\
 [sso-session demo]\n\
@@ -51,6 +52,10 @@ region = us-east-1\n\n\
 role_arn = arn:aws:iam::111122223333:role/Deploy\n\
 source_profile = demo-keys\n\
 mfa_serial = {MFA_SERIAL}\n\
+region = us-east-1\n\n\
+# A console identity signed in as `aws login` does (login_session).\n\
+[profile demo-console]\n\
+login_session = {login_identity}\n\
 region = us-east-1\n"
     )
 }
@@ -85,20 +90,28 @@ pub async fn run(a: DemoArgs) -> Result<ExitCode> {
     if !a.self_check {
         sandbox_config.access_token_lifetime = Duration::from_secs(180);
         sandbox_config.role_credentials_lifetime = Duration::from_secs(240);
+        sandbox_config.login_credential_secs = 240;
     }
+    let login_identity = sandbox_config.login_identity.clone();
     let sandbox = Sandbox::start(sandbox_config)
         .await
         .context("failed to start the sandbox")?;
     let url = sandbox.url();
+    // The daemon's upstream sees only these variables: the login cache is
+    // named here (under the temporary home), not found through HOME.
+    let login_cache = home.join(".aws/login/cache");
+    let login_cache_var = login_cache.display().to_string();
     let vars: Vec<(&str, &str)> = vec![
+        ("AWS_LOGIN_CACHE_DIRECTORY", login_cache_var.as_str()),
         ("AWS_ENDPOINT_URL_SSO", url.as_str()),
         ("AWS_ENDPOINT_URL_SSO_OIDC", url.as_str()),
         ("AWS_ENDPOINT_URL_STS", url.as_str()),
+        ("AWS_ENDPOINT_URL_SIGNIN", url.as_str()),
     ];
 
     // 2. A throwaway config.
     let aws = home.join(".aws");
-    write_private(&aws.join("config"), &config_text())?;
+    write_private(&aws.join("config"), &config_text(&login_identity))?;
     write_private(
         &aws.join("credentials"),
         &format!(
@@ -132,6 +145,28 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     store
         .save_token(&session, &token)
         .map_err(|e| anyhow!("{e}"))?;
+
+    // And as `credd login --profile demo-console` does, to the sandbox's
+    // Sign-In (the same stand-in browser), into the throwaway login cache.
+    eprintln!(
+        "credd demo: signing in with the sandbox's console identity (approved automatically)..."
+    );
+    let signed = crate::signin_flow::sign_in(
+        &url,
+        crate::signin_flow::Flow::SameDevice(crate::login_flow::Browser::StandIn),
+        "credd demo",
+    )
+    .await?;
+    if signed.session.arn != login_identity {
+        bail!(
+            "the sandbox signed in as {}, not {login_identity}",
+            signed.session.arn
+        );
+    }
+    credd_aws::login_cache::LoginCache::at(&login_cache)
+        .save(&signed.session, &signed.token)
+        .map_err(|e| anyhow!("{e}"))
+        .context("failed to write the demo's login cache")?;
 
     // 4. The daemon, in this process, on a free loopback port.
     let run_dir = home.join("run");
@@ -223,7 +258,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
     write_private(&token_file, &token_value)?;
     let full_uri = format!("http://{endpoint}/v1/credentials/demo");
 
-    let checks = self_check(&socket, &full_uri, &token_value).await;
+    let checks = self_check(&socket, &full_uri, &token_value, &login_identity).await;
     match (&checks, a.self_check) {
         (Ok(lines), true) => {
             for l in lines {
@@ -269,12 +304,18 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
 /// What must work for the README's first command to be honest: each
 /// profile's credentials identify as the right role at the sandbox's STS,
 /// and the container endpoint answers an SDK-shaped request.
-async fn self_check(socket: &Path, full_uri: &str, token: &str) -> Result<Vec<String>> {
+async fn self_check(
+    socket: &Path,
+    full_uri: &str,
+    token: &str,
+    login_identity: &str,
+) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     for (profile, want) in [
         ("demo", "assumed-role/PowerUserAccess/"),
         ("demo-admin", "assumed-role/Admin/"),
         ("demo-mfa", "assumed-role/Deploy/"),
+        ("demo-console", login_identity),
     ] {
         let v: Identity = control::call_as(
             socket,
@@ -323,10 +364,11 @@ fn print_next(home: &Path, run_dir: &Path, sandbox: &str, full_uri: &str, token_
     );
     let lines = [
         String::new(),
-        format!("credd demo is serving three profiles from a sandbox (files in {home}):"),
-        "  demo        IAM Identity Center role PowerUserAccess (signed in)".into(),
-        "  demo-admin  a role chained on demo".into(),
-        "  demo-mfa    a role behind an MFA session (the code was entered for you)".into(),
+        format!("credd demo is serving four profiles from a sandbox (files in {home}):"),
+        "  demo          IAM Identity Center role PowerUserAccess (signed in)".into(),
+        "  demo-admin    a role chained on demo".into(),
+        "  demo-mfa      a role behind an MFA session (the code was entered for you)".into(),
+        "  demo-console  an `aws login` session (console credentials, signed in; refreshed with DPoP)".into(),
         String::new(),
         "In another shell, point any AWS SDK at the endpoint:".into(),
         String::new(),
@@ -339,6 +381,7 @@ fn print_next(home: &Path, run_dir: &Path, sandbox: &str, full_uri: &str, token_
         format!("  export CREDD_RUNTIME_DIR={run}"),
         format!("  export AWS_ENDPOINT_URL_STS={sandbox}"),
         format!("  {exe} exec demo -- aws sts get-caller-identity"),
+        format!("  {exe} exec demo-console -- aws sts get-caller-identity"),
         format!("  {exe} status"),
         String::new(),
         "Tokens and credentials here live a few minutes, so refreshes show below. Ctrl-C stops the demo.".into(),
@@ -352,6 +395,14 @@ fn print_status_line(v: &StatusReply) {
         parts.push(format!(
             "sso token until {}",
             s.token_expires.as_deref().unwrap_or("-")
+        ));
+    }
+    for s in &v.login_sessions {
+        parts.push(format!(
+            "login session {}: {} until {}",
+            s.session,
+            s.state,
+            s.credentials_expire.as_deref().unwrap_or("-")
         ));
     }
     for p in &v.profiles {

@@ -1,6 +1,7 @@
 //! `credd login`, `credd logout`, `credd sso accounts` and `credd sso
 //! populate`: the IAM Identity Center commands, over the sign-in flow of
-//! [`crate::login_flow`].
+//! [`crate::login_flow`]; and `credd login --profile P` for `aws login`
+//! (`login_session`) profiles, over [`crate::signin_flow`].
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
@@ -8,15 +9,29 @@ use crate::cli::{LoginArgs, SsoCommand};
 use crate::login_flow::{
     device_login, pick_session, pkce_login, profiles, store, tell_daemon, Browser,
 };
+use crate::signin_flow::{self, Flow, Route, Target};
 use anyhow::{anyhow, bail, Context, Result};
 use credd_aws::sso::SsoClient;
 use credd_core::format_expiration;
+use credd_core::profile::RawProfiles;
 use credd_core::profile::{sso_sessions, Base};
 use credd_core::sso::{Loaded, SsoSession, SsoToken, TokenStore};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub async fn login(a: LoginArgs) -> Result<()> {
     let (raw, config) = profiles().await?;
+    if let Some(p) = a.profile.as_deref() {
+        match signin_flow::route(&raw, p) {
+            Route::SignIn(profile) => return console_login(&a, p, &raw, &profile, &config).await,
+            Route::Refused(why) => bail!("{why}"),
+            Route::NotSignIn => {}
+        }
+        if a.remote || a.region.is_some() || a.yes {
+            bail!(
+                "--remote, --region and --yes are for profiles signed in with console credentials (login_session); for IAM Identity Center use --device-code"
+            );
+        }
+    }
     let (session, _) = pick_session(&raw, &config, a.session.as_deref(), a.profile.as_deref())?;
     let store = store()?;
     let client = SsoClient::from_env();
@@ -45,6 +60,32 @@ the Identity Center session ends. Written to {}.",
     );
     tell_daemon().await;
     Ok(())
+}
+
+/// `credd login --profile P` for an `aws login` session (see
+/// [`crate::signin_flow`]).
+async fn console_login(
+    a: &LoginArgs,
+    asked: &str,
+    raw: &RawProfiles,
+    profile: &str,
+    config: &Path,
+) -> Result<()> {
+    let flow = if a.remote {
+        Flow::CrossDevice
+    } else {
+        Flow::SameDevice(Browser::System {
+            open: !a.no_browser,
+        })
+    };
+    signin_flow::login(signin_flow::Options {
+        asked,
+        target: Target::new(raw, profile, a.region.as_deref())?,
+        flow,
+        yes: a.yes,
+        config_file: config,
+    })
+    .await
 }
 
 pub async fn logout(session: Option<String>) -> Result<()> {

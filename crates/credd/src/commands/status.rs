@@ -171,6 +171,50 @@ fn print_status(v: &StatusReply) {
             println!("  {h}");
         }
     }
+    print_login_sessions(v);
+}
+
+/// The `aws login` sessions (`credd status` and `credd profiles`): each
+/// session's credentials, when credd last got and next renews them, the
+/// profiles on it, and the way out when one needs a new sign-in.
+fn print_login_sessions(v: &StatusReply) {
+    if v.login_sessions.is_empty() {
+        return;
+    }
+    let mut t = table(&[
+        "LOGIN SESSION",
+        "STATE",
+        "EXPIRES IN",
+        "LAST REFRESH",
+        "NEXT REFRESH",
+        "PROFILES",
+    ]);
+    let mut hints = Vec::new();
+    for s in &v.login_sessions {
+        t.add_row(vec![
+            s.session.clone(),
+            s.state.clone(),
+            s.expires_in_secs
+                .map(human_secs)
+                .unwrap_or_else(|| "-".into()),
+            s.last_refresh.clone().unwrap_or_else(|| "-".into()),
+            s.next_refresh.clone().unwrap_or_else(|| "-".into()),
+            s.profiles.join(", "),
+        ]);
+        if s.state == "login required" || s.state == "failing" {
+            hints.push(format!(
+                "{}: {}",
+                s.session,
+                s.last_error
+                    .clone()
+                    .unwrap_or_else(|| format!("run `{}`", s.login_command))
+            ));
+        }
+    }
+    println!("\n{t}");
+    for h in hints {
+        println!("  {h}");
+    }
 }
 
 /// The warning about what in the user's files wins over credd outside
@@ -226,4 +270,5 @@ fn print_profiles(v: &StatusReply) {
             println!("  {b}");
         }
     }
+    print_login_sessions(v);
 }
