@@ -226,3 +226,29 @@ pub(crate) fn no_session_message(profile: &str, session: &LoginSession) -> Strin
         LoginSession::login_commands(profile)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_types::os_shim_internal::Env;
+
+    #[test]
+    fn the_environment_gives_the_cache_the_endpoint_and_the_default_region() {
+        let s = LoginSessions::from_env(&Env::from_slice(&[
+            ("HOME", "/h"),
+            ("AWS_REGION", " "),
+            ("AWS_DEFAULT_REGION", "eu-north-1"),
+            ("AWS_ENDPOINT_URL_SIGNIN", "http://127.0.0.1:7"),
+        ]));
+        assert_eq!(
+            s.cache().unwrap().dir(),
+            std::path::Path::new("/h/.aws/login/cache")
+        );
+        assert_eq!(s.env_region.as_deref(), Some("eu-north-1"));
+        assert_eq!(s.endpoint_override.as_deref(), Some("http://127.0.0.1:7"));
+        let s = LoginSessions::from_env(&Env::from_slice(&[("AWS_REGION", "us-west-2")]));
+        assert!(s.cache().is_none(), "no HOME, no cache directory");
+        assert_eq!(s.env_region.as_deref(), Some("us-west-2"));
+        assert_eq!(s.endpoint_override, None);
+    }
+}
