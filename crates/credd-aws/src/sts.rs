@@ -46,6 +46,8 @@ const PROVIDER_NAME: &str = "credd";
 /// profile.
 pub struct AwsUpstream {
     profile_env: ProfileEnv,
+    /// `aws login` sessions: the cache directory and the Sign-In client.
+    login: crate::signin::session::LoginSessions,
     /// The process environment (region, endpoint URLs, `credential_source =
     /// Environment`), injected so tests need not touch the real one.
     env: Env,
@@ -53,8 +55,6 @@ pub struct AwsUpstream {
     /// The Identity Center portal and OIDC, with the same environment; its
     /// SDK clients are built on first use and then reused.
     sso: crate::sso::SsoClient,
-    /// `aws login` sessions: the cache directory and the Sign-In client.
-    login: crate::signin::session::LoginSessions,
     command_timeout: Duration,
 }
 
