@@ -46,6 +46,8 @@ const PROVIDER_NAME: &str = "credd";
 /// profile.
 pub struct AwsUpstream {
     profile_env: ProfileEnv,
+    /// `aws login` sessions: the cache directory and the Sign-In client.
+    login: crate::signin::session::LoginSessions,
     /// The process environment (region, endpoint URLs, `credential_source =
     /// Environment`), injected so tests need not touch the real one.
     env: Env,
@@ -53,8 +55,6 @@ pub struct AwsUpstream {
     /// The Identity Center portal and OIDC, with the same environment; its
     /// SDK clients are built on first use and then reused.
     sso: crate::sso::SsoClient,
-    /// `aws login` sessions: the cache directory and the Sign-In client.
-    login: crate::signin::session::LoginSessions,
     pub(crate) command_timeout: Duration,
 }
 
@@ -92,12 +92,7 @@ impl AwsUpstream {
             )
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .build();
-        let lookup = |k: &str| env.get(k).ok();
-        let login = crate::signin::session::LoginSessions::new(
-            crate::login_cache::LoginCache::from_lookup(lookup).map_err(|e| e.to_string()),
-            crate::signin::configured_endpoint(&lookup),
-            crate::signin::wall_clock(),
-        );
+        let login = crate::signin::session::LoginSessions::from_env(&env);
         Self {
             profile_env,
             login,
@@ -449,20 +444,7 @@ impl Upstream for AwsUpstream {
         ctx: &CallContext,
         login: &credd_core::login::LoginRef,
     ) -> Result<TemporaryCredentials, UpstreamError> {
-        // The profile's region, else the environment's; no default: a
-        // Sign-In session lives in one region (botocore fails the same way).
-        let non_empty = |s: &String| !s.trim().is_empty();
-        let region = ctx
-            .region
-            .clone()
-            .filter(non_empty)
-            .or_else(|| self.env.get("AWS_REGION").ok().filter(non_empty))
-            .or_else(|| self.env.get("AWS_DEFAULT_REGION").ok().filter(non_empty));
-        let ctx = CallContext {
-            profile: ctx.profile.clone(),
-            region,
-        };
-        self.login.credentials(&ctx, login).await
+        self.login.credentials(ctx, login).await
     }
 
     fn login_stamp(

@@ -32,6 +32,10 @@ pub(crate) struct LoginSessions {
     cache: Result<LoginCache, String>,
     client: SignInClient,
     endpoint_override: Option<String>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`: the region of a profile
+    /// without one. No default: a Sign-In session lives in one region, and
+    /// botocore fails the same way without one.
+    env_region: Option<String>,
     now: NowHolder,
 }
 
@@ -53,7 +57,22 @@ impl LoginSessions {
             cache,
             client: SignInClient::new(now.clone()),
             endpoint_override,
+            env_region: None,
             now: NowHolder(now),
+        }
+    }
+
+    /// `AwsUpstream`'s: the cache directory, the Sign-In endpoint and the
+    /// default region from its environment, the wall clock.
+    pub(crate) fn from_env(env: &aws_types::os_shim_internal::Env) -> Self {
+        let lookup = |k: &str| env.get(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            env_region: lookup("AWS_REGION").or_else(|| lookup("AWS_DEFAULT_REGION")),
+            ..Self::new(
+                LoginCache::from_lookup(lookup).map_err(|e| e.to_string()),
+                crate::signin::configured_endpoint(&lookup),
+                crate::signin::wall_clock(),
+            )
         }
     }
 
@@ -127,7 +146,10 @@ impl LoginSessions {
             let endpoint = endpoint_for(
                 self.endpoint_override.as_deref(),
                 token.sign_in_region.as_deref(),
-                ctx.region.as_deref(),
+                ctx.region
+                    .as_deref()
+                    .filter(|r| !r.trim().is_empty())
+                    .or(self.env_region.as_deref()),
             )
             .ok_or_else(|| {
                 UpstreamError::new(
@@ -203,4 +225,30 @@ pub(crate) fn no_session_message(profile: &str, session: &LoginSession) -> Strin
         session.arn,
         LoginSession::login_commands(profile)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_types::os_shim_internal::Env;
+
+    #[test]
+    fn the_environment_gives_the_cache_the_endpoint_and_the_default_region() {
+        let s = LoginSessions::from_env(&Env::from_slice(&[
+            ("HOME", "/h"),
+            ("AWS_REGION", " "),
+            ("AWS_DEFAULT_REGION", "eu-north-1"),
+            ("AWS_ENDPOINT_URL_SIGNIN", "http://127.0.0.1:7"),
+        ]));
+        assert_eq!(
+            s.cache().unwrap().dir(),
+            std::path::Path::new("/h/.aws/login/cache")
+        );
+        assert_eq!(s.env_region.as_deref(), Some("eu-north-1"));
+        assert_eq!(s.endpoint_override.as_deref(), Some("http://127.0.0.1:7"));
+        let s = LoginSessions::from_env(&Env::from_slice(&[("AWS_REGION", "us-west-2")]));
+        assert!(s.cache().is_none(), "no HOME, no cache directory");
+        assert_eq!(s.env_region.as_deref(), Some("us-west-2"));
+        assert_eq!(s.endpoint_override, None);
+    }
 }
