@@ -288,22 +288,6 @@ fn endpoints_follow_the_override_and_the_partition() {
         signin_endpoint_with(Some("http://127.0.0.1:5/".into()), "eu-west-1"),
         "http://127.0.0.1:5"
     );
-    assert_eq!(
-        federation_endpoint_with(Some("http://127.0.0.1:5".into()), "eu-west-1"),
-        "http://127.0.0.1:5/federation"
-    );
-    assert_eq!(
-        federation_endpoint_with(None, "eu-west-1"),
-        "https://signin.aws.amazon.com/federation"
-    );
-    assert_eq!(
-        federation_endpoint_with(None, "cn-north-1"),
-        "https://signin.amazonaws.cn/federation"
-    );
-    assert_eq!(
-        federation_endpoint_with(None, "us-gov-west-1"),
-        "https://signin.amazonaws-us-gov.com/federation"
-    );
     let env = |k: &str| match k {
         "AWS_ENDPOINT_URL_SIGNIN" => Some("http://x".to_string()),
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" => Some("TRUE".to_string()),

@@ -1,7 +1,8 @@
 //! AWS Sign-In for `aws login` sessions: [`SignInClient`] makes the one call
 //! a session needs, `CreateOAuth2Token` (the authorization-code exchange of
 //! `credd login`, and the refresh-token grant of every refresh), with its
-//! DPoP proof; the endpoints (`signin_endpoint`, `federation_endpoint`);
+//! DPoP proof; the endpoint (`signin_endpoint`; the console's federation
+//! endpoint is `federation.rs`'s);
 //! what the id token says (`login_session_from_id_token`); and
 //! [`SignInError`], a refused or failed call told by what it means for the
 //! user.
@@ -149,23 +150,6 @@ pub(crate) fn signin_endpoint_with(configured: Option<String>, region: &str) -> 
     match configured.map(|u| u.trim().trim_end_matches('/').to_string()) {
         Some(u) if !u.is_empty() => u,
         _ => format!("https://{}.signin.aws.amazon.com", region.trim()),
-    }
-}
-
-/// The console federation endpoint (`getSigninToken`, `login`) for
-/// `region`'s partition: `{AWS_ENDPOINT_URL_SIGNIN}/federation` when set.
-pub fn federation_endpoint(region: &str) -> String {
-    federation_endpoint_with(configured_endpoint(&|k| std::env::var(k).ok()), region)
-}
-
-pub(crate) fn federation_endpoint_with(configured: Option<String>, region: &str) -> String {
-    match configured.map(|u| u.trim().trim_end_matches('/').to_string()) {
-        Some(u) if !u.is_empty() => format!("{u}/federation"),
-        _ if region.starts_with("cn-") => "https://signin.amazonaws.cn/federation".into(),
-        _ if region.starts_with("us-gov-") => {
-            "https://signin.amazonaws-us-gov.com/federation".into()
-        }
-        _ => "https://signin.aws.amazon.com/federation".into(),
     }
 }
 

@@ -9,7 +9,7 @@
 //! federation endpoint refuses the session-token credentials of an IAM user.
 //! The login URL is a bearer secret: printed only with `--print`, never
 //! logged, and handed to the browser as the path of a private page that
-//! redirects to it (threat-model row 32), not on the browser's command line.
+//! redirects to it (threat-model row 30), not on the browser's command line.
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
