@@ -26,6 +26,7 @@ pub mod credfile;
 #[cfg(test)]
 mod fake_http;
 pub mod ini_edit;
+pub mod key_import;
 mod local;
 pub mod populate;
 pub mod profile_loader;

@@ -10,6 +10,7 @@ pub mod docker_setup;
 pub mod doctor;
 pub mod env;
 pub mod exec;
+pub mod keys;
 pub mod login;
 pub mod mfa;
 pub mod relay;

@@ -1,0 +1,149 @@
+//! Opens the user's key store (`[keys]` in credd.toml: the OS keychain or
+//! the encrypted file, issue 15) for `credd keys` and for `credd serve`,
+//! and adapts it to credd-core's `KeySource` seam, through which the
+//! daemon's profile loader reads keys without depending on credd-keys.
+//!
+//! The encrypted file's passphrase comes from `CREDD_KEYS_PASSPHRASE` (the
+//! daemon, scripts) or, for a command on a terminal, a prompt without echo.
+//!
+//! Layering: a leaf; it imports `environment` and `clock` only.
+
+use crate::environment::{env_var, state_dir};
+use anyhow::{bail, Context, Result};
+use credd_core::keys::{KeySource, KeySourceError};
+use credd_core::{LongTermKeys, SecretString};
+use credd_daemon::config::{self, FileConfig, KeysFile};
+use credd_keys::file::EncryptedFile;
+use credd_keys::keychain::Keychain;
+use credd_keys::{KeyError, KeyStore};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `[keys]` settings from the settings file (`config` or the default
+/// location).
+pub fn settings(config: Option<&Path>) -> Result<KeysFile> {
+    let (path, default_location) = match config {
+        Some(p) => (p.to_path_buf(), false),
+        None => config::config_path(&env_var),
+    };
+    let file = FileConfig::load(&path, default_location)
+        .context("failed to read the settings file (see docs/configuration.md)")?;
+    Ok(file.keys)
+}
+
+fn timeout(k: &KeysFile) -> Result<Duration> {
+    credd_core::duration::parse(&k.timeout)
+        .map_err(|e| anyhow::anyhow!("keys.timeout in credd.toml: {e}"))
+}
+
+/// The age past which a key is flagged (`keys.max_age`).
+pub fn max_age(k: &KeysFile) -> Result<time::Duration> {
+    let d = credd_core::duration::parse(&k.max_age)
+        .map_err(|e| anyhow::anyhow!("keys.max_age in credd.toml: {e}"))?;
+    Ok(time::Duration::seconds(d.as_secs() as i64))
+}
+
+fn file_path(k: &KeysFile) -> PathBuf {
+    if k.file.is_empty() {
+        state_dir().join("keys.enc")
+    } else {
+        PathBuf::from(&k.file)
+    }
+}
+
+/// The passphrase of the key file: `CREDD_KEYS_PASSPHRASE`, else a prompt
+/// without echo when `prompt` (a command on a terminal).
+fn passphrase(path: &Path, prompt: bool) -> Result<SecretString> {
+    if let Some(p) = env_var("CREDD_KEYS_PASSPHRASE").filter(|p| !p.is_empty()) {
+        return Ok(SecretString::new(p));
+    }
+    if !prompt || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!(
+            "the key file {} needs its passphrase: set CREDD_KEYS_PASSPHRASE, or run the command on a terminal",
+            path.display()
+        );
+    }
+    let p = rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
+        .context("failed to read the passphrase")?;
+    if p.is_empty() {
+        bail!("an empty passphrase is not accepted");
+    }
+    Ok(SecretString::new(p))
+}
+
+/// Opens the store `[keys] backend` names; `auto` is the keychain when one
+/// answers here, else the file. `prompt`: may ask for the file's passphrase.
+pub fn open(k: &KeysFile, prompt: bool) -> Result<Box<dyn KeyStore>> {
+    let keychain = || Keychain::new("credd", timeout(k).unwrap_or(Duration::from_secs(10)));
+    let file = |prompt| -> Result<Box<dyn KeyStore>> {
+        let path = file_path(k);
+        let pass = passphrase(&path, prompt)?;
+        Ok(Box::new(EncryptedFile::new(path, pass)))
+    };
+    timeout(k)?;
+    match k.backend.as_str() {
+        "keychain" => Ok(Box::new(keychain())),
+        "file" => file(prompt),
+        "auto" => {
+            let kc = keychain();
+            if kc.answers() {
+                Ok(Box::new(kc))
+            } else {
+                file(prompt)
+            }
+        }
+        other => bail!(
+            "keys.backend = \"{other}\" in credd.toml is not one of \"auto\", \"keychain\", \"file\""
+        ),
+    }
+}
+
+/// The daemon's view of the store: opened on first use (only a profile
+/// that names credd's own credential_process asks), then kept; a failed
+/// open is tried again at the next load.
+#[derive(Debug)]
+pub struct DaemonKeys {
+    settings: KeysFile,
+    store: Mutex<Option<Arc<dyn KeyStore>>>,
+}
+
+impl DaemonKeys {
+    pub fn new(settings: KeysFile) -> Self {
+        Self {
+            settings,
+            store: Mutex::new(None),
+        }
+    }
+
+    fn store(&self) -> Result<Arc<dyn KeyStore>, KeySourceError> {
+        let mut held = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = held.as_ref() {
+            return Ok(s.clone());
+        }
+        let opened: Arc<dyn KeyStore> =
+            Arc::from(open(&self.settings, false).map_err(|e| KeySourceError(format!("{e:#}")))?);
+        *held = Some(opened.clone());
+        Ok(opened)
+    }
+}
+
+impl KeySource for DaemonKeys {
+    fn keys(&self, name: &str) -> Result<Option<LongTermKeys>, KeySourceError> {
+        match self.store()?.get(name) {
+            Ok(found) => Ok(found.map(|s| s.keys)),
+            Err(e) => Err(KeySourceError(daemon_message(&e))),
+        }
+    }
+}
+
+/// A store error as the daemon reports it for a profile: what to do, and
+/// how to make the daemon read the store again afterwards.
+fn daemon_message(e: &KeyError) -> String {
+    match e {
+        KeyError::Locked { .. } | KeyError::Timeout { .. } => {
+            format!("{e}; then run `credd keys list` (it makes the daemon read the keys again)")
+        }
+        _ => e.to_string(),
+    }
+}
