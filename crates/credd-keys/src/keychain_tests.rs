@@ -65,6 +65,22 @@ fn start() -> Session {
     }
 }
 
+fn default_is_login(address: &str) -> bool {
+    Command::new("dbus-send")
+        .args([
+            "--session",
+            "--dest=org.freedesktop.secrets",
+            "--print-reply",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.ReadAlias",
+            "string:default",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("collection/login"))
+}
+
 fn lock_all(address: &str) {
     let ok = Command::new("dbus-send")
         .args([
@@ -89,9 +105,11 @@ fn keychain_against_gnome_keyring() {
     // test in the crate that talks to D-Bus.
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &session.address);
     let kc = Keychain::new("credd-test", Duration::from_secs(5));
-    // The keyring daemon takes a moment to claim its bus name.
+    // The keyring daemon takes a moment to claim its bus name and make the
+    // login keyring the default (before that, a write would try to create
+    // a collection, which needs a prompt).
     let start = Instant::now();
-    while !kc.answers() {
+    while !kc.answers() || !default_is_login(&session.address) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "gnome-keyring never answered"

@@ -27,7 +27,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
     let prompt = true;
     // The store may block on D-Bus or a file lock (within its timeout):
     // off the async threads.
-    let changed = tokio::task::spawn_blocking(move || -> Result<bool> {
+    let result = tokio::task::spawn_blocking(move || -> Result<bool> {
         let store = keystore::open(&settings, prompt)?;
         match cmd {
             KeysCommand::Add { name, env } => add(&*store, &name, env).map(|_| true),
@@ -37,16 +37,17 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
         }
     })
     .await
-    .context("the key store task failed")??;
-    // Best effort: no daemon running is fine. `list` reloads too, so that
-    // it is the way to make the daemon retry a keychain that was locked.
+    .context("the key store task failed")?;
+    // Best effort, and whatever the command's outcome (no daemon running is
+    // fine): `list` reloads too, so that it is the way to make the daemon
+    // read a keychain that was locked again (or see that it still is).
     let reloaded =
         crate::client::call::<credd_daemon::protocol::Pong>(credd_daemon::control::Request::Reload)
             .await;
-    if changed && reloaded.is_ok() {
+    if result.as_ref().is_ok_and(|changed| *changed) && reloaded.is_ok() {
         eprintln!("credd: the running daemon re-read its profiles");
     }
-    Ok(())
+    result.map(|_| ())
 }
 
 fn what(store: &dyn KeyStore) -> &'static str {
