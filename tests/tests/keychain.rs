@@ -290,6 +290,21 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
         ran(&o)
     );
 
+    // Age reminders: with keys.max_age of a second, the key is past it.
+    std::fs::write(
+        env.path("credd.toml"),
+        "[keys]\nbackend = \"keychain\"\ntimeout = \"5s\"\nmax_age = \"1s\"\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let status = env.credd_ok(&["status"]);
+    assert!(
+        status.contains("key 'dev' (AKIA************0001)") && status.contains("past keys.max_age"),
+        "{status}"
+    );
+    let list = env.credd_ok(&["keys", "list"]);
+    assert!(list.contains("rotate it"), "{list}");
+
     // Locked: `keys list` says so (and makes the daemon read the store
     // again); the profile gets the clear error, within the timeout, and a
     // profile with keys in the file keeps working.

@@ -114,8 +114,61 @@ pub fn mark_unavailable(
     }
 }
 
+/// How often to remind about a key of age `age` when keys should be
+/// rotated at `max_age`: nothing until four weeks before, then weekly,
+/// twice a week from two weeks before, three times a week from one week
+/// before, and daily from three days before and once past the limit (the
+/// rising cadence of the Identity Center guide's token reminders).
+pub fn reminder_every(age: time::Duration, max_age: time::Duration) -> Option<time::Duration> {
+    let left = max_age - age;
+    let day = time::Duration::DAY;
+    if left > day * 28 {
+        None
+    } else if left > day * 14 {
+        Some(day * 7)
+    } else if left > day * 7 {
+        Some(day * 7 / 2)
+    } else if left > day * 3 {
+        Some(day * 7 / 3)
+    } else {
+        Some(day)
+    }
+}
+
+/// Whether a reminder is due now, `since_last` after the previous one
+/// (`None`: never reminded).
+pub fn reminder_due(
+    age: time::Duration,
+    max_age: time::Duration,
+    since_last: Option<time::Duration>,
+) -> bool {
+    match (reminder_every(age, max_age), since_last) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(every), Some(since)) => since >= every,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reminders_rise_as_the_limit_nears() {
+        use super::{reminder_due, reminder_every};
+        use time::Duration as D;
+        let max = D::days(90);
+        assert_eq!(reminder_every(D::days(30), max), None);
+        assert_eq!(reminder_every(D::days(62), max), Some(D::days(7)));
+        assert_eq!(reminder_every(D::days(76), max), Some(D::hours(84)));
+        assert_eq!(reminder_every(D::days(83), max), Some(D::hours(56)));
+        assert_eq!(reminder_every(D::days(88), max), Some(D::days(1)));
+        assert_eq!(reminder_every(D::days(400), max), Some(D::days(1)));
+        assert!(!reminder_due(D::days(30), max, None));
+        assert!(reminder_due(D::days(70), max, None));
+        assert!(!reminder_due(D::days(70), max, Some(D::days(6))));
+        assert!(reminder_due(D::days(70), max, Some(D::days(7))));
+        assert!(reminder_due(D::days(95), max, Some(D::days(1))));
+    }
+
     use super::*;
     use crate::credentials::SecretString;
     use crate::profile::{raw_from, resolve_all, Base};

@@ -6,7 +6,7 @@
 //! The encrypted file's passphrase comes from `CREDD_KEYS_PASSPHRASE` (the
 //! daemon, scripts) or, for a command on a terminal, a prompt without echo.
 //!
-//! Layering: a leaf; it imports `environment` and `clock` only.
+//! Layering: a leaf; it imports `environment` only.
 
 use crate::environment::{env_var, state_dir};
 use anyhow::{bail, Context, Result};
@@ -146,4 +146,66 @@ fn daemon_message(e: &KeyError) -> String {
         }
         _ => e.to_string(),
     }
+}
+
+/// `credd status`'s lines about key ages: each stored key within four
+/// weeks of `keys.max_age` or past it. Best effort and never a prompt: no
+/// lines when the store cannot be read without asking (a file without
+/// CREDD_KEYS_PASSPHRASE, a locked keychain: then one line saying so).
+pub fn age_notes(now: time::OffsetDateTime) -> Vec<String> {
+    let Ok(settings) = settings(None) else {
+        return Vec::new();
+    };
+    let Ok(max_age) = max_age(&settings) else {
+        return Vec::new();
+    };
+    if settings.backend == "auto" && !keychain_or_passphrase(&settings) {
+        return Vec::new();
+    }
+    let keys = match open(&settings, false).and_then(|s| Ok(s.list()?)) {
+        Ok(k) => k,
+        Err(e) => return vec![format!("keys: {e:#}")],
+    };
+    keys.iter()
+        .filter_map(|k| {
+            let age = now - k.added;
+            credd_core::keys::reminder_every(age, max_age)?;
+            Some(if age > max_age {
+                format!(
+                    "key '{}' ({}) is {} days old, {} past keys.max_age ({}): rotate it (`aws iam create-access-key`, then `credd keys add {}`)",
+                    k.name,
+                    credd_keys::mask_key_id(&k.access_key_id),
+                    age.whole_days(),
+                    format_days((age - max_age).whole_days()),
+                    settings.max_age,
+                    k.name
+                )
+            } else {
+                format!(
+                    "key '{}' ({}) reaches keys.max_age ({}) in {}: plan its rotation",
+                    k.name,
+                    credd_keys::mask_key_id(&k.access_key_id),
+                    settings.max_age,
+                    format_days((max_age - age).whole_days())
+                )
+            })
+        })
+        .collect()
+}
+
+fn format_days(d: i64) -> String {
+    if d < 1 {
+        "less than a day".into()
+    } else if d == 1 {
+        "1 day".into()
+    } else {
+        format!("{d} days")
+    }
+}
+
+/// With `backend = "auto"`: whether the store can be read without a
+/// prompt (a keychain answers, or the file's passphrase is set).
+fn keychain_or_passphrase(k: &KeysFile) -> bool {
+    Keychain::new("credd", timeout(k).unwrap_or(Duration::from_secs(10))).answers()
+        || env_var("CREDD_KEYS_PASSPHRASE").is_some_and(|p| !p.is_empty())
 }
