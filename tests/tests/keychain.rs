@@ -57,7 +57,7 @@ impl Keyring {
             .env("XDG_RUNTIME_DIR", home)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(home.join("gnome-keyring.log")).unwrap())
             .spawn()
             .expect("gnome-keyring-daemon (Debian package gnome-keyring): run `cargo xtask system-packages`");
         let mut stdin = daemon.stdin.take().unwrap();
@@ -68,23 +68,50 @@ impl Keyring {
             daemon,
             address,
         };
-        // Ready once the login keyring exists and is the default (before
-        // that, a client would try to create a collection, which needs a
-        // prompt).
+        // Ready once the login keyring exists (what --unlock makes); then
+        // make sure it is the default collection (an early ReadAlias can
+        // leave the alias unset, and a client would then try to create a
+        // collection, which needs a prompt nobody can answer).
         let start = Instant::now();
-        while !k
-            .dbus_out(&[
+        let alias = |name: &str| {
+            k.dbus_out(&[
                 "/org/freedesktop/secrets",
                 "org.freedesktop.Secret.Service.ReadAlias",
-                "string:default",
+                &format!("string:{name}"),
             ])
-            .contains("collection/login")
-        {
+        };
+        // Asked first without touching the name itself: a call to
+        // org.freedesktop.secrets before our daemon owns it would make the
+        // bus start another, locked keyring by D-Bus activation.
+        let owned = || {
+            Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--dest=org.freedesktop.DBus",
+                    "--print-reply",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.secrets",
+                ])
+                .env("DBUS_SESSION_BUS_ADDRESS", &k.address)
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+        };
+        while !owned() || !alias("login").contains("collection/login") {
             assert!(
                 start.elapsed() < Duration::from_secs(15),
-                "gnome-keyring never answered"
+                "gnome-keyring never answered; its log:\n{}",
+                std::fs::read_to_string(home.join("gnome-keyring.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if !alias("default").contains("collection/login") {
+            assert!(k.dbus(&[
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.SetAlias",
+                "string:default",
+                "objpath:/org/freedesktop/secrets/collection/login",
+            ]));
         }
         k
     }

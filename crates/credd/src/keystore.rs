@@ -13,10 +13,12 @@ use anyhow::{bail, Context, Result};
 use credd_core::keys::{KeySource, KeySourceError};
 use credd_core::{LongTermKeys, SecretString};
 use credd_daemon::config::{self, FileConfig, KeysFile};
+use credd_daemon::Notifier;
 use credd_keys::file::EncryptedFile;
 use credd_keys::keychain::Keychain;
 use credd_keys::{KeyError, KeyStore};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,17 +104,24 @@ pub fn open(k: &KeysFile, prompt: bool) -> Result<Box<dyn KeyStore>> {
 /// The daemon's view of the store: opened on first use (only a profile
 /// that names credd's own credential_process asks), then kept; a failed
 /// open is tried again at the next load.
+/// A locked keychain is also said once on the desktop (the same
+/// notification path as an ended SSO session), again only after the store
+/// answered in between.
 #[derive(Debug)]
 pub struct DaemonKeys {
     settings: KeysFile,
     store: Mutex<Option<Arc<dyn KeyStore>>>,
+    notifier: Arc<dyn Notifier>,
+    notified: AtomicBool,
 }
 
 impl DaemonKeys {
-    pub fn new(settings: KeysFile) -> Self {
+    pub fn new(settings: KeysFile, notifier: Arc<dyn Notifier>) -> Self {
         Self {
             settings,
             store: Mutex::new(None),
+            notifier,
+            notified: AtomicBool::new(false),
         }
     }
 
@@ -131,8 +140,21 @@ impl DaemonKeys {
 impl KeySource for DaemonKeys {
     fn keys(&self, name: &str) -> Result<Option<LongTermKeys>, KeySourceError> {
         match self.store()?.get(name) {
-            Ok(found) => Ok(found.map(|s| s.keys)),
-            Err(e) => Err(KeySourceError(daemon_message(&e))),
+            Ok(found) => {
+                self.notified.store(false, Ordering::Relaxed);
+                Ok(found.map(|s| s.keys))
+            }
+            Err(e) => {
+                let message = daemon_message(&e);
+                let locked = matches!(e, KeyError::Locked { .. } | KeyError::Timeout { .. });
+                if locked && !self.notified.swap(true, Ordering::Relaxed) {
+                    self.notifier.notify(
+                        "credd: the keychain is locked",
+                        &format!("profile '{name}' cannot be served: {message}"),
+                    );
+                }
+                Err(KeySourceError(message))
+            }
         }
     }
 }
