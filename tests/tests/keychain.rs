@@ -368,3 +368,125 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
     let logs = d.logs();
     assert!(!logs.contains(SECRET), "the secret is in the daemon's log");
 }
+
+/// The AWS CLI against moto's IAM, as an administrator would call it.
+fn iam(env: &Env, args: &[&str]) -> serde_json::Value {
+    let o = env
+        .cmd(aws_cli())
+        .arg("iam")
+        .args(args)
+        .args(["--output", "json"])
+        .env("AWS_ENDPOINT_URL", &env.moto.url)
+        .env("AWS_ACCESS_KEY_ID", "AKIAADMIN00000000000")
+        .env("AWS_SECRET_ACCESS_KEY", "admin")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "aws iam {args:?}: {}", ran(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn iam_key_ids(env: &Env) -> Vec<String> {
+    let v = iam(env, &["list-access-keys", "--user-name", "dev"]);
+    v["AccessKeyMetadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["AccessKeyId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn mask(id: &str) -> String {
+    format!(
+        "{}{}{}",
+        &id[..4],
+        "*".repeat(id.len() - 8),
+        &id[id.len() - 4..]
+    )
+}
+
+#[test]
+fn rotate_against_motos_iam_keeps_a_working_key_when_a_step_after_create_access_key_fails() {
+    let mut env = Env::with_config(
+        "[profile dev]\nregion = us-east-1\ncredential_process = credd credential-process dev\n",
+    );
+    // The encrypted file this time (no keychain needed), with the
+    // passphrase the daemon and scripts use.
+    std::fs::write(env.path("credd.toml"), "[keys]\nbackend = \"file\"\n").unwrap();
+    env.vars
+        .push(("CREDD_KEYS_PASSPHRASE".into(), "correct horse".into()));
+    env.vars
+        .push(("AWS_ENDPOINT_URL_IAM".into(), env.moto.url.clone()));
+    iam(&env, &["create-user", "--user-name", "dev"]);
+    let created = iam(&env, &["create-access-key", "--user-name", "dev"]);
+    let old_id = created["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_secret = created["AccessKey"]["SecretAccessKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = env
+        .cmd(credd_bin())
+        .args(["keys", "add", "dev", "--env"])
+        .env("AWS_ACCESS_KEY_ID", &old_id)
+        .env("AWS_SECRET_ACCESS_KEY", &old_secret)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    assert!(!std::fs::read_to_string(env.path("state/keys.enc"))
+        .unwrap()
+        .contains(&old_secret));
+
+    // A failure after CreateAccessKey: STS (the new key's check) is down.
+    let o = env
+        .cmd(credd_bin())
+        .args(["keys", "rotate", "dev"])
+        .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", ran(&o));
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("did not work") && err.contains("deleted again"),
+        "{}",
+        ran(&o)
+    );
+    assert!(
+        err.contains(&mask(&old_id)) && err.contains("still stored"),
+        "{}",
+        ran(&o)
+    );
+    assert!(!err.contains(&old_secret));
+    assert_eq!(
+        iam_key_ids(&env),
+        std::slice::from_ref(&old_id),
+        "the new key was left in IAM"
+    );
+    let list = env.credd_ok(&["keys", "list"]);
+    assert!(list.contains(&mask(&old_id)), "{list}");
+
+    // The real thing: one key in IAM afterwards, the new one, stored.
+    let out = env.credd_ok(&["keys", "rotate", "dev"]);
+    assert!(out.contains("rotated 'dev'"), "{out}");
+    let ids = iam_key_ids(&env);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_ne!(ids[0], old_id);
+    let list = env.credd_ok(&["keys", "list"]);
+    assert!(
+        list.contains(&mask(&ids[0])) && list.contains("file"),
+        "{list}"
+    );
+
+    // The daemon serves the profile from the file (moto does not check
+    // which key signed GetSessionToken, so this shows the file backend in
+    // the daemon, not which key it used; the store holds only the new one).
+    let _d = env.serve(&[]);
+    let o = aws_via_exec(&env, "dev");
+    assert!(
+        o.status.success() && stdout_of(&o).contains("arn:aws:sts::"),
+        "{}",
+        ran(&o)
+    );
+}

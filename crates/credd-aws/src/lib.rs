@@ -25,6 +25,7 @@ mod classify;
 pub mod credfile;
 #[cfg(test)]
 mod fake_http;
+pub mod iam_rotate;
 pub mod ini_edit;
 pub mod key_import;
 mod local;

@@ -216,6 +216,17 @@ pub enum KeysCommand {
         /// The name (see `credd keys list`).
         name: String,
     },
+    /// Replace NAME's key with a new one (iam:CreateAccessKey, check, store, iam:DeleteAccessKey).
+    #[command(
+        after_help = "As `aws-vault rotate`: creates a new access key with the stored one, checks it with \
+sts:GetCallerIdentity, stores it, then deletes the old key with the new one. A failure at any step \
+leaves a working key in the store and says which keys exist in IAM. Needs iam:CreateAccessKey and \
+iam:DeleteAccessKey on your own user (and a free slot: IAM allows two keys per user)."
+    )]
+    Rotate {
+        /// The name (see `credd keys list`).
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,4 @@
-//! `credd keys add|import|list|remove` (issue 15): long-term IAM user keys
+//! `credd keys add|import|list|remove|rotate` (issue 15): long-term IAM user keys
 //! kept in the OS keychain (or the encrypted file) instead of
 //! `~/.aws/credentials`. After each change the daemon is asked to re-read
 //! its profiles, so a profile whose keys moved is served from the store at
@@ -15,16 +15,25 @@ use crate::cli::KeysCommand;
 use crate::keystore;
 use crate::output::table;
 use anyhow::{bail, Context, Result};
-use credd_aws::key_import;
 use credd_aws::profiles::ProfileEnv;
 use credd_aws::userfile::{self, Options};
+use credd_aws::{iam_rotate, key_import};
 use credd_core::{LongTermKeys, SecretString};
 use credd_keys::{mask_key_id, KeyStore};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub async fn run(cmd: KeysCommand) -> Result<()> {
     let settings = keystore::settings(None)?;
     let prompt = true;
+    if let KeysCommand::Rotate { name } = cmd {
+        let result = rotate(settings, name).await;
+        let _ = crate::client::call::<credd_daemon::protocol::Pong>(
+            credd_daemon::control::Request::Reload,
+        )
+        .await;
+        return result;
+    }
     // The store may block on D-Bus or a file lock (within its timeout):
     // off the async threads.
     let result = tokio::task::spawn_blocking(move || -> Result<bool> {
@@ -34,6 +43,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
             KeysCommand::Import { name, all } => import(&*store, name, all).map(|_| true),
             KeysCommand::List(j) => list(&*store, &settings, j.json).map(|_| false),
             KeysCommand::Remove { name } => remove(&*store, &name).map(|_| true),
+            KeysCommand::Rotate { .. } => unreachable!("handled above"),
         }
     })
     .await
@@ -267,6 +277,88 @@ fn remove(store: &dyn KeyStore, name: &str) -> Result<()> {
         "a profile whose credential_process is `{}` now fails until you add keys again \
 (`credd keys add {name}`) or remove that line from ~/.aws/config",
         key_import::own_process(name)
+    );
+    Ok(())
+}
+
+/// Runs a store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn KeyStore>,
+    f: impl FnOnce(&dyn KeyStore) -> Result<T, credd_keys::KeyError> + Send + 'static,
+) -> Result<T> {
+    let store = store.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .context("the key store task failed")??)
+}
+
+/// `credd keys rotate NAME`: see the command's help. The order keeps a
+/// working key in the store at every step; each failure says which keys
+/// IAM holds and what to delete by hand, if anything.
+async fn rotate(settings: credd_daemon::config::KeysFile, name: String) -> Result<()> {
+    credd_keys::check_name(&name)?;
+    let store: Arc<dyn KeyStore> =
+        tokio::task::spawn_blocking(move || keystore::open(&settings, true).map(Arc::from))
+            .await
+            .context("the key store task failed")??;
+    let n = name.clone();
+    let Some(old) = blocking(&store, move |s| s.get(&n)).await? else {
+        bail!("no keys named '{name}' (see `credd keys list`)");
+    };
+    let old = old.keys;
+    let old_id = mask_key_id(&old.access_key_id);
+    let region = crate::environment::env_var("AWS_REGION")
+        .or_else(|| crate::environment::env_var("AWS_DEFAULT_REGION"))
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "us-east-1".into());
+
+    let new = iam_rotate::create_key(&old).await.with_context(|| {
+        format!("nothing changed: the key {old_id} is still stored under '{name}' and active")
+    })?;
+    let new_id = new.access_key_id.clone();
+    // From here on a failure must not leave the new key behind unknown.
+    let undo = |why: String| {
+        let (old, new_id, name, old_id) =
+            (old.clone(), new_id.clone(), name.clone(), old_id.clone());
+        async move {
+            match iam_rotate::delete_key(&old, &new_id).await {
+                Ok(()) => anyhow::anyhow!(
+                    "{why}; the new key was deleted again: the key {old_id} is still stored under '{name}' and active"
+                ),
+                Err(e) => anyhow::anyhow!(
+                    "{why}; deleting the new key failed too ({e}): the key {old_id} is still stored under '{name}' and active; \
+delete the new one with `aws iam delete-access-key --access-key-id {new_id}`"
+                ),
+            }
+        }
+    };
+    if let Err(e) = iam_rotate::verify(&new, &region, 5).await {
+        return Err(undo(format!(
+            "the new key {} did not work ({e})",
+            mask_key_id(&new_id)
+        ))
+        .await);
+    }
+    let added = iam_rotate::created(&new)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(crate::clock::now);
+    let (n, k) = (name.clone(), new.clone());
+    if let Err(e) = blocking(&store, move |s| s.put(&n, &k, added)).await {
+        return Err(undo(format!("the new key could not be stored ({e:#})")).await);
+    }
+    if let Err(e) = iam_rotate::delete_key(&new, &old.access_key_id).await {
+        bail!(
+            "the new key {} is stored under '{name}' and in use, but the old key is still active ({e}): \
+delete it with `aws iam delete-access-key --access-key-id {}`",
+            mask_key_id(&new_id),
+            old.access_key_id
+        );
+    }
+    println!(
+        "rotated '{name}': {} replaces {old_id}, which is deleted in IAM",
+        mask_key_id(&new_id)
     );
     Ok(())
 }
