@@ -185,7 +185,8 @@ Keychain on macOS) or a passphrase-encrypted file (CREDD_KEYS_PASSPHRASE or a pr
 A profile keeps working for every tool through `credential_process = credd credential-process NAME` \
 in ~/.aws/config, served as GetSessionToken credentials, never the long-term keys.\n\n\
 Examples:\n  credd keys import dev       # move [dev]'s keys out of ~/.aws/credentials\n  credd keys import --all\n  \
-credd keys add ci --env      # from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n  credd keys list\n  credd keys remove ci"
+credd keys add ci --env     # from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n  credd keys list\n  \
+credd keys rotate dev       # new key created, checked and stored; the old one deleted\n  credd keys remove ci"
     )]
     Keys(KeysCommand),
 }
@@ -216,13 +217,8 @@ pub enum KeysCommand {
         /// The name (see `credd keys list`).
         name: String,
     },
-    /// Replace NAME's key with a new one (iam:CreateAccessKey, check, store, iam:DeleteAccessKey).
-    #[command(
-        after_help = "As `aws-vault rotate`: creates a new access key with the stored one, checks it with \
-sts:GetCallerIdentity, stores it, then deletes the old key with the new one. A failure at any step \
-leaves a working key in the store and says which keys exist in IAM. Needs iam:CreateAccessKey and \
-iam:DeleteAccessKey on your own user (and a free slot: IAM allows two keys per user)."
-    )]
+    /// Replace NAME's key: iam:CreateAccessKey, check it, store it, iam:DeleteAccessKey the old one;
+    /// a failure at any step leaves a working key stored and says which keys IAM holds.
     Rotate {
         /// The name (see `credd keys list`).
         name: String,
