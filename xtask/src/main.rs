@@ -169,6 +169,11 @@ const SYSTEM_PACKAGES: &[SystemPackage] = &[
         used_by: "tests/tests/docker_engine.rs (the containers' root file system)",
     },
     SystemPackage {
+        debian: "dbus",
+        probe: Probe::Commands(&["dbus-daemon", "dbus-send"]),
+        used_by: "tests/tests/keychain.rs and credd-keys' keychain tests (a private session bus)",
+    },
+    SystemPackage {
         debian: "debootstrap",
         probe: Probe::Commands(&["debootstrap"]),
         used_by: "tests/tests/support/debian.rs (the Python SDKs' Debian image)",
@@ -182,6 +187,11 @@ const SYSTEM_PACKAGES: &[SystemPackage] = &[
         debian: "docker.io",
         probe: Probe::Commands(&["dockerd", "docker"]),
         used_by: "tests/tests/docker_engine.rs (a private dockerd)",
+    },
+    SystemPackage {
+        debian: "gnome-keyring",
+        probe: Probe::Commands(&["gnome-keyring-daemon"]),
+        used_by: "tests/tests/keychain.rs and credd-keys' keychain tests (a real Secret Service)",
     },
     SystemPackage {
         debian: "iproute2",

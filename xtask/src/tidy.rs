@@ -61,6 +61,13 @@ const RESTRICTED: &[(&str, &[&str])] = &[
     ("clap", &["credd"]),
     ("credd-daemon", &["credd"]),
     ("credd-aws", &["credd"]),
+    // Long-term keys off the disk: only the binary opens a key store (the
+    // daemon gets keys through credd-core's `KeySource` seam).
+    ("credd-keys", &["credd"]),
+    // The OS keychain and the key file's crypto are credd-keys' alone.
+    ("keyring", &["credd-keys"]),
+    ("chacha20poly1305", &["credd-keys"]),
+    ("argon2", &["credd-keys"]),
     // The fake AWS ships only inside `credd demo`.
     ("credd-sandbox", &["credd"]),
 ];

@@ -33,7 +33,9 @@ pub mod dpop;
 #[cfg(test)]
 mod fake_http;
 pub mod federation;
+pub mod iam_rotate;
 pub mod ini_edit;
+pub mod key_import;
 mod local;
 pub mod login_cache;
 pub mod populate;

@@ -2,12 +2,14 @@
 //! the desktop-notification command) must not inherit from it.
 
 /// The daemon's own AWS keys (a helper could pick them up and print them
-/// back) and its service manager's notification socket (the daemon's, not
-/// its children's).
+/// back), the passphrase of the encrypted key file (issue 15, same reason)
+/// and its service manager's notification socket (the daemon's, not its
+/// children's).
 pub const REMOVED: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "CREDD_KEYS_PASSPHRASE",
     "NOTIFY_SOCKET",
 ];
 
@@ -43,6 +45,7 @@ mod tests {
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
                 "AWS_SESSION_TOKEN",
+                "CREDD_KEYS_PASSPHRASE",
                 "NOTIFY_SOCKET"
             ]
         );

@@ -12,6 +12,7 @@ pub mod atomic_file;
 pub mod child_env;
 pub mod credentials;
 pub mod duration;
+pub mod keys;
 pub mod loader;
 pub mod login;
 pub mod overlay;

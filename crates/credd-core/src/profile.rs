@@ -387,6 +387,10 @@ pub enum ConfigErrorKind {
     NoCredentials,
     #[error("{0} = '{1}' is not valid: {2}")]
     BadValue(&'static str, String, &'static str),
+    /// Its keys are in a key store that could not answer (issue 15; the
+    /// message says what to do, see [`crate::keys`]).
+    #[error("its keys are in credd's key store, which could not be read: {0}")]
+    KeysUnavailable(String),
 }
 
 fn err(profile: &str, kind: ConfigErrorKind) -> ConfigError {

@@ -29,6 +29,34 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     pub tokens: TokensFile,
     pub docker: DockerFile,
+    pub keys: KeysFile,
+}
+
+/// `[keys]`: where long-term keys live when they are off the disk (issue
+/// 15). The daemon only carries these; the binary opens the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysFile {
+    /// `auto` (the platform keychain where one answers, else the file),
+    /// `keychain` or `file`.
+    pub backend: String,
+    /// The encrypted file; empty: `STATE_DIR/keys.enc`.
+    pub file: String,
+    /// Longest wait for the keychain (a locked one may never answer).
+    pub timeout: String,
+    /// Age past which `credd status` reminds to rotate a key.
+    pub max_age: String,
+}
+
+impl Default for KeysFile {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            file: String::new(),
+            timeout: "10s".into(),
+            max_age: "90d".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -123,6 +151,7 @@ impl Default for FileConfig {
             limits: LimitsFile::default(),
             tokens: TokensFile::default(),
             docker: DockerFile::default(),
+            keys: KeysFile::default(),
         }
     }
 }

@@ -206,6 +206,52 @@ within one second share a line: VENDS (`count` in --json, absent when 1) says ho
 written about a second after their vends, and at once when the daemon stops.\n\nExamples:\n  credd audit --since 1h\n  credd audit --json | jq ."
     )]
     Audit(AuditArgs),
+    /// Keep long-term IAM user keys in the OS keychain instead of ~/.aws/credentials.
+    #[command(
+        subcommand,
+        after_help = "The store is [keys] backend in credd.toml: the OS keychain (Secret Service on Linux, \
+Keychain on macOS) or a passphrase-encrypted file (CREDD_KEYS_PASSPHRASE or a prompt). \
+A profile keeps working for every tool through `credential_process = credd credential-process NAME` \
+in ~/.aws/config, served as GetSessionToken credentials, never the long-term keys.\n\n\
+Examples:\n  credd keys import dev       # move [dev]'s keys out of ~/.aws/credentials\n  credd keys import --all\n  \
+credd keys add ci --env     # from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n  credd keys list\n  \
+credd keys rotate dev       # new key created, checked and stored; the old one deleted\n  credd keys remove ci"
+    )]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Store keys under NAME (asked for without echo, or --env).
+    Add {
+        /// The name (use the profile's name).
+        name: String,
+        /// Read AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead of asking.
+        #[arg(long)]
+        env: bool,
+    },
+    /// Move a profile's keys out of ~/.aws/credentials into the store.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
+    Import {
+        /// The profile ([NAME] in ~/.aws/credentials).
+        name: Option<String>,
+        /// Every section of ~/.aws/credentials that holds keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List stored keys: names, masked key ids, age, backend (never a secret).
+    List(JsonArg),
+    /// Delete the keys stored under NAME.
+    Remove {
+        /// The name (see `credd keys list`).
+        name: String,
+    },
+    /// Replace NAME's key: iam:CreateAccessKey, check it, store it, iam:DeleteAccessKey the old one;
+    /// a failure at any step leaves a working key stored and says which keys IAM holds.
+    Rotate {
+        /// The name (see `credd keys list`).
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@
 // below: `main` dispatches to `commands::*`; a command file imports leaves
 // only; a leaf imports other leaves only. Leaves: `cli` (flags), `exit`
 // (the exit-code table), `clock`, `environment`, `signals`, `output`,
-// `activation`, `docker_nat`;
+// `activation`, `docker_nat`, `keystore`;
 // then `client` (the control client), `child_env`, `login_flow` and
 // `signin_flow` (which uses `login_flow`'s redirect), which import the
 // leaves before them.
@@ -20,6 +20,7 @@ mod commands;
 mod docker_nat;
 mod environment;
 mod exit;
+mod keystore;
 mod login_flow;
 mod output;
 mod signals;
@@ -109,6 +110,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             cli::DockerCommand::Ps { json } => ok(docker::ps(json).await),
         },
         Command::Doctor => doctor::run(),
+        Command::Keys(k) => ok(keys::run(k).await),
     }
 }
 

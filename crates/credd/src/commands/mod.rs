@@ -12,6 +12,7 @@ pub mod docker_setup;
 pub mod doctor;
 pub mod env;
 pub mod exec;
+pub mod keys;
 pub mod login;
 pub mod login_saml;
 pub mod mfa;

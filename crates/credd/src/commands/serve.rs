@@ -68,6 +68,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     credd_daemon::harden_process();
     let config = resolve(&args)?;
+    let keys = crate::keystore::settings(args.config.as_deref())?;
     let handed = crate::activation::handed_in_listeners()
         .context("failed to take the sockets handed in by the service manager (LISTEN_FDS)")?;
     let container = match handed.endpoint {
@@ -103,12 +104,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         (None, None) => None,
     };
     let profile_env = credd_aws::profiles::ProfileEnv::from_process_env();
+    let notifier = Arc::new(credd_daemon::notify::DesktopNotifier::from_env());
     let services = Services {
         upstream: Arc::new(credd_aws::sts::AwsUpstream::new(profile_env.clone())),
-        profiles: Arc::new(AwsProfileLoader::new(profile_env)),
+        profiles: Arc::new(AwsProfileLoader::new(profile_env).with_keys(Arc::new(
+            crate::keystore::DaemonKeys::new(keys, notifier.clone()),
+        ))),
         clock: Arc::new(SystemClock),
         sso_store: Arc::new(crate::login_flow::store()?),
-        notifier: Arc::new(credd_daemon::notify::DesktopNotifier::from_env()),
+        notifier,
     };
     let shutdown = CancellationToken::new();
     // SIGINT/SIGTERM cancel the daemon's root token; the daemon then stops

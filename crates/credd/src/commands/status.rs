@@ -112,6 +112,9 @@ fn print_status(v: &StatusReply) {
     }
     print_config_problems(d);
     print_shadows(&v.files.findings());
+    for note in crate::keystore::age_notes(crate::clock::now()) {
+        println!("warning: {note}");
+    }
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
     let mut notes = Vec::new();
     for p in &v.profiles {
