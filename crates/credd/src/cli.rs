@@ -4,6 +4,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod help;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "credd",
@@ -14,7 +16,7 @@ profile (MFA sessions, role chains, web identity, credential_process), renews th
 serves them over a localhost endpoint that every AWS SDK understands \
 (AWS_CONTAINER_CREDENTIALS_FULL_URI), an optional IMDSv2 emulation, and a few commands.\n\n\
 Start the daemon with `credd serve`, then run things with `credd exec PROFILE -- COMMAND`.",
-    after_help = "Examples:\n  credd serve                              # run the daemon in the foreground\n  credd exec dev -- aws s3 ls              # run a command with dev's credentials\n  credd mfa dev                            # start the MFA session behind dev\n  credd status                             # what is held, when it expires\n  eval \"$(credd env dev)\"                   # point this shell at the endpoint\n\nFiles: CREDD_CONFIG (settings), CREDD_RUNTIME_DIR (control socket), CREDD_STATE_DIR (sessions, tokens).\nDocs: docs/configuration.md, docs/http-api.md, docs/security.md."
+    after_help = help::TOP
 )]
 pub struct Cli {
     /// Log more (-v: debug, -vv: trace). CREDD_LOG, else RUST_LOG, overrides.
@@ -44,20 +46,7 @@ Docs: docs/service.md."
     )]
     Service(ServiceCommand),
     /// Run a command with a profile's credentials, served by the daemon.
-    #[command(after_help = "The command gets:\n  \
-AWS_CONTAINER_CREDENTIALS_FULL_URI     the endpoint, for PROFILE\n  \
-AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE a token scoped to PROFILE, revoked when the command exits\n  \
-AWS_CONTAINER_AUTHORIZATION_TOKEN      the same token (for clients that read only the variable)\n  \
-AWS_CONFIG_FILE                        an overlay holding only PROFILE's non-credential settings\n                                         \
-(region, endpoint_url, services, retries, ca_bundle...) as [default]\n  \
-AWS_SHARED_CREDENTIALS_FILE            an empty file\n  \
-AWS_REGION, AWS_DEFAULT_REGION         the profile's region\n\
-and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_DEFAULT_PROFILE, \
-AWS_WEB_IDENTITY_TOKEN_FILE or AWS_ROLE_ARN. So nothing in your ~/.aws files or environment (a [default] \
-with keys, role_arn, sso_session or credential_process, an exported AWS_PROFILE) wins over credd, and SDKs \
-fetch fresh credentials from credd for as long as the command runs. --keep-aws-config leaves your files \
-visible instead; --imds sets AWS_EC2_METADATA_SERVICE_ENDPOINT (no token) instead of the container variables.\n\n\
-Examples:\n  credd exec dev -- aws sts get-caller-identity\n  credd exec --imds dev -- some-tool   # needs `credd serve --imds-listen ... --imds-profile dev`")]
+    #[command(after_help = help::EXEC)]
     Exec(ExecArgs),
     /// Print the variables that point a shell or tool at the endpoint.
     #[command(
@@ -94,22 +83,7 @@ Examples:\n  credd mfa dev\n  ykman oath accounts code -s aws | credd mfa dev\n 
     Mfa(MfaArgs),
     /// Sign in: to IAM Identity Center (SSO), or with your console credentials (`aws login` sessions).
     #[command(
-        after_help = "IAM Identity Center (SSO): by default credd opens the sign-in page in your browser and listens on 127.0.0.1 for the redirect (authorization code with PKCE, as `aws sso login` does). --device-code prints a URL and a code to approve from any device instead (for machines without a browser); legacy profiles always use it. The token goes to ~/.aws/sso/cache exactly as the AWS CLI writes it, so `aws` and every SDK use it too, and the daemon refreshes it until the Identity Center session ends. Tokens from `aws sso login` are picked up the same way.
-
-Console credentials (`aws login`): `credd login --profile P`, where P has login_session (or has no credentials yet, or does not exist), signs in as `aws login --profile P` does: credd opens the AWS sign-in page in your browser and listens on 127.0.0.1 for the redirect. --remote is for a machine without a browser (over SSH): credd prints the URL, you sign in on any device, and paste the authorization code the page shows. The session's credentials go to ~/.aws/login/cache (AWS_LOGIN_CACHE_DIRECTORY) exactly as the AWS CLI writes them, and login_session = <your identity's ARN> into [profile P] (only that key; the region too if P has none). Replacing another identity's session asks first (--yes does not). The region is --region, else P's. The daemon renews the credentials (they last 15 minutes) ahead of expiry until the session ends (up to 12 hours). A profile that already has other credentials (keys, SSO, a role, credential_process) is refused, as `aws login` refuses it.
-
-For a SAML profile (credd_saml_process), `credd login --profile P` runs the helper in the foreground instead, so it can open a browser or wait for a push approval, then has the daemon renew the profile at once; the daemon's own runs of the helper never ask you.
-
-credd never starts a login on its own.
-
-Examples:
-  credd login                      # the only [sso-session] in ~/.aws/config
-  credd login work
-  credd login --profile dev        # the session behind a profile (also legacy sso_start_url profiles)
-  credd login work --device-code --no-browser
-  credd login --profile corp       # a SAML profile: runs its credd_saml_process with your terminal
-  credd login --profile console    # console credentials, as `aws login --profile console`
-  credd login --profile console --remote --region eu-west-1"
+        after_help = help::LOGIN
     )]
     Login(LoginArgs),
     /// Sign out of IAM Identity Center: the portal's Logout, and the cached token removed.
@@ -138,16 +112,24 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
 token or credentials expire, when credd last got and next renews them, the profiles on it, and the command \
 that signs in again when it needs one (\"sso_sessions\", \"login_sessions\" in --json).\n\n\
 Also warns when your AWS files hold something that wins over credd where `credd exec` \
-is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json)."
+is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json).\n\n\
+Examples:\n  credd status\n  credd status --json | jq -r '.profiles[] | select(.state != \"fresh\") | .name'\n  credd prompt                    # one line for your shell prompt instead"
     )]
     Status(JsonArg),
     /// Issue, list and revoke client tokens for the endpoint.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "A token lets a process that credd did not start (a service, an IDE, a script on a timer) \
+fetch a profile's credentials from the endpoint; `credd exec` and `credd env` issue their own. Only a digest is kept.\n\n\
+Examples:\n  credd token issue --profile dev --ttl 8h --file ~/.config/myapp/aws-token\n  credd token list\n  \
+credd token revoke 1a2b3c4d5e6f7a8b\n  credd token revoke --label ci"
+    )]
     Token(TokenCommand),
     /// Call sts:GetCallerIdentity with a profile's credentials.
     #[command(
-        after_help = "Prints the account, the ARN and the user id, aligned; --json prints STS's own document ({\"Account\", \"Arn\", \"UserId\"}).\n\n\
-Examples:\n  credd whoami dev\n  credd whoami dev --json | jq -r .Arn"
+        after_help = "Prints the account, the ARN and the user id, aligned; --json prints STS's own document ({\"Account\", \"Arn\", \"UserId\"}). \
+The call is made by the daemon with the credentials it serves, so it shows exactly who an SDK pointed at credd is.\n\n\
+Examples:\n  credd whoami dev\n  credd whoami dev --json | jq -r .Arn\n  for p in dev prod; do credd whoami $p; done"
     )]
     Whoami(WhoamiArgs),
     /// Open the AWS console signed in as a profile (or print the sign-in URL).
@@ -190,6 +172,23 @@ Example (a compose service at 169.254.170.2, see docs/docker.md):\n  credd relay
     /// Credentials for docker containers: setup, args, run.
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// One short segment for a shell prompt: profile, time left, \"MFA in 5m\".
+    #[command(after_help = help::PROMPT)]
+    Prompt(PromptArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, credd(1) (or write every page to a directory).
+    #[command(after_help = help::MAN)]
+    Man {
+        /// Write credd.1 and one page per command into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Check the container path: address, nat rule order (root), listener, port 80.
     #[command(
         after_help = "Prints each check with ok, FAIL (and its fix) or skip; exits 1 when any fails. \
@@ -321,8 +320,8 @@ pub struct ExecArgs {
     /// overlay): their [default] or AWS_PROFILE's profile may then win over credd.
     #[arg(long)]
     pub keep_aws_config: bool,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments, after `--` [default: $SHELL].
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -468,6 +467,19 @@ pub struct AuditArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromptArgs {
+    /// The profile to show [default: $CREDD_PROFILE, else $AWS_PROFILE].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Say what the profile will need when its MFA, SSO or sign-in session ends within this.
+    #[arg(long, value_name = "DUR", default_value = "15m")]
+    pub soon: String,
+    /// Give up on a slow daemon after this many milliseconds (print nothing).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -8,10 +8,11 @@
 // only; a leaf imports other leaves only. Leaves: `cli` (flags), `exit`
 // (the exit-code table), `clock`, `environment`, `signals`, `output`,
 // `activation`, `docker_nat`;
-// then `client` (the control client), `child_env`, `login_flow` and
-// `signin_flow` (which uses `login_flow`'s redirect), which import the
-// leaves before them.
+// then `client` (the control client), `ask` (asking the user, on `client`), `child_env`, `login_flow` and
+// `signin_flow` (which uses `login_flow`'s redirect), `hints` (on `client`
+// and `ask`), which import the leaves before them.
 mod activation;
+mod ask;
 mod child_env;
 mod cli;
 mod client;
@@ -20,6 +21,7 @@ mod commands;
 mod docker_nat;
 mod environment;
 mod exit;
+mod hints;
 mod login_flow;
 mod output;
 mod signals;
@@ -36,6 +38,12 @@ fn main() -> ExitCode {
         // version on stdout with 0, a usage error on stderr with 2.
         Err(e) => {
             let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::UnknownArgument {
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                if let Some(hint) = hints::exec_dashes(&args) {
+                    eprintln!("\nhint: {hint}");
+                }
+            }
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
@@ -56,13 +64,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("credd: {e:#}");
-            exit::of_error(&e)
+    rt.block_on(async {
+        match run(cli.command).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("credd: {e:#}");
+                if let Some(hint) = hints::did_you_mean(&e).await {
+                    eprintln!("credd: {hint}");
+                }
+                exit::of_error(&e)
+            }
         }
-    }
+    })
 }
 
 /// Runs one command. Commands that only succeed or fail give 0 or an error
@@ -109,6 +122,12 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             cli::DockerCommand::Ps { json } => ok(docker::ps(json).await),
         },
         Command::Doctor => doctor::run(),
+        Command::Prompt(a) => {
+            prompt::run(a).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => ok(completions::completions(shell)),
+        Command::Man { dir } => ok(completions::man(dir.as_deref())),
     }
 }
 
