@@ -145,11 +145,12 @@ pub async fn credentials(profile: &str) -> std::result::Result<Value, Unready> {
             Needed::SignIn { args } => sign_in(args).await,
         };
         if let Err(e) = done {
-            // A refused code says so and the user tries again; a sign-in
-            // the user declined or that failed ends here.
+            // A mistyped or refused code says so and the user tries again
+            // (up to ROUNDS); a sign-in the user declined or that failed
+            // ends here.
             match need {
-                Needed::Mfa { .. } if daemon_message(&e).is_some() => eprintln!("credd: {e:#}"),
-                _ => return Err(Unready::NeedsUser(e)),
+                Needed::Mfa { .. } => eprintln!("credd: {e:#}"),
+                Needed::SignIn { .. } => return Err(Unready::NeedsUser(e)),
             }
         }
     }
