@@ -102,8 +102,7 @@ Example:
     Sso(SsoCommand),
     /// Try credd with no AWS account: a local sandbox, a throwaway config, logins, live refreshes.
     #[command(
-        after_help = "Starts a local stand-in for IAM Identity Center, AWS Sign-In and STS on 127.0.0.1, writes a throwaway AWS config in a private temporary directory (an sso-session, an SSO profile, a role chained on it, an MFA profile and an `aws login` session profile), signs in to both (approved automatically), serves the four profiles on a free loopback port and prints what to paste in another shell. Tokens and credentials live a few minutes, so refreshes happen while you watch. Your own ~/.aws is never read or written. Ctrl-C stops it and removes the directory.\n\n\
-Examples:\n  credd demo\n  credd demo --self-check      # check every profile end to end, then exit (CI runs this)"
+        after_help = help::DEMO
     )]
     Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
@@ -134,16 +133,13 @@ Examples:\n  credd whoami dev\n  credd whoami dev --json | jq -r .Arn\n  for p i
     Whoami(WhoamiArgs),
     /// Open the AWS console signed in as a profile (or print the sign-in URL).
     #[command(
-        after_help = "Role profiles (a role, SSO, SAML, a login session...) go to the federation endpoint's getSigninToken with the credentials the daemon serves. A profile of bare long-term keys (an IAM user) first gets GetFederationToken credentials, made here with the keys from your AWS files (named after your login name, with a policy allowing everything, so the console has exactly the user's permissions); MFA cannot be used with GetFederationToken. The federation endpoint is https://signin.aws.amazon.com/federation (the China and GovCloud partitions' by the region), or $AWS_ENDPOINT_URL_SIGNIN/federation when that is set.\n\n\
-The URL signs anyone who opens it in within 15 minutes: credd never logs it, and opens the browser on a private 0600 page that redirects to it (removed 10 seconds later), not with the URL on the browser's command line. --print writes it to stdout, for you to paste (mind your terminal's scrollback).\n\n\
-Examples:\n  credd console dev\n  credd console dev --service s3 --region eu-west-1\n  credd console admin --duration 4h\n  credd console dev --print | xclip"
+        after_help = help::CONSOLE
     )]
     Console(ConsoleArgs),
     /// Decode an \"Encoded authorization failure message\" (sts:DecodeAuthorizationMessage).
     #[command(
         name = "decode-message",
-        after_help = "Calls sts:DecodeAuthorizationMessage with PROFILE's credentials (an IAM user's bare keys sign it themselves; the profile needs sts:DecodeAuthorizationMessage) and prints the decoded JSON, pretty, with the denied action and resource first and then the rest as STS returned it. MESSAGE `-` reads the message from standard input.\n\n\
-Examples:\n  credd decode-message dev 'AbCdEf...'\n  pbpaste | credd decode-message dev -"
+        after_help = help::DECODE_MESSAGE
     )]
     DecodeMessage(DecodeMessageArgs),
     /// List the profiles credd can serve, and why any other cannot be served.
@@ -191,18 +187,12 @@ Example (a compose service at 169.254.170.2, see docs/docker.md):\n  credd relay
     },
     /// Check the container path: address, nat rule order (root), listener, port 80.
     #[command(
-        after_help = "Prints each check with ok, FAIL (and its fix) or skip; exits 1 when any fails. \
-Detects docker's rules shadowing credd's (a container publishing port 80 would receive the callers' tokens). \
-Reading the nat table needs root: without it that check is skipped and the port-80 probe from this host stands in.\n\n\
-Examples:\n  credd doctor\n  sudo credd doctor"
+        after_help = help::DOCTOR
     )]
     Doctor,
     /// Show which credentials were vended: when, which profile, to which token and peer.
     #[command(
-        after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
-it never holds a secret, only token ids (see `credd token list`). Vends alike in every field \
-within one second share a line: VENDS (`count` in --json, absent when 1) says how many. Lines are \
-written about a second after their vends, and at once when the daemon stops.\n\nExamples:\n  credd audit --since 1h\n  credd audit --json | jq ."
+        after_help = help::AUDIT
     )]
     Audit(AuditArgs),
 }
@@ -390,14 +380,7 @@ Then use it: AWS_PROFILE=dev-credd terraform plan, or pick dev-credd in the AWS 
 pub enum DockerCommand {
     /// Make 169.254.170.2 reach credd from containers on bridge networks (root).
     #[command(
-        after_help = "Adds a dummy interface credd0 with 169.254.170.2/32 (lo where the kernel has no dummy \
-interfaces), and DNATs 169.254.170.2:80 to credd's unprivileged listener 169.254.170.2:9913 in a nat chain CREDD \
-jumped to from the top of PREROUTING (containers) and OUTPUT (host, host-network containers), before docker's \
-rules: a container publishing port 80 never sees a request meant for credd. Idempotent: says what was present \
-and what it changed, and puts credd's jumps back on top when docker has put its own there (docker does when it \
-restarts: systemd/credd-docker-setup.service re-runs this after every docker start). The DNAT target is not \
-loopback, so route_localnet stays off and nothing on 127.0.0.0/8 is exposed. `credd doctor` checks it all.\n\n\
-Examples:\n  credd docker setup --print     # show the commands, change nothing\n  sudo credd docker setup\n  sudo credd docker setup --undo"
+        after_help = help::DOCKER_SETUP
     )]
     Setup {
         /// Remove what setup added.
@@ -409,14 +392,7 @@ Examples:\n  credd docker setup --print     # show the commands, change nothing\
     },
     /// Print the `docker run` flags that give a container PROFILE's credentials.
     #[command(
-        after_help = "The token is mounted read-only at /run/secrets/credd-token (never on argv or in the \
-environment), and so are an overlay config with only PROFILE's non-credential settings \
-(/run/secrets/credd-aws-config, AWS_CONFIG_FILE) and an empty credentials file \
-(/run/secrets/credd-aws-credentials, AWS_SHARED_CREDENTIALS_FILE), so nothing else wins over credd \
-in the container, even with ~/.aws mounted. Without a container listener (`credd docker setup`), the flags include --network host. \
-The flags label the container credd.token=ID: the token is revoked when that container is removed, or when no container \
-has taken it within docker.claim_within (5m).\n\n\
-Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-identity"
+        after_help = help::DOCKER_ARGS
     )]
     Args {
         profile: String,
@@ -426,10 +402,7 @@ Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-id
     },
     /// `docker run` with PROFILE's credentials; the token is revoked when the container exits.
     #[command(
-        after_help = "Example:\n  credd docker run dev --rm amazon/aws-cli sts get-caller-identity\n\n\
-With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=true) the token stays valid until the \
-container is removed (credd watches the docker engine: docker.watch in credd.toml; `credd docker ps` lists them), \
-at the latest until --token-ttl. The container is labelled credd.token=ID (the token's id, not its secret)."
+        after_help = help::DOCKER_RUN
     )]
     Run {
         profile: String,
@@ -447,10 +420,7 @@ at the latest until --token-ttl. The container is labelled credd.token=ID (the t
     },
     /// The containers that hold live credd tokens: container, image, profile, token age.
     #[command(
-        after_help = "Lists the tokens of `credd docker run` and `credd docker args` that are bound to the \
-docker engine credd watches (docker.watch in credd.toml), each with its container as the engine shows it now. \
-A token is revoked when its container is removed; one no container claimed within docker.claim_within (5m) \
-is revoked then."
+        after_help = help::DOCKER_PS
     )]
     Ps {
         /// Print JSON (one array of rows).
@@ -605,15 +575,7 @@ pub struct TokenIssueArgs {
 pub enum ServiceCommand {
     /// Install and start credd as a login service for this user.
     #[command(
-        after_help = "systemd: writes credd.service, credd.socket and credd-control.socket to \
-~/.config/systemd/user/, then runs `systemctl --user daemon-reload`, enables the three units and \
-(re)starts credd.service. launchd: writes ~/Library/LaunchAgents/com.credd.daemon.plist and runs \
-`launchctl bootstrap gui/UID` on it. Running it again updates the files and restarts the daemon.\n\n\
-The settings of this shell that change what credd reads are written into the unit (Environment=) or \
-plist (EnvironmentVariables): AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, CREDD_CONFIG (or a credd.toml \
-under XDG_CONFIG_HOME), a moved state directory and AWS_LOGIN_CACHE_DIRECTORY. Secrets \
-(AWS_ACCESS_KEY_ID...) never are: install warns and leaves them out. --print shows it all. \
-The systemd unit lets credd write only its own directories, ~/.aws/sso/cache and ~/.aws/login/cache."
+        after_help = help::SERVICE_INSTALL
     )]
     Install(ServiceArgs),
     /// Stop and disable the service and remove the files install wrote (sessions are kept).
