@@ -43,7 +43,11 @@ pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
 /// command starts, when a command follows the profile. `args` are the
 /// process arguments without the program name.
 pub fn exec_dashes(args: &[String]) -> Option<String> {
-    let at = args.iter().position(|a| a == "exec")?;
+    // `exec` must be the command itself, not a word further on.
+    let at = args.iter().position(|a| !a.starts_with('-'))?;
+    if args[at] != "exec" {
+        return None;
+    }
     if args.iter().any(|a| a == "--") {
         return None;
     }
@@ -119,5 +123,6 @@ mod tests {
         assert_eq!(exec_dashes(&args("exec dev")), None);
         assert_eq!(exec_dashes(&args("exec dev -- ls")), None);
         assert_eq!(exec_dashes(&args("status --bogus")), None);
+        assert_eq!(exec_dashes(&args("mfa exec extra words")), None);
     }
 }

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             if e.kind() == clap::error::ErrorKind::UnknownArgument {
-                let args: Vec<String> = std::env::args().skip(1).collect();
+                // Lossy: a hint must not panic on an argument that is not UTF-8.
+                let args: Vec<String> = std::env::args_os()
+                    .skip(1)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
                 if let Some(hint) = hints::exec_dashes(&args) {
                     eprintln!("\nhint: {hint}");
                 }
