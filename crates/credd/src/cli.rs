@@ -4,6 +4,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod help;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "credd",
@@ -14,7 +16,7 @@ profile (MFA sessions, role chains, web identity, credential_process), renews th
 serves them over a localhost endpoint that every AWS SDK understands \
 (AWS_CONTAINER_CREDENTIALS_FULL_URI), an optional IMDSv2 emulation, and a few commands.\n\n\
 Start the daemon with `credd serve`, then run things with `credd exec PROFILE -- COMMAND`.",
-    after_help = "Examples:\n  credd serve                              # run the daemon in the foreground\n  credd exec dev -- aws s3 ls              # run a command with dev's credentials\n  credd mfa dev                            # start the MFA session behind dev\n  credd status                             # what is held, when it expires\n  eval \"$(credd env dev)\"                   # point this shell at the endpoint\n\nFiles: CREDD_CONFIG (settings), CREDD_RUNTIME_DIR (control socket), CREDD_STATE_DIR (sessions, tokens).\nDocs: docs/configuration.md, docs/http-api.md, docs/security.md."
+    after_help = help::TOP
 )]
 pub struct Cli {
     /// Log more (-v: debug, -vv: trace). CREDD_LOG, else RUST_LOG, overrides.
@@ -44,20 +46,7 @@ Docs: docs/service.md."
     )]
     Service(ServiceCommand),
     /// Run a command with a profile's credentials, served by the daemon.
-    #[command(after_help = "The command gets:\n  \
-AWS_CONTAINER_CREDENTIALS_FULL_URI     the endpoint, for PROFILE\n  \
-AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE a token scoped to PROFILE, revoked when the command exits\n  \
-AWS_CONTAINER_AUTHORIZATION_TOKEN      the same token (for clients that read only the variable)\n  \
-AWS_CONFIG_FILE                        an overlay holding only PROFILE's non-credential settings\n                                         \
-(region, endpoint_url, services, retries, ca_bundle...) as [default]\n  \
-AWS_SHARED_CREDENTIALS_FILE            an empty file\n  \
-AWS_REGION, AWS_DEFAULT_REGION         the profile's region\n\
-and no AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_DEFAULT_PROFILE, \
-AWS_WEB_IDENTITY_TOKEN_FILE or AWS_ROLE_ARN. So nothing in your ~/.aws files or environment (a [default] \
-with keys, role_arn, sso_session or credential_process, an exported AWS_PROFILE) wins over credd, and SDKs \
-fetch fresh credentials from credd for as long as the command runs. --keep-aws-config leaves your files \
-visible instead; --imds sets AWS_EC2_METADATA_SERVICE_ENDPOINT (no token) instead of the container variables.\n\n\
-Examples:\n  credd exec dev -- aws sts get-caller-identity\n  credd exec --imds dev -- some-tool   # needs `credd serve --imds-listen ... --imds-profile dev`")]
+    #[command(after_help = help::EXEC)]
     Exec(ExecArgs),
     /// Print the variables that point a shell or tool at the endpoint.
     #[command(
@@ -94,22 +83,7 @@ Examples:\n  credd mfa dev\n  ykman oath accounts code -s aws | credd mfa dev\n 
     Mfa(MfaArgs),
     /// Sign in: to IAM Identity Center (SSO), or with your console credentials (`aws login` sessions).
     #[command(
-        after_help = "IAM Identity Center (SSO): by default credd opens the sign-in page in your browser and listens on 127.0.0.1 for the redirect (authorization code with PKCE, as `aws sso login` does). --device-code prints a URL and a code to approve from any device instead (for machines without a browser); legacy profiles always use it. The token goes to ~/.aws/sso/cache exactly as the AWS CLI writes it, so `aws` and every SDK use it too, and the daemon refreshes it until the Identity Center session ends. Tokens from `aws sso login` are picked up the same way.
-
-Console credentials (`aws login`): `credd login --profile P`, where P has login_session (or has no credentials yet, or does not exist), signs in as `aws login --profile P` does: credd opens the AWS sign-in page in your browser and listens on 127.0.0.1 for the redirect. --remote is for a machine without a browser (over SSH): credd prints the URL, you sign in on any device, and paste the authorization code the page shows. The session's credentials go to ~/.aws/login/cache (AWS_LOGIN_CACHE_DIRECTORY) exactly as the AWS CLI writes them, and login_session = <your identity's ARN> into [profile P] (only that key; the region too if P has none). Replacing another identity's session asks first (--yes does not). The region is --region, else P's. The daemon renews the credentials (they last 15 minutes) ahead of expiry until the session ends (up to 12 hours). A profile that already has other credentials (keys, SSO, a role, credential_process) is refused, as `aws login` refuses it.
-
-For a SAML profile (credd_saml_process), `credd login --profile P` runs the helper in the foreground instead, so it can open a browser or wait for a push approval, then has the daemon renew the profile at once; the daemon's own runs of the helper never ask you.
-
-credd never starts a login on its own.
-
-Examples:
-  credd login                      # the only [sso-session] in ~/.aws/config
-  credd login work
-  credd login --profile dev        # the session behind a profile (also legacy sso_start_url profiles)
-  credd login work --device-code --no-browser
-  credd login --profile corp       # a SAML profile: runs its credd_saml_process with your terminal
-  credd login --profile console    # console credentials, as `aws login --profile console`
-  credd login --profile console --remote --region eu-west-1"
+        after_help = help::LOGIN
     )]
     Login(LoginArgs),
     /// Sign out of IAM Identity Center: the portal's Logout, and the cached token removed.
@@ -128,8 +102,7 @@ Example:
     Sso(SsoCommand),
     /// Try credd with no AWS account: a local sandbox, a throwaway config, logins, live refreshes.
     #[command(
-        after_help = "Starts a local stand-in for IAM Identity Center, AWS Sign-In and STS on 127.0.0.1, writes a throwaway AWS config in a private temporary directory (an sso-session, an SSO profile, a role chained on it, an MFA profile and an `aws login` session profile), signs in to both (approved automatically), serves the four profiles on a free loopback port and prints what to paste in another shell. Tokens and credentials live a few minutes, so refreshes happen while you watch. Your own ~/.aws is never read or written. Ctrl-C stops it and removes the directory.\n\n\
-Examples:\n  credd demo\n  credd demo --self-check      # check every profile end to end, then exit (CI runs this)"
+        after_help = help::DEMO
     )]
     Demo(DemoArgs),
     /// Show every profile: source chain, state, expiry, next refresh, last error.
@@ -138,30 +111,35 @@ Examples:\n  credd demo\n  credd demo --self-check      # check every profile en
 token or credentials expire, when credd last got and next renews them, the profiles on it, and the command \
 that signs in again when it needs one (\"sso_sessions\", \"login_sessions\" in --json).\n\n\
 Also warns when your AWS files hold something that wins over credd where `credd exec` \
-is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json)."
+is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json).\n\n\
+Examples:\n  credd status\n  credd status --json | jq -r '.profiles[] | select(.state != \"fresh\") | .name'\n  credd prompt                    # one line for your shell prompt instead"
     )]
     Status(JsonArg),
     /// Issue, list and revoke client tokens for the endpoint.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "A token lets a process that credd did not start (a service, an IDE, a script on a timer) \
+fetch a profile's credentials from the endpoint; `credd exec` and `credd env` issue their own. Only a digest is kept.\n\n\
+Examples:\n  credd token issue --profile dev --ttl 8h --file ~/.config/myapp/aws-token\n  credd token list\n  \
+credd token revoke 1a2b3c4d5e6f7a8b\n  credd token revoke --label ci"
+    )]
     Token(TokenCommand),
     /// Call sts:GetCallerIdentity with a profile's credentials.
     #[command(
-        after_help = "Prints the account, the ARN and the user id, aligned; --json prints STS's own document ({\"Account\", \"Arn\", \"UserId\"}).\n\n\
-Examples:\n  credd whoami dev\n  credd whoami dev --json | jq -r .Arn"
+        after_help = "Prints the account, the ARN and the user id, aligned; --json prints STS's own document ({\"Account\", \"Arn\", \"UserId\"}). \
+The call is made by the daemon with the credentials it serves, so it shows exactly who an SDK pointed at credd is.\n\n\
+Examples:\n  credd whoami dev\n  credd whoami dev --json | jq -r .Arn\n  for p in dev prod; do credd whoami $p; done"
     )]
     Whoami(WhoamiArgs),
     /// Open the AWS console signed in as a profile (or print the sign-in URL).
     #[command(
-        after_help = "Role profiles (a role, SSO, SAML, a login session...) go to the federation endpoint's getSigninToken with the credentials the daemon serves. A profile of bare long-term keys (an IAM user) first gets GetFederationToken credentials, made here with the keys from your AWS files (named after your login name, with a policy allowing everything, so the console has exactly the user's permissions); MFA cannot be used with GetFederationToken. The federation endpoint is https://signin.aws.amazon.com/federation (the China and GovCloud partitions' by the region), or $AWS_ENDPOINT_URL_SIGNIN/federation when that is set.\n\n\
-The URL signs anyone who opens it in within 15 minutes: credd never logs it, and opens the browser on a private 0600 page that redirects to it (removed 10 seconds later), not with the URL on the browser's command line. --print writes it to stdout, for you to paste (mind your terminal's scrollback).\n\n\
-Examples:\n  credd console dev\n  credd console dev --service s3 --region eu-west-1\n  credd console admin --duration 4h\n  credd console dev --print | xclip"
+        after_help = help::CONSOLE
     )]
     Console(ConsoleArgs),
     /// Decode an \"Encoded authorization failure message\" (sts:DecodeAuthorizationMessage).
     #[command(
         name = "decode-message",
-        after_help = "Calls sts:DecodeAuthorizationMessage with PROFILE's credentials (an IAM user's bare keys sign it themselves; the profile needs sts:DecodeAuthorizationMessage) and prints the decoded JSON, pretty, with the denied action and resource first and then the rest as STS returned it. MESSAGE `-` reads the message from standard input.\n\n\
-Examples:\n  credd decode-message dev 'AbCdEf...'\n  pbpaste | credd decode-message dev -"
+        after_help = help::DECODE_MESSAGE
     )]
     DecodeMessage(DecodeMessageArgs),
     /// List the profiles credd can serve, and why any other cannot be served.
@@ -190,20 +168,31 @@ Example (a compose service at 169.254.170.2, see docs/docker.md):\n  credd relay
     /// Credentials for docker containers: setup, args, run.
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// One short segment for a shell prompt: profile, time left, \"MFA in 5m\".
+    #[command(after_help = help::PROMPT)]
+    Prompt(PromptArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, credd(1) (or write every page to a directory).
+    #[command(after_help = help::MAN)]
+    Man {
+        /// Write credd.1 and one page per command into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Check the container path: address, nat rule order (root), listener, port 80.
     #[command(
-        after_help = "Prints each check with ok, FAIL (and its fix) or skip; exits 1 when any fails. \
-Detects docker's rules shadowing credd's (a container publishing port 80 would receive the callers' tokens). \
-Reading the nat table needs root: without it that check is skipped and the port-80 probe from this host stands in.\n\n\
-Examples:\n  credd doctor\n  sudo credd doctor"
+        after_help = help::DOCTOR
     )]
     Doctor,
     /// Show which credentials were vended: when, which profile, to which token and peer.
     #[command(
-        after_help = "The log is STATE_DIR/audit.log (0600), rotated at 1 MiB with 3 old files kept; \
-it never holds a secret, only token ids (see `credd token list`). Vends alike in every field \
-within one second share a line: VENDS (`count` in --json, absent when 1) says how many. Lines are \
-written about a second after their vends, and at once when the daemon stops.\n\nExamples:\n  credd audit --since 1h\n  credd audit --json | jq ."
+        after_help = help::AUDIT
     )]
     Audit(AuditArgs),
     /// Keep long-term IAM user keys in the OS keychain instead of ~/.aws/credentials.
@@ -367,8 +356,8 @@ pub struct ExecArgs {
     /// overlay): their [default] or AWS_PROFILE's profile may then win over credd.
     #[arg(long)]
     pub keep_aws_config: bool,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments, after `--` [default: $SHELL].
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -437,14 +426,7 @@ Then use it: AWS_PROFILE=dev-credd terraform plan, or pick dev-credd in the AWS 
 pub enum DockerCommand {
     /// Make 169.254.170.2 reach credd from containers on bridge networks (root).
     #[command(
-        after_help = "Adds a dummy interface credd0 with 169.254.170.2/32 (lo where the kernel has no dummy \
-interfaces), and DNATs 169.254.170.2:80 to credd's unprivileged listener 169.254.170.2:9913 in a nat chain CREDD \
-jumped to from the top of PREROUTING (containers) and OUTPUT (host, host-network containers), before docker's \
-rules: a container publishing port 80 never sees a request meant for credd. Idempotent: says what was present \
-and what it changed, and puts credd's jumps back on top when docker has put its own there (docker does when it \
-restarts: systemd/credd-docker-setup.service re-runs this after every docker start). The DNAT target is not \
-loopback, so route_localnet stays off and nothing on 127.0.0.0/8 is exposed. `credd doctor` checks it all.\n\n\
-Examples:\n  credd docker setup --print     # show the commands, change nothing\n  sudo credd docker setup\n  sudo credd docker setup --undo"
+        after_help = help::DOCKER_SETUP
     )]
     Setup {
         /// Remove what setup added.
@@ -456,14 +438,7 @@ Examples:\n  credd docker setup --print     # show the commands, change nothing\
     },
     /// Print the `docker run` flags that give a container PROFILE's credentials.
     #[command(
-        after_help = "The token is mounted read-only at /run/secrets/credd-token (never on argv or in the \
-environment), and so are an overlay config with only PROFILE's non-credential settings \
-(/run/secrets/credd-aws-config, AWS_CONFIG_FILE) and an empty credentials file \
-(/run/secrets/credd-aws-credentials, AWS_SHARED_CREDENTIALS_FILE), so nothing else wins over credd \
-in the container, even with ~/.aws mounted. Without a container listener (`credd docker setup`), the flags include --network host. \
-The flags label the container credd.token=ID: the token is revoked when that container is removed, or when no container \
-has taken it within docker.claim_within (5m).\n\n\
-Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-identity"
+        after_help = help::DOCKER_ARGS
     )]
     Args {
         profile: String,
@@ -473,10 +448,7 @@ Example:\n  docker run $(credd docker args dev) amazon/aws-cli sts get-caller-id
     },
     /// `docker run` with PROFILE's credentials; the token is revoked when the container exits.
     #[command(
-        after_help = "Example:\n  credd docker run dev --rm amazon/aws-cli sts get-caller-identity\n\n\
-With -d/--detach (read from docker's options before IMAGE, e.g. -itd, --detach=true) the token stays valid until the \
-container is removed (credd watches the docker engine: docker.watch in credd.toml; `credd docker ps` lists them), \
-at the latest until --token-ttl. The container is labelled credd.token=ID (the token's id, not its secret)."
+        after_help = help::DOCKER_RUN
     )]
     Run {
         profile: String,
@@ -494,10 +466,7 @@ at the latest until --token-ttl. The container is labelled credd.token=ID (the t
     },
     /// The containers that hold live credd tokens: container, image, profile, token age.
     #[command(
-        after_help = "Lists the tokens of `credd docker run` and `credd docker args` that are bound to the \
-docker engine credd watches (docker.watch in credd.toml), each with its container as the engine shows it now. \
-A token is revoked when its container is removed; one no container claimed within docker.claim_within (5m) \
-is revoked then."
+        after_help = help::DOCKER_PS
     )]
     Ps {
         /// Print JSON (one array of rows).
@@ -514,6 +483,19 @@ pub struct AuditArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromptArgs {
+    /// The profile to show [default: $CREDD_PROFILE, else $AWS_PROFILE].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Say what the profile will need when its MFA, SSO or sign-in session ends within this.
+    #[arg(long, value_name = "DUR", default_value = "15m")]
+    pub soon: String,
+    /// Give up on a slow daemon after this many milliseconds (print nothing).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -639,15 +621,7 @@ pub struct TokenIssueArgs {
 pub enum ServiceCommand {
     /// Install and start credd as a login service for this user.
     #[command(
-        after_help = "systemd: writes credd.service, credd.socket and credd-control.socket to \
-~/.config/systemd/user/, then runs `systemctl --user daemon-reload`, enables the three units and \
-(re)starts credd.service. launchd: writes ~/Library/LaunchAgents/com.credd.daemon.plist and runs \
-`launchctl bootstrap gui/UID` on it. Running it again updates the files and restarts the daemon.\n\n\
-The settings of this shell that change what credd reads are written into the unit (Environment=) or \
-plist (EnvironmentVariables): AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, CREDD_CONFIG (or a credd.toml \
-under XDG_CONFIG_HOME), a moved state directory and AWS_LOGIN_CACHE_DIRECTORY. Secrets \
-(AWS_ACCESS_KEY_ID...) never are: install warns and leaves them out. --print shows it all. \
-The systemd unit lets credd write only its own directories, ~/.aws/sso/cache and ~/.aws/login/cache."
+        after_help = help::SERVICE_INSTALL
     )]
     Install(ServiceArgs),
     /// Stop and disable the service and remove the files install wrote (sessions are kept).

@@ -8,10 +8,11 @@
 // only; a leaf imports other leaves only. Leaves: `cli` (flags), `exit`
 // (the exit-code table), `clock`, `environment`, `signals`, `output`,
 // `activation`, `docker_nat`, `keystore`;
-// then `client` (the control client), `child_env`, `login_flow` and
-// `signin_flow` (which uses `login_flow`'s redirect), which import the
-// leaves before them.
+// then `client` (the control client), `ask` (asking the user, on `client`), `child_env`, `login_flow` and
+// `signin_flow` (which uses `login_flow`'s redirect), `hints` (on `client`
+// and `ask`), which import the leaves before them.
 mod activation;
+mod ask;
 mod child_env;
 mod cli;
 mod client;
@@ -21,6 +22,7 @@ mod docker_nat;
 mod environment;
 mod exit;
 mod keystore;
+mod hints;
 mod login_flow;
 mod output;
 mod signals;
@@ -37,6 +39,16 @@ fn main() -> ExitCode {
         // version on stdout with 0, a usage error on stderr with 2.
         Err(e) => {
             let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::UnknownArgument {
+                // Lossy: a hint must not panic on an argument that is not UTF-8.
+                let args: Vec<String> = std::env::args_os()
+                    .skip(1)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                if let Some(hint) = hints::exec_dashes(&args) {
+                    eprintln!("\nhint: {hint}");
+                }
+            }
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
@@ -57,13 +69,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("credd: {e:#}");
-            exit::of_error(&e)
+    rt.block_on(async {
+        match run(cli.command).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("credd: {e:#}");
+                if let Some(hint) = hints::did_you_mean(&e).await {
+                    eprintln!("credd: {hint}");
+                }
+                exit::of_error(&e)
+            }
         }
-    }
+    })
 }
 
 /// Runs one command. Commands that only succeed or fail give 0 or an error
@@ -111,6 +128,12 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Doctor => doctor::run(),
         Command::Keys(k) => ok(keys::run(k).await),
+        Command::Prompt(a) => {
+            prompt::run(a).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => ok(completions::completions(shell)),
+        Command::Man { dir } => ok(completions::man(dir.as_deref())),
     }
 }
 

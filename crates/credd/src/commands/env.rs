@@ -1,4 +1,6 @@
 //! `credd env PROFILE`: prints what `credd exec` would set, as exports.
+//! With `--static`, the keys themselves: then an MFA code or a sign-in the
+//! profile needs is asked for on the terminal first.
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
@@ -17,10 +19,9 @@ pub async fn run(a: EnvArgs) -> Result<()> {
             profile: Some(a.profile.clone()),
         })
         .await?;
-        let c: Value = call(Request::Credentials {
-            profile: a.profile.clone(),
-        })
-        .await?;
+        let c: Value = crate::ask::credentials(&a.profile)
+            .await
+            .map_err(crate::ask::Unready::into_error)?;
         if a.format == Shell::Json {
             println!("{}", serde_json::to_string_pretty(&c)?);
             return Ok(());
@@ -57,6 +58,8 @@ pub async fn run(a: EnvArgs) -> Result<()> {
         .await?;
         vars = env.vars;
     }
+    // As `credd exec` sets it: the profile, for a prompt to show.
+    vars.push(("CREDD_PROFILE".into(), Some(a.profile.clone())));
     let vars: Vec<(&str, Option<String>)> =
         vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     print!("{}", render_env(a.format, &vars));

@@ -3,10 +3,9 @@
 //! Layering: a command file. It imports leaves only, never another command.
 
 use crate::client::call;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use credd_daemon::control::Request;
 use credd_daemon::protocol::{MfaSerial, MfaStarted};
-use std::io::Write;
 
 pub async fn run(a: crate::cli::MfaArgs) -> Result<()> {
     let serial: MfaSerial = call(Request::MfaSerial {
@@ -15,15 +14,8 @@ pub async fn run(a: crate::cli::MfaArgs) -> Result<()> {
     .await?;
     let code = match a.code {
         Some(c) => c,
-        None => {
-            eprint!("MFA code for {} (profile '{}'): ", serial.serial, a.profile);
-            std::io::stderr().flush().ok();
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("failed to read the MFA code from the terminal")?;
-            line.trim().to_string()
-        }
+        // No echo on a terminal; a line of standard input otherwise.
+        None => crate::ask::read_mfa_code(&serial.serial, &a.profile)?,
     };
     if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
         bail!(

@@ -3,6 +3,7 @@
 //! never another command file.
 
 pub mod audit;
+pub mod completions;
 pub mod console;
 pub mod credential_process;
 pub mod decode_message;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod login;
 pub mod login_saml;
 pub mod mfa;
+pub mod prompt;
 pub mod relay;
 pub mod serve;
 pub mod service;

@@ -1,12 +1,11 @@
 //! `credd write-credentials PROFILE [--as NAME]`: one section of
 //! `~/.aws/credentials` with the profile's current keys, every other byte
-//! of the file unchanged.
+//! of the file unchanged. An MFA code or a sign-in the profile needs is
+//! asked for on the terminal first.
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
-use crate::client::call;
 use anyhow::Result;
-use credd_daemon::control::Request;
 
 pub async fn run(a: crate::cli::WriteCredentialsArgs) -> Result<()> {
     let name = a
@@ -14,10 +13,9 @@ pub async fn run(a: crate::cli::WriteCredentialsArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}-temp", a.profile));
     // Kept as the daemon sent it: the credentials file gets its fields.
-    let v: serde_json::Value = call(Request::Credentials {
-        profile: a.profile.clone(),
-    })
-    .await?;
+    let v: serde_json::Value = crate::ask::credentials(&a.profile)
+        .await
+        .map_err(crate::ask::Unready::into_error)?;
     let path = credd_aws::credfile::credentials_path()?;
     credd_aws::credfile::write_section(&path, &name, &a.profile, &v)?;
     eprintln!(
