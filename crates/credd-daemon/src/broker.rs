@@ -104,6 +104,7 @@ mod graph;
 mod login;
 mod renew;
 mod sources;
+mod user_sessions;
 
 use graph::Graph;
 
@@ -173,6 +174,10 @@ struct Node {
     served: ArcSwapOption<Cached>,
     /// An `aws login` session node's watch of its cache file.
     login: Option<login::LoginWatch>,
+    /// When a request was last served from it as a profile's top node
+    /// (unix seconds, 0: never): whether its sessions are in use
+    /// (`broker/user_sessions.rs`).
+    last_used: std::sync::atomic::AtomicI64,
 }
 
 /// Why a profile cannot be served right now.
@@ -330,6 +335,7 @@ impl Broker {
                 _ => ServeError::UnknownProfile(profile.into()),
             });
         };
+        Self::mark_used(&node, self.now());
         self.node_get(&graph, &node)
             .await
             .map_err(|error| self.serve_error(profile, &node, error))
@@ -404,6 +410,7 @@ impl Broker {
                 Lookup::Unknown
             };
         };
+        Self::mark_used(node, now);
         // The lock-free copy of `state.cached`: requests never take the
         // node's mutex while a servable credential is cached.
         match node.served.load_full() {
@@ -477,6 +484,11 @@ impl Broker {
         let _flight = node.slot.flight().await;
         let result = self.call_upstream(&graph, &node, Some(&code)).await;
         let out = self.record(&node, result);
+        if out.is_ok() {
+            // The profiles on it stop waiting for a code now, not at their
+            // next request.
+            self.mfa_session_changed(&graph, &node);
+        }
         // Profiles on this session may be parked waiting for it.
         for n in graph.nodes.values() {
             n.slot.wake();
