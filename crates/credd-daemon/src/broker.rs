@@ -102,6 +102,7 @@
 
 mod graph;
 mod login;
+pub(crate) mod mfa_prompt;
 mod renew;
 mod sources;
 mod user_sessions;
@@ -261,6 +262,12 @@ struct Inner {
     graph: ArcSwap<Graph>,
     tasks: TaskTracker,
     cancel: CancellationToken,
+    /// Told when a session a person keeps alive changes (a new MFA session,
+    /// a sign-in, an SSO token) or the clock jumps: the warning scheduler
+    /// (`warnings.rs`) looks again.
+    sessions_changed: Arc<tokio::sync::Notify>,
+    /// How an MFA code is asked for (`broker/mfa_prompt.rs`).
+    prompter: ArcSwap<mfa_prompt::Prompter>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -295,6 +302,8 @@ impl Broker {
                 graph: ArcSwap::from_pointee(Graph::default()),
                 tasks,
                 cancel,
+                sessions_changed: Default::default(),
+                prompter: Default::default(),
             }),
         };
         // Profiles parked on an ended or missing SSO login retry as soon as
@@ -303,6 +312,7 @@ impl Broker {
         let weak: Weak<Inner> = Arc::downgrade(&this.inner);
         this.inner.sso.on_change(move || {
             if let Some(inner) = weak.upgrade() {
+                inner.sessions_changed.notify_waiters();
                 Broker { inner }.wake_parked(Park::Login);
             }
         });
@@ -485,6 +495,7 @@ impl Broker {
         let result = self.call_upstream(&graph, &node, Some(&code)).await;
         let out = self.record(&node, result);
         if out.is_ok() {
+            self.inner.prompter.load().forget(&node.spec.id);
             // The profiles on it stop waiting for a code now, not at their
             // next request.
             self.mfa_session_changed(&graph, &node);
@@ -631,8 +642,15 @@ impl Broker {
         }
     }
 
+    /// Wakes whoever waits for a change of the sessions a person keeps
+    /// alive (`Self::sessions_changed`).
+    pub fn sessions_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.sessions_changed.clone()
+    }
+
     /// Re-checks every node at once (after a resume or a clock jump).
     pub fn wake_all(&self) {
+        self.inner.sessions_changed.notify_waiters();
         for n in self.graph().nodes.values() {
             n.slot.wake();
         }
