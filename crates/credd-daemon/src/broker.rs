@@ -3,7 +3,7 @@
 //! of expiry by the node's loop in the refresh engine. Its job: one upstream
 //! call per credential per renewal, never a request waiting on STS while
 //! something servable is cached, never an expired credential served, and
-//! never an MFA prompt started by a request.
+//! never a request waiting on an MFA prompt.
 //!
 //! # Nodes
 //!
@@ -83,7 +83,7 @@
 //!
 //! # MFA
 //!
-//! A request never prompts. When the MFA node has nothing servable and there
+//! A request never waits on a person. When the MFA node has nothing servable and there
 //! is no `mfa_process`, the fetch fails at once, without an upstream call,
 //! with `MfaRequired`: "MFA code needed: run `credd mfa PROFILE`"
 //! (`broker/sources.rs`). `credd mfa` sends the code over the control
@@ -93,6 +93,14 @@
 //! code are fetched again by their next request. With `mfa_process`, the
 //! command is run when a code is needed, so the session is renewed ahead
 //! like any other node.
+//!
+//! Without it the user is asked without waiting (`broker/mfa_prompt.rs`):
+//! a notification naming `credd mfa PROFILE`, or, with `mfa_prompt =
+//! dialog`, a dialog whose code goes to `submit_mfa` while the request has
+//! already had its 503. After a successful `submit_mfa` the nodes above the
+//! session that failed for want of a code are due at once
+//! (`broker/user_sessions.rs`), so `credd status` stops saying `needs MFA`
+//! without waiting for a request.
 //!
 //! What comes after a success or a failure is `credd_core::schedule`'s
 //! answer, recorded in `broker/renew.rs` (with the refresh-ahead rules);
