@@ -139,3 +139,164 @@ async fn a_new_code_starts_a_new_cadence() {
     h.cancel.cancel();
     task.await.unwrap();
 }
+
+/// The user's day (issue 14; `docs/user-day.md`): 09:00 to 21:00 on the
+/// manual clock; an Identity Center session of 8 h with refresh tokens and
+/// an MFA session of 12 h, three profiles on each; a container and an IDE
+/// fetching every profile every 5 minutes. The simulated user acts only on
+/// what credd tells them (a notification), within one step. Counts what
+/// they had to do and what failed.
+#[tokio::test]
+async fn a_users_day() {
+    use credd_core::sso::{ClientRegistration, SsoSession, SsoToken, TokenGrant};
+    let sso_profiles: &[(&str, &[(&str, &str)])] = &[
+        (
+            "sso-session work",
+            &[
+                ("sso_start_url", "https://d-1234567890.awsapps.com/start"),
+                ("sso_region", "eu-west-1"),
+            ],
+        ),
+        (
+            "sso-dev",
+            &[
+                ("sso_session", "work"),
+                ("sso_account_id", "111122223333"),
+                ("sso_role_name", "Dev"),
+            ],
+        ),
+        (
+            "sso-admin",
+            &[
+                ("role_arn", "arn:aws:iam::444455556666:role/Admin"),
+                ("source_profile", "sso-dev"),
+            ],
+        ),
+        (
+            "sso-ro",
+            &[
+                ("role_arn", "arn:aws:iam::444455556666:role/ReadOnly"),
+                ("source_profile", "sso-dev"),
+            ],
+        ),
+        (
+            "mfa-c",
+            &[
+                ("role_arn", "arn:aws:iam::111111111111:role/C"),
+                ("source_profile", "base"),
+                ("mfa_serial", "arn:aws:iam::1:mfa/me"),
+            ],
+        ),
+    ];
+    let mut all = sample();
+    all.extend(raw(sso_profiles));
+    let policy = credd_core::schedule::Policy {
+        jitter: Duration::ZERO,
+        ..Default::default()
+    };
+    let h = harness_with(&all, crate::sessions::SessionStore::disabled(), policy);
+    *h.upstream.mfa_lifetime.lock().unwrap() = Some(Duration::hours(12));
+    let session = SsoSession {
+        name: Some("work".into()),
+        start_url: "https://d-1234567890.awsapps.com/start".into(),
+        region: "eu-west-1".into(),
+        scopes: None,
+    };
+    let sign_in = |tag: &str| {
+        let reg = ClientRegistration {
+            client_id: h.upstream.sso.lock().unwrap().client_id.clone(),
+            client_secret: SecretString::new("s"),
+            expires_at: h.clock.now() + Duration::days(90),
+            scopes: None,
+            grant_types: None,
+        };
+        let t = SsoToken::from_grant(
+            &session,
+            TokenGrant {
+                access_token: SecretString::new(format!("access-{tag}")),
+                expires_in_secs: 3600,
+                refresh_token: Some(SecretString::new(format!("refresh-{tag}"))),
+            },
+            Some(&reg),
+            h.clock.now(),
+        );
+        h.upstream.sso.lock().unwrap().session_ended = false;
+        h.sso_store.put_raw(&session, t.to_json().as_bytes());
+        h.broker.sso().sync_all();
+    };
+    let task = spawn_scheduler(&h, WarningsConfig::default());
+    // 09:00: one sign-in, one MFA code.
+    let (mut sign_ins, mut codes) = (1, 1);
+    let mut session_start = h.clock.now();
+    sign_in("morning");
+    h.broker
+        .submit_mfa("mfa-a", SecretString::new("123456"))
+        .await
+        .unwrap();
+    settle().await;
+    let profiles = ["sso-dev", "sso-admin", "sso-ro", "mfa-a", "mfa-b", "mfa-c"];
+    let (mut fetches, mut failed_while_valid, mut failed_after_end) = (0, 0, 0);
+    let mut handled = 0;
+    let end_of_day = T0 + Duration::hours(12);
+    while h.clock.now() < end_of_day {
+        // Identity Center ends the session 8 h after its sign-in.
+        if h.clock.now() >= session_start + Duration::hours(8) {
+            h.upstream.sso.lock().unwrap().session_ended = true;
+        }
+        let sso_valid = h.clock.now() < session_start + Duration::hours(8);
+        let mfa_valid = h.clock.now() < T0 + Duration::hours(12);
+        for consumer in 0..2 {
+            for p in profiles {
+                fetches += 1;
+                if h.broker.get(p).await.is_err() {
+                    let valid = if p.starts_with("sso") {
+                        sso_valid
+                    } else {
+                        mfa_valid
+                    };
+                    if valid {
+                        failed_while_valid += 1;
+                        eprintln!("{consumer} {p} failed at {}", h.clock.now());
+                    } else {
+                        failed_after_end += 1;
+                    }
+                }
+            }
+        }
+        // The user reads what credd sent and does what it names.
+        let sent = h.notifier.sent.lock().unwrap().clone();
+        for (title, body) in &sent[handled..] {
+            if title.contains("sign-in needed") || body.contains("ended: run `credd login work`") {
+                sign_ins += 1;
+                session_start = h.clock.now();
+                sign_in(&format!("s{sign_ins}"));
+            } else if title.contains("MFA code needed") {
+                codes += 1;
+            }
+        }
+        handled = sent.len();
+        h.clock.advance(Duration::minutes(5));
+        settle().await;
+    }
+    let warned: Vec<String> = warnings(&h).into_iter().map(|(t, _)| t).collect();
+    eprintln!(
+        "fetches {fetches}, failed while valid {failed_while_valid}, after end {failed_after_end}, sign-ins {sign_ins}, codes {codes}, warnings {warned:?}, notifications {:?}",
+        h.notifier.sent.lock().unwrap()
+    );
+    assert_eq!(failed_while_valid, 0);
+    assert_eq!(codes, 1, "one MFA code for the day");
+    assert_eq!(
+        warned,
+        [
+            "credd: MFA session ends in 1 h",
+            "credd: MFA session ends in 15 min",
+            "credd: MFA session ends in 5 min"
+        ]
+    );
+    // The 8 h Identity Center session: a second sign-in, told when it
+    // ended (its end is not in the cache, so no warning ahead).
+    assert_eq!(sign_ins, 2);
+    assert_eq!(fetches, 12 * 12 * 12);
+    h.cancel.cancel();
+    task.await.unwrap();
+}
