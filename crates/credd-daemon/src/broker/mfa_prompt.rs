@@ -17,7 +17,9 @@
 //! request never waits on any of this: it gets its fast `MfaRequired` (503)
 //! at once while the dialog is up. One dialog at a time per MFA session,
 //! and at most one ask per session every [`QUIET`] (an IDE retrying every
-//! few seconds must not flood the desktop).
+//! few seconds must not flood the desktop). Nobody is asked for a session
+//! no profile was served from in the last two hours (a refresh loop
+//! reaching the session's end at night is not a consumer).
 
 use super::{Broker, Node};
 use credd_core::profile::{MfaSpec, NodeId};
@@ -185,6 +187,13 @@ impl Broker {
     /// An MFA code is needed for `node` and nothing can supply it: tell the
     /// user, or raise the dialog, without waiting for either.
     pub(super) fn mfa_needed(&self, node: &Node, m: &MfaSpec) {
+        // A refresh loop at the session's end is not a consumer: nobody is
+        // asked for a session no profile was served from lately.
+        let now = self.now();
+        if !Self::riders(&self.graph(), &node.spec.id, now).1 {
+            tracing::debug!(node = %node.spec.id, "MFA code needed, but no profile on the session is in use: not asking");
+            return;
+        }
         let p = self.inner.prompter.load_full();
         let mode = match m.prompt.as_deref().map(str::parse::<MfaPrompt>) {
             Some(Ok(mode)) => mode,
@@ -198,7 +207,7 @@ impl Broker {
             (MfaPrompt::Dialog, Some(d)) => Some(d.clone()),
             _ => None,
         };
-        if !p.claim(&node.spec.id, self.now(), dialog.is_some()) {
+        if !p.claim(&node.spec.id, now, dialog.is_some()) {
             return;
         }
         let profile = m.profile.clone();
@@ -315,6 +324,7 @@ mod tests {
 mod dialog_tests {
     use super::*;
     use crate::testing::*;
+    use credd_core::profile::{Base, NodeKind};
     use std::os::unix::fs::PermissionsExt;
 
     fn script(dir: &Path, body: &str) -> Dialog {
@@ -407,6 +417,36 @@ mod dialog_tests {
         assert_eq!(sent.len(), 1, "one per quiet period: {sent:?}");
         assert_eq!(sent[0].0, "credd: MFA code needed");
         assert!(sent[0].1.contains("run `credd mfa mfa-a`"), "{sent:?}");
+        h.cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn nobody_is_asked_for_a_session_not_in_use() {
+        let h = harness();
+        *h.upstream.mfa_lifetime.lock().unwrap() = Some(Duration::hours(2));
+        h.broker
+            .submit_mfa("mfa-a", SecretString::new("123456"))
+            .await
+            .unwrap();
+        // Never requested: the role's loop alone reaches the session's end.
+        h.clock.advance(Duration::hours(3));
+        settle().await;
+        let node = {
+            let g = h.broker.graph();
+            g.nodes
+                .values()
+                .find(|n| n.spec.id.0.starts_with("mfa:"))
+                .unwrap()
+                .clone()
+        };
+        let NodeKind::Base(Base::Session(s)) = &node.spec.kind else {
+            unreachable!()
+        };
+        h.broker.mfa_needed(&node, s.mfa.as_ref().unwrap());
+        assert!(h.notifier.sent.lock().unwrap().is_empty());
+        // A request: the consumer is told.
+        assert!(h.broker.get("mfa-a").await.is_err());
+        assert_eq!(h.notifier.sent.lock().unwrap().len(), 1);
         h.cancel.cancel();
     }
 }

@@ -37,7 +37,7 @@ impl Broker {
 
     /// The profiles whose chain holds `id`, and whether one was served
     /// within [`IN_USE`] of `now`.
-    fn riders(graph: &Graph, id: &NodeId, now: OffsetDateTime) -> (Vec<String>, bool) {
+    pub(super) fn riders(graph: &Graph, id: &NodeId, now: OffsetDateTime) -> (Vec<String>, bool) {
         let mut in_use = false;
         let profiles = graph
             .plans
