@@ -167,7 +167,8 @@ async fn an_ended_session_keeps_serving_until_expiry_then_recovers_with_its_role
 async fn the_login_session_is_a_status_session_ending_12_hours_after_its_sign_in_and_warned_of() {
     let h = login_harness();
     h.upstream.sign_in(ARN, Duration::minutes(15));
-    let task = tokio::spawn(crate::warnings::run(
+    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(crate::warnings::run(
         h.broker.clone(),
         h.clock.clone(),
         crate::WarningsConfig::default(),
@@ -223,5 +224,6 @@ async fn the_login_session_is_a_status_session_ending_12_hours_after_its_sign_in
         "the end did not move with refreshes"
     );
     h.cancel.cancel();
-    task.await.unwrap();
+    tasks.close();
+    tasks.wait().await;
 }
