@@ -123,12 +123,11 @@ use crate::sessions::SessionStore;
 use crate::sso::SsoSessions;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
-use credd_core::profile::{Base, ConfigError, NodeKind, NodeSpec};
+use credd_core::profile::{ConfigError, NodeSpec};
 use credd_core::schedule::{Park, Policy};
 use credd_core::upstream::{CallContext, CallerIdentity};
 use credd_core::{
-    format_expiration, SecretString, TemporaryCredentials, Upstream, UpstreamError,
-    UpstreamErrorKind,
+    format_expiration, TemporaryCredentials, Upstream, UpstreamError, UpstreamErrorKind,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -491,31 +490,6 @@ impl Broker {
             .then(|| c.clone())
     }
 
-    /// Starts the MFA session behind `profile` with `code`.
-    pub async fn submit_mfa(
-        &self,
-        profile: &str,
-        code: SecretString,
-    ) -> Result<OffsetDateTime, ServeError> {
-        let graph = self.graph();
-        let node = self.mfa_node(&graph, profile)?;
-        let _flight = node.slot.flight().await;
-        let result = self.call_upstream(&graph, &node, Some(&code)).await;
-        let out = self.record(&node, result);
-        if out.is_ok() {
-            self.inner.prompter.load().forget(&node.spec.id);
-            // The profiles on it stop waiting for a code now, not at their
-            // next request.
-            self.mfa_session_changed(&graph, &node);
-        }
-        // Profiles on this session may be parked waiting for it.
-        for n in graph.nodes.values() {
-            n.slot.wake();
-        }
-        out.map(|c| c.creds.expiration())
-            .map_err(|e| self.serve_error(profile, &node, e))
-    }
-
     /// Renews the base of `profile`'s chain now, whatever its schedule or
     /// backoff says, then wakes every node and serves the profile: `credd
     /// login` for a SAML profile, once its helper can run unattended again.
@@ -542,42 +516,6 @@ impl Broker {
             n.slot.wake();
         }
         self.get(profile).await
-    }
-
-    /// The MFA serial `credd mfa PROFILE` should prompt for.
-    pub fn mfa_serial(&self, profile: &str) -> Result<String, ServeError> {
-        let graph = self.graph();
-        let node = self.mfa_node(&graph, profile)?;
-        match &node.spec.kind {
-            NodeKind::Base(Base::Session(s)) => {
-                Ok(s.mfa.as_ref().expect("mfa node").serial.clone())
-            }
-            _ => unreachable!("mfa_node returns session nodes"),
-        }
-    }
-
-    fn mfa_node(&self, graph: &Graph, profile: &str) -> Result<Arc<Node>, ServeError> {
-        let plan = match graph.plans.get(profile) {
-            None => return Err(ServeError::UnknownProfile(profile.into())),
-            Some(Err(error)) => {
-                return Err(ServeError::Misconfigured {
-                    profile: profile.into(),
-                    error: error.clone(),
-                })
-            }
-            Some(Ok(p)) => p,
-        };
-        match &plan.base {
-            Base::Session(s) if s.mfa.is_some() => Ok(graph.nodes[&plan.base.node_id()].clone()),
-            _ => Err(ServeError::Upstream {
-                profile: profile.into(),
-                error: UpstreamError::new(
-                    UpstreamErrorKind::Config,
-                    format!("profile '{profile}' has no mfa_serial in its chain, so it needs no MFA code"),
-                ),
-                retry_in_secs: None,
-            }),
-        }
     }
 
     /// `sts:GetCallerIdentity` with the profile's credentials.

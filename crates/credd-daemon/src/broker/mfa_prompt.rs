@@ -13,6 +13,9 @@
 //!   program, a notification instead;
 //! - `terminal`: only `credd` commands on a TTY ask; the daemon notifies.
 //!
+//! The code, from `credd mfa` or the dialog, goes to `submit_mfa` (here,
+//! with `mfa_serial` and `mfa_node`).
+//!
 //! Per profile `credd_mfa_prompt`, else `credd.toml`'s `mfa_prompt`. A
 //! request never waits on any of this: it gets its fast `MfaRequired` (503)
 //! at once while the dialog is up. One dialog at a time per MFA session,
@@ -21,11 +24,14 @@
 //! no profile was served from in the last two hours (a refresh loop
 //! reaching the session's end at night is not a consumer).
 
-use super::{Broker, Node};
+use super::{Broker, Graph, Node, ServeError};
+use credd_core::profile::{Base, NodeKind};
 use credd_core::profile::{MfaSpec, NodeId};
 use credd_core::SecretString;
+use credd_core::{UpstreamError, UpstreamErrorKind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
 
@@ -179,6 +185,67 @@ impl Prompter {
 }
 
 impl Broker {
+    /// Starts the MFA session behind `profile` with `code`.
+    pub async fn submit_mfa(
+        &self,
+        profile: &str,
+        code: SecretString,
+    ) -> Result<OffsetDateTime, ServeError> {
+        let graph = self.graph();
+        let node = self.mfa_node(&graph, profile)?;
+        let _flight = node.slot.flight().await;
+        let result = self.call_upstream(&graph, &node, Some(&code)).await;
+        let out = self.record(&node, result);
+        if out.is_ok() {
+            self.inner.prompter.load().forget(&node.spec.id);
+            // The profiles on it stop waiting for a code now, not at their
+            // next request.
+            self.mfa_session_changed(&graph, &node);
+        }
+        // Profiles on this session may be parked waiting for it.
+        for n in graph.nodes.values() {
+            n.slot.wake();
+        }
+        out.map(|c| c.creds.expiration())
+            .map_err(|e| self.serve_error(profile, &node, e))
+    }
+
+    /// The MFA serial `credd mfa PROFILE` should prompt for.
+    pub fn mfa_serial(&self, profile: &str) -> Result<String, ServeError> {
+        let graph = self.graph();
+        let node = self.mfa_node(&graph, profile)?;
+        match &node.spec.kind {
+            NodeKind::Base(Base::Session(s)) => {
+                Ok(s.mfa.as_ref().expect("mfa node").serial.clone())
+            }
+            _ => unreachable!("mfa_node returns session nodes"),
+        }
+    }
+
+    fn mfa_node(&self, graph: &Graph, profile: &str) -> Result<Arc<Node>, ServeError> {
+        let plan = match graph.plans.get(profile) {
+            None => return Err(ServeError::UnknownProfile(profile.into())),
+            Some(Err(error)) => {
+                return Err(ServeError::Misconfigured {
+                    profile: profile.into(),
+                    error: error.clone(),
+                })
+            }
+            Some(Ok(p)) => p,
+        };
+        match &plan.base {
+            Base::Session(s) if s.mfa.is_some() => Ok(graph.nodes[&plan.base.node_id()].clone()),
+            _ => Err(ServeError::Upstream {
+                profile: profile.into(),
+                error: UpstreamError::new(
+                    UpstreamErrorKind::Config,
+                    format!("profile '{profile}' has no mfa_serial in its chain, so it needs no MFA code"),
+                ),
+                retry_in_secs: None,
+            }),
+        }
+    }
+
     /// Installs the prompt settings (at start; tests set their own).
     pub fn set_mfa_prompter(&self, p: Prompter) {
         self.inner.prompter.store(std::sync::Arc::new(p));
