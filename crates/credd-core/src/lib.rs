@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod sso;
 pub mod token;
 pub mod upstream;
+pub mod warnings;
 
 pub use credentials::{format_expiration, LongTermKeys, SecretString, TemporaryCredentials};
 pub use loader::{LoadedPlans, Plans, ProfileLoader};

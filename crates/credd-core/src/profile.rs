@@ -115,6 +115,9 @@ fn check_region(key: &'static str, region: &str) -> Result<(), ConfigErrorKind> 
 pub const KEY_SESSION_DURATION: &str = "credd_session_duration";
 pub const KEY_ROOT_USER: &str = "credd_root_user";
 pub const KEY_MFA_PROCESS: &str = "mfa_process";
+/// How the daemon asks for this profile's MFA code (`notify`, `dialog`,
+/// `terminal`); the daemon's `mfa_prompt` when absent.
+pub const KEY_MFA_PROMPT: &str = "credd_mfa_prompt";
 
 /// Identifies one cached credential in the broker. Profiles that share a
 /// source share its node (one MFA session per key and serial).
@@ -137,6 +140,8 @@ pub struct MfaSpec {
     pub serial: String,
     /// A command that prints a code (`mfa_process`), run without a shell.
     pub process: Option<String>,
+    /// `credd_mfa_prompt`, as written (the daemon reads it).
+    pub prompt: Option<String>,
     /// The profile that set `mfa_serial` (named in "run `credd mfa ...`").
     pub profile: String,
 }

@@ -3,7 +3,7 @@
 //! of expiry by the node's loop in the refresh engine. Its job: one upstream
 //! call per credential per renewal, never a request waiting on STS while
 //! something servable is cached, never an expired credential served, and
-//! never an MFA prompt started by a request.
+//! never a request waiting on an MFA prompt.
 //!
 //! # Nodes
 //!
@@ -83,7 +83,7 @@
 //!
 //! # MFA
 //!
-//! A request never prompts. When the MFA node has nothing servable and there
+//! A request never waits on a person. When the MFA node has nothing servable and there
 //! is no `mfa_process`, the fetch fails at once, without an upstream call,
 //! with `MfaRequired`: "MFA code needed: run `credd mfa PROFILE`"
 //! (`broker/sources.rs`). `credd mfa` sends the code over the control
@@ -94,6 +94,14 @@
 //! command is run when a code is needed, so the session is renewed ahead
 //! like any other node.
 //!
+//! Without it the user is asked without waiting (`broker/mfa_prompt.rs`):
+//! a notification naming `credd mfa PROFILE`, or, with `mfa_prompt =
+//! dialog`, a dialog whose code goes to `submit_mfa` while the request has
+//! already had its 503. After a successful `submit_mfa` the nodes above the
+//! session that failed for want of a code are due at once
+//! (`broker/user_sessions.rs`), so `credd status` stops saying `needs MFA`
+//! without waiting for a request.
+//!
 //! What comes after a success or a failure is `credd_core::schedule`'s
 //! answer, recorded in `broker/renew.rs` (with the refresh-ahead rules);
 //! how each kind of node gets its credentials is in `broker/sources.rs`,
@@ -102,8 +110,10 @@
 
 mod graph;
 mod login;
+pub(crate) mod mfa_prompt;
 mod renew;
 mod sources;
+mod user_sessions;
 
 use graph::Graph;
 
@@ -113,12 +123,11 @@ use crate::sessions::SessionStore;
 use crate::sso::SsoSessions;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
-use credd_core::profile::{Base, ConfigError, NodeKind, NodeSpec};
+use credd_core::profile::{ConfigError, NodeSpec};
 use credd_core::schedule::{Park, Policy};
 use credd_core::upstream::{CallContext, CallerIdentity};
 use credd_core::{
-    format_expiration, SecretString, TemporaryCredentials, Upstream, UpstreamError,
-    UpstreamErrorKind,
+    format_expiration, TemporaryCredentials, Upstream, UpstreamError, UpstreamErrorKind,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -173,6 +182,10 @@ struct Node {
     served: ArcSwapOption<Cached>,
     /// An `aws login` session node's watch of its cache file.
     login: Option<login::LoginWatch>,
+    /// When a request was last served from it as a profile's top node
+    /// (unix seconds, 0: never): whether its sessions are in use
+    /// (`broker/user_sessions.rs`).
+    last_used: std::sync::atomic::AtomicI64,
 }
 
 /// Why a profile cannot be served right now.
@@ -256,6 +269,12 @@ struct Inner {
     graph: ArcSwap<Graph>,
     tasks: TaskTracker,
     cancel: CancellationToken,
+    /// Told when a session a person keeps alive changes (a new MFA session,
+    /// a sign-in, an SSO token) or the clock jumps: the warning scheduler
+    /// (`warnings.rs`) looks again.
+    sessions_changed: Arc<tokio::sync::Notify>,
+    /// How an MFA code is asked for (`broker/mfa_prompt.rs`).
+    prompter: ArcSwap<mfa_prompt::Prompter>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -290,6 +309,8 @@ impl Broker {
                 graph: ArcSwap::from_pointee(Graph::default()),
                 tasks,
                 cancel,
+                sessions_changed: Default::default(),
+                prompter: Default::default(),
             }),
         };
         // Profiles parked on an ended or missing SSO login retry as soon as
@@ -298,6 +319,7 @@ impl Broker {
         let weak: Weak<Inner> = Arc::downgrade(&this.inner);
         this.inner.sso.on_change(move || {
             if let Some(inner) = weak.upgrade() {
+                inner.sessions_changed.notify_waiters();
                 Broker { inner }.wake_parked(Park::Login);
             }
         });
@@ -330,6 +352,7 @@ impl Broker {
                 _ => ServeError::UnknownProfile(profile.into()),
             });
         };
+        Self::mark_used(&node, self.now());
         self.node_get(&graph, &node)
             .await
             .map_err(|error| self.serve_error(profile, &node, error))
@@ -404,6 +427,7 @@ impl Broker {
                 Lookup::Unknown
             };
         };
+        Self::mark_used(node, now);
         // The lock-free copy of `state.cached`: requests never take the
         // node's mutex while a servable credential is cached.
         match node.served.load_full() {
@@ -466,25 +490,6 @@ impl Broker {
             .then(|| c.clone())
     }
 
-    /// Starts the MFA session behind `profile` with `code`.
-    pub async fn submit_mfa(
-        &self,
-        profile: &str,
-        code: SecretString,
-    ) -> Result<OffsetDateTime, ServeError> {
-        let graph = self.graph();
-        let node = self.mfa_node(&graph, profile)?;
-        let _flight = node.slot.flight().await;
-        let result = self.call_upstream(&graph, &node, Some(&code)).await;
-        let out = self.record(&node, result);
-        // Profiles on this session may be parked waiting for it.
-        for n in graph.nodes.values() {
-            n.slot.wake();
-        }
-        out.map(|c| c.creds.expiration())
-            .map_err(|e| self.serve_error(profile, &node, e))
-    }
-
     /// Renews the base of `profile`'s chain now, whatever its schedule or
     /// backoff says, then wakes every node and serves the profile: `credd
     /// login` for a SAML profile, once its helper can run unattended again.
@@ -511,42 +516,6 @@ impl Broker {
             n.slot.wake();
         }
         self.get(profile).await
-    }
-
-    /// The MFA serial `credd mfa PROFILE` should prompt for.
-    pub fn mfa_serial(&self, profile: &str) -> Result<String, ServeError> {
-        let graph = self.graph();
-        let node = self.mfa_node(&graph, profile)?;
-        match &node.spec.kind {
-            NodeKind::Base(Base::Session(s)) => {
-                Ok(s.mfa.as_ref().expect("mfa node").serial.clone())
-            }
-            _ => unreachable!("mfa_node returns session nodes"),
-        }
-    }
-
-    fn mfa_node(&self, graph: &Graph, profile: &str) -> Result<Arc<Node>, ServeError> {
-        let plan = match graph.plans.get(profile) {
-            None => return Err(ServeError::UnknownProfile(profile.into())),
-            Some(Err(error)) => {
-                return Err(ServeError::Misconfigured {
-                    profile: profile.into(),
-                    error: error.clone(),
-                })
-            }
-            Some(Ok(p)) => p,
-        };
-        match &plan.base {
-            Base::Session(s) if s.mfa.is_some() => Ok(graph.nodes[&plan.base.node_id()].clone()),
-            _ => Err(ServeError::Upstream {
-                profile: profile.into(),
-                error: UpstreamError::new(
-                    UpstreamErrorKind::Config,
-                    format!("profile '{profile}' has no mfa_serial in its chain, so it needs no MFA code"),
-                ),
-                retry_in_secs: None,
-            }),
-        }
     }
 
     /// `sts:GetCallerIdentity` with the profile's credentials.
@@ -619,8 +588,15 @@ impl Broker {
         }
     }
 
+    /// Wakes whoever waits for a change of the sessions a person keeps
+    /// alive (`Self::sessions_changed`).
+    pub fn sessions_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.sessions_changed.clone()
+    }
+
     /// Re-checks every node at once (after a resume or a clock jump).
     pub fn wake_all(&self) {
+        self.inner.sessions_changed.notify_waiters();
         for n in self.graph().nodes.values() {
             n.slot.wake();
         }

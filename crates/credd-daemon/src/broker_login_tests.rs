@@ -162,3 +162,68 @@ async fn an_ended_session_keeps_serving_until_expiry_then_recovers_with_its_role
     let role = h.broker.get("admin").await.unwrap();
     assert!(role.creds.expiration() > h.clock.now() + Duration::minutes(5));
 }
+
+#[tokio::test]
+async fn the_login_session_is_a_status_session_ending_12_hours_after_its_sign_in_and_warned_of() {
+    let h = login_harness();
+    h.upstream.sign_in(ARN, Duration::minutes(15));
+    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(crate::warnings::run(
+        h.broker.clone(),
+        h.clock.clone(),
+        crate::WarningsConfig::default(),
+        h.cancel.child_token(),
+    ));
+    h.broker.get("admin").await.unwrap();
+    settle().await;
+    let row = |h: &Harness| {
+        let login = h.broker.login_status();
+        h.broker
+            .user_sessions(&[], &login)
+            .into_iter()
+            .find(|r| r.kind == "login")
+            .unwrap()
+    };
+    let r = row(&h);
+    assert_eq!(r.name, ARN);
+    assert_eq!(r.profiles, vec!["admin", "me", "me-too"]);
+    assert_eq!(r.ends_in_secs, Some(12 * 3600));
+    assert_eq!(r.command, "credd login --profile me");
+    assert_eq!(r.needed_then, "a new sign-in: `credd login --profile me`");
+    assert_eq!(r.state, "active");
+    assert!(r.in_use);
+    // A consumer keeps using it all day: one warning per window, naming
+    // the sign-in.
+    let mut warned_at = vec![];
+    for _ in 0..(12 * 12 - 1) {
+        h.clock.advance(Duration::minutes(5));
+        settle().await;
+        let _ = h.broker.get("me").await;
+        let n = h
+            .notifier
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t.contains("AWS sign-in session ends in"))
+            .count();
+        if n > warned_at.len() {
+            warned_at.push((T0 + Duration::hours(12) - h.clock.now()).whole_minutes());
+        }
+    }
+    assert_eq!(warned_at, vec![60, 15, 5]);
+    let sent = h.notifier.sent.lock().unwrap().clone();
+    assert!(
+        sent.iter()
+            .any(|(_, b)| b.contains("run `credd login --profile me` to renew it")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        row(&h).ends_in_secs,
+        Some(5 * 60),
+        "the end did not move with refreshes"
+    );
+    h.cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+}

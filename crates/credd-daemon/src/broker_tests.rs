@@ -482,3 +482,47 @@ async fn a_saml_profile_is_served_chained_and_renewed_now_past_its_backoff() {
         Err(ServeError::UnknownProfile(_))
     ));
 }
+
+#[tokio::test]
+async fn after_credd_mfa_the_profiles_stop_needing_mfa_without_a_request() {
+    let h = harness();
+    *h.upstream.mfa_lifetime.lock().unwrap() = Some(Duration::hours(12));
+    // A request finds no session: both profiles on it now wait for a code.
+    assert!(h.broker.get("mfa-a").await.is_err());
+    assert!(h.broker.get("mfa-b").await.is_err());
+    let state = |name: &str| {
+        h.broker
+            .status()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .state
+    };
+    assert_eq!(state("mfa-a"), "needs MFA");
+    let rows = h.broker.user_sessions(&[], &[]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].kind, "mfa");
+    assert_eq!(rows[0].state, "needs MFA");
+    assert_eq!(rows[0].profiles, vec!["mfa-a", "mfa-b"]);
+    assert_eq!(rows[0].ends, None);
+    assert!(rows[0].in_use, "requested just now");
+
+    h.broker
+        .submit_mfa("mfa-b", SecretString::new("123456"))
+        .await
+        .unwrap();
+    settle().await;
+    // No request since: the roles were fetched when the session started.
+    assert_eq!(state("mfa-a"), "fresh");
+    assert_eq!(state("mfa-b"), "fresh");
+    assert_eq!(h.upstream.count("AssumeRole"), 2);
+    let rows = h.broker.user_sessions(&[], &[]);
+    assert_eq!(rows[0].state, "active");
+    assert_eq!(rows[0].serial.as_deref(), Some("arn:aws:iam::1:mfa/me"));
+    assert_eq!(rows[0].ends_in_secs, Some(12 * 3600));
+    assert!(
+        rows[0].needed_then.contains("a new MFA code: `credd mfa"),
+        "{rows:?}"
+    );
+    h.cancel.cancel();
+}

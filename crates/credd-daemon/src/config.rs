@@ -24,12 +24,17 @@ pub struct FileConfig {
     pub extra_listen: Vec<String>,
     /// Allow a listener on an address that is not loopback or link-local.
     pub allow_non_loopback: bool,
+    /// How the daemon asks for an MFA code a background consumer needs,
+    /// when the profile has no `credd_mfa_prompt` (and no `mfa_process`):
+    /// `notify`, `dialog` or `terminal` (see `mfa_prompt.rs`).
+    pub mfa_prompt: String,
     pub imds: ImdsFile,
     pub refresh: RefreshFile,
     pub limits: LimitsFile,
     pub tokens: TokensFile,
     pub docker: DockerFile,
     pub keys: KeysFile,
+    pub warnings: WarningsFile,
 }
 
 /// `[keys]`: where long-term keys live when they are off the disk (issue
@@ -55,6 +60,31 @@ impl Default for KeysFile {
             file: String::new(),
             timeout: "10s".into(),
             max_age: "90d".into(),
+        }
+    }
+}
+
+/// `[warnings]`: warnings ahead of a session that needs the user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarningsFile {
+    /// How long before the end to warn; one warning per window at most.
+    pub before: Vec<String>,
+    /// Warn before an MFA session ends (`credd mfa`).
+    pub mfa: bool,
+    /// Warn before an IAM Identity Center session ends (`credd login`).
+    pub sso: bool,
+    /// Warn before an `aws login` session ends (`credd login --profile`).
+    pub login: bool,
+}
+
+impl Default for WarningsFile {
+    fn default() -> Self {
+        Self {
+            before: vec!["1h".into(), "15m".into(), "5m".into()],
+            mfa: true,
+            sso: true,
+            login: true,
         }
     }
 }
@@ -146,12 +176,14 @@ impl Default for FileConfig {
             listen: DEFAULT_LISTEN.into(),
             extra_listen: Vec::new(),
             allow_non_loopback: false,
+            mfa_prompt: "notify".into(),
             imds: ImdsFile::default(),
             refresh: RefreshFile::default(),
             limits: LimitsFile::default(),
             tokens: TokensFile::default(),
             docker: DockerFile::default(),
             keys: KeysFile::default(),
+            warnings: WarningsFile::default(),
         }
     }
 }
@@ -210,6 +242,10 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// The docker watch; `None`: off (`docker.watch = false`).
     pub docker: Option<crate::docker_watch::WatchConfig>,
+    /// `[warnings]`.
+    pub warnings: crate::WarningsConfig,
+    /// `mfa_prompt`: the default for profiles without `credd_mfa_prompt`.
+    pub mfa_prompt: crate::MfaPrompt,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +331,32 @@ impl FileConfig {
 }
 
 impl FileConfig {
+    /// `[warnings]` resolved.
+    pub fn warnings(&self) -> Result<crate::WarningsConfig, ConfigError> {
+        let w = &self.warnings;
+        let leads = w
+            .before
+            .iter()
+            .map(|b| dur("warnings.before", b))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::WarningsConfig {
+            cadence: credd_core::warnings::Cadence::new(leads),
+            mfa: w.mfa,
+            sso: w.sso,
+            login: w.login,
+        })
+    }
+
+    /// `mfa_prompt` resolved.
+    pub fn mfa_prompt(&self) -> Result<crate::MfaPrompt, ConfigError> {
+        self.mfa_prompt
+            .parse()
+            .map_err(|message| ConfigError::Value {
+                key: "mfa_prompt".into(),
+                message,
+            })
+    }
+
     /// The docker watch's settings; `docker_host` is the `DOCKER_HOST` the
     /// daemon was started with.
     pub fn docker_watch(
@@ -438,6 +500,14 @@ mod tests {
         assert!(FileConfig::default().policy().is_ok());
         assert!(FileConfig::default().limits().is_ok());
         assert!(FileConfig::default().docker_watch(None).unwrap().is_some());
+        assert_eq!(
+            FileConfig::default().warnings().unwrap(),
+            crate::WarningsConfig::default()
+        );
+        assert_eq!(
+            FileConfig::default().mfa_prompt().unwrap(),
+            crate::MfaPrompt::Notify
+        );
     }
 
     #[test]

@@ -262,7 +262,11 @@ impl ControlState {
         }
         match req {
             Request::Ping | Request::Reload => reply(Pong { pong: true }),
-            Request::Status | Request::Profiles => reply(StatusReply {
+            Request::Status | Request::Profiles => {
+                let sso_sessions = self.broker.sso().status();
+                let login_sessions = self.broker.login_status();
+                let sessions = self.broker.user_sessions(&sso_sessions, &login_sessions);
+                reply(StatusReply {
                 files: self.findings(),
                 daemon: DaemonInfo {
                     version: env!("CARGO_PKG_VERSION").into(),
@@ -277,9 +281,11 @@ impl ControlState {
                     docker_watch: self.docker.as_ref().map(|d| d.status()),
                 },
                 profiles: self.broker.status(),
-                sso_sessions: self.broker.sso().status(),
-                login_sessions: self.broker.login_status(),
-            }),
+                sso_sessions,
+                login_sessions,
+                sessions,
+            })
+            }
             Request::Credentials { profile } => {
                 let c = self.broker.get(&profile).await.map_err(serve_error)?;
                 self.audit.record(crate::audit::Vend {

@@ -62,6 +62,9 @@ mod sessions;
 mod sso;
 mod status;
 mod tokens;
+mod warnings;
+pub use broker::mfa_prompt::{Dialog, MfaPrompt};
+pub use warnings::WarningsConfig;
 
 // What the binary and the tests use from the private modules above.
 pub use container::CREDENTIALS_PATH;
@@ -211,6 +214,10 @@ pub async fn run(
         tasks.clone(),
         shutdown.child_token(),
     );
+    broker.set_mfa_prompter(broker::mfa_prompt::Prompter::new(
+        config.mfa_prompt,
+        broker::mfa_prompt::Dialog::from_env(),
+    ));
     let container_addr = listeners
         .container
         .local_addr()
@@ -354,6 +361,15 @@ pub async fn run(
                 .instrument(tracing::info_span!("docker-watch")),
         );
     }
+    tasks.spawn(
+        warnings::run(
+            broker.clone(),
+            services.clock.clone(),
+            config.warnings.clone(),
+            shutdown.child_token(),
+        )
+        .instrument(tracing::info_span!("warnings")),
+    );
     let b = broker.clone();
     tasks.spawn(
         clock::watch_jumps(

@@ -292,6 +292,41 @@ pub struct StatusReply {
     /// of a daemon without them is what it always was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub login_sessions: Vec<LoginSessionRow>,
+    /// Every session a person keeps alive (MFA, SSO and `aws login`
+    /// sessions), in one shape; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<UserSessionRow>,
+}
+
+/// One session that needs a person when it ends, in [`StatusReply`]
+/// (`broker/user_sessions.rs`): the same fields for every kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSessionRow {
+    /// `mfa`, `sso` or `login`.
+    pub kind: String,
+    /// The MFA session's key profile, the sso-session's name (or start
+    /// URL), the `login_session` ARN.
+    pub name: String,
+    /// The MFA device's serial (MFA sessions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// The profiles served from it (directly or through roles).
+    pub profiles: Vec<String>,
+    /// When it ends, when known (an Identity Center session that refreshes
+    /// its token ends when its administrator's limit says, which the cache
+    /// does not record).
+    pub ends: Option<String>,
+    pub ends_in_secs: Option<i64>,
+    /// What it will need then, with the command: "a new MFA code: `credd mfa dev`".
+    pub needed_then: String,
+    /// The one command that renews it.
+    pub command: String,
+    /// `active`, `ended`, `needs MFA`, `login required`, `logged out`,
+    /// `cache corrupt`, `refreshing`, `failing`, `idle`.
+    pub state: String,
+    /// A profile on it was served in the last two hours (only such
+    /// sessions are warned about).
+    pub in_use: bool,
 }
 
 /// One `aws login` session's row in [`StatusReply`] (`broker/login.rs`).

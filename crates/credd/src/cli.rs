@@ -110,6 +110,8 @@ Example:
         after_help = "Then the IAM Identity Center sessions and the `aws login` sessions: each one's state, when its \
 token or credentials expire, when credd last got and next renews them, the profiles on it, and the command \
 that signs in again when it needs one (\"sso_sessions\", \"login_sessions\" in --json).\n\n\
+Last, every session a person keeps alive (MFA, SSO, `aws login`) in one table: the profiles on it, when it \
+ends and what it will need then, e.g. \"a new MFA code: `credd mfa dev`\" (\"sessions\" in --json).\n\n\
 Also warns when your AWS files hold something that wins over credd where `credd exec` \
 is not used (a [default] with credentials), naming the file and section (\"files\": {\"shadows\": [...]} in --json).\n\n\
 Examples:\n  credd status\n  credd status --json | jq -r '.profiles[] | select(.state != \"fresh\") | .name'\n  credd prompt                    # one line for your shell prompt instead"

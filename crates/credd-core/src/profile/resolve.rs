@@ -130,6 +130,7 @@ pub fn resolve(raw: &RawProfiles, profile: &str) -> Result<Plan, ConfigError> {
             s.mfa = nearest("mfa_serial").map(|(p, serial)| MfaSpec {
                 serial,
                 process: nearest(KEY_MFA_PROCESS).map(|(_, c)| c),
+                prompt: nearest(KEY_MFA_PROMPT).map(|(_, c)| c),
                 profile: p,
             });
             s.root = nearest(KEY_ROOT_USER).is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"))

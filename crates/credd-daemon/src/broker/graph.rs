@@ -63,6 +63,7 @@ impl Broker {
                             slot: Arc::new(Slot::new(None, self.inner.cancel.child_token())),
                             served: ArcSwapOption::empty(),
                             login: super::login::LoginWatch::for_kind(&spec.kind),
+                            last_used: Default::default(),
                         });
                         self.restore(&n, now);
                         n

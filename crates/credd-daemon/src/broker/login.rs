@@ -28,6 +28,7 @@ use credd_core::sso::FileStamp;
 use credd_core::{format_expiration, TemporaryCredentials, UpstreamError, UpstreamErrorKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
 
 /// What a login node keeps beside its slot.
 #[derive(Debug, Default)]
@@ -37,11 +38,20 @@ pub(super) struct LoginWatch {
     seen: Mutex<Option<FileStamp>>,
     /// The user was told the session ended (once per ending).
     notified: AtomicBool,
+    /// When the session was signed in, as far as credd knows: its first
+    /// success, or the first after an ending (the cache file does not
+    /// record the sign-in). The session ends 12 h later.
+    signed_in: Mutex<Option<OffsetDateTime>>,
 }
 
 impl LoginWatch {
     pub(super) fn for_kind(kind: &NodeKind) -> Option<Self> {
         matches!(kind, NodeKind::Base(Base::Login(_))).then(Self::default)
+    }
+
+    /// When the session was signed in (see the field).
+    pub(super) fn signed_in(&self) -> Option<OffsetDateTime> {
+        *self.signed_in.lock().expect("not poisoned")
     }
 }
 
@@ -74,6 +84,11 @@ impl Broker {
         match result {
             Ok(_) => {
                 let back = w.notified.swap(false, Ordering::SeqCst);
+                let mut signed_in = w.signed_in.lock().expect("not poisoned");
+                if back || signed_in.is_none() {
+                    *signed_in = Some(self.now());
+                }
+                drop(signed_in);
                 if back {
                     tracing::info!(node = %node.spec.id, "the aws login session is back");
                 }

@@ -139,6 +139,16 @@ impl Broker {
                 }
             }
         };
+        let a_persons_session = match &node.spec.kind {
+            NodeKind::Base(Base::Login(_)) => true,
+            NodeKind::Base(Base::Session(s)) => s.mfa.is_some(),
+            _ => false,
+        };
+        if out.is_ok() && a_persons_session {
+            // A session a person keeps alive began or moved: the warning
+            // scheduler looks again.
+            self.inner.sessions_changed.notify_waiters();
+        }
         if let Ok(c) = &out {
             if let NodeKind::Base(Base::Session(s)) = &node.spec.kind {
                 if s.mfa.is_some() {

@@ -30,10 +30,12 @@ impl Broker {
                         (Some(c), _) => c.clone(),
                         (None, Some(cmd)) => up.mfa_code(cmd).await?,
                         (None, None) => {
+                            // Asks the user without waiting for them.
+                            self.mfa_needed(node, m);
                             return Err(UpstreamError::new(
                                 UpstreamErrorKind::MfaRequired,
                                 format!("MFA code needed: run `credd mfa {}`", m.profile),
-                            ))
+                            ));
                         }
                     };
                     up.get_session_token(ctx, &s.keys, Some((&m.serial, &code)), s.duration_secs)

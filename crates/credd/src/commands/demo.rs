@@ -189,6 +189,8 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         runtime_dir: run_dir.clone(),
         state_dir,
         docker: None,
+        warnings: Default::default(),
+        mfa_prompt: Default::default(),
     };
     let services = Services {
         upstream: Arc::new(credd_aws::sts::AwsUpstream::with_vars(

@@ -62,6 +62,8 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
         runtime_dir: config::runtime_dir(&env_var),
         state_dir: config::state_dir(&env_var),
         docker: file.docker_watch(env_var("DOCKER_HOST").as_deref())?,
+        warnings: file.warnings()?,
+        mfa_prompt: file.mfa_prompt()?,
     })
 }
 

@@ -175,6 +175,31 @@ fn print_status(v: &StatusReply) {
         }
     }
     print_login_sessions(v);
+    print_sessions(v);
+}
+
+/// Every session a person keeps alive (MFA, SSO, `aws login`), in one
+/// table: which profiles ride on it, when it ends, what it needs then.
+fn print_sessions(v: &StatusReply) {
+    if v.sessions.is_empty() {
+        return;
+    }
+    let mut t = table(&["SESSION", "KIND", "STATE", "ENDS IN", "PROFILES"]);
+    let mut then = Vec::new();
+    for s in &v.sessions {
+        t.add_row(vec![
+            s.name.clone(),
+            s.kind.clone(),
+            s.state.clone(),
+            s.ends_in_secs.map(human_secs).unwrap_or_else(|| "-".into()),
+            s.profiles.join(", "),
+        ]);
+        then.push(format!("{}: then needs {}", s.name, s.needed_then));
+    }
+    println!("\n{t}");
+    for h in then {
+        println!("  {h}");
+    }
 }
 
 /// The `aws login` sessions (`credd status` and `credd profiles`): each
