@@ -1,0 +1,744 @@
+//! `credd-bench --peers`: credd side by side with the tools its users would
+//! otherwise run, in one run, alternating the tools round by round. Every
+//! tool gets the same throw-away HOME (one `~/.aws`: long-term keys in
+//! profile `base`, profile `bench` assuming a role from it) and the same
+//! upstream (moto behind [`crate::upstream`]'s fault proxy, given as
+//! `AWS_ENDPOINT_URL_STS`, or `STS_ENDPOINT` for the ECS local endpoints).
+//!
+//! Measured: the container path (req/s and p99 at each connection count),
+//! one `credential_process` call (a new process each time), the cold path
+//! (the first request for a profile never asked for before, against the
+//! upstream's own AssumeRole latency), and a slow (2 s) and a down upstream
+//! (time to an answer for an already cached profile, and whether one came).
+//!
+//! The peers are built by `bench/peers/setup.sh` (pinned, outside the repo);
+//! a peer whose binary is missing is reported as not run, with the reason.
+
+use crate::load;
+use crate::upstream::{Fault, Upstream};
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The role every tool assumes for profile `bench` (moto accepts any).
+const ROLE: &str = "arn:aws:iam::123456789012:role/bench";
+
+/// What `--peers` needs from the command line.
+#[derive(Debug)]
+pub struct Options {
+    pub credd: PathBuf,
+    pub peers_dir: PathBuf,
+    pub python: PathBuf,
+    pub moto_script: PathBuf,
+    pub rounds: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub connections: Vec<usize>,
+    pub calls: usize,
+}
+
+/// A tool's container-style endpoint.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    addr: SocketAddr,
+    /// Path for the warm profile `bench`.
+    path: String,
+    auth: Option<String>,
+}
+
+/// One tool under test: its endpoint and/or its `credential_process` argv
+/// (`{}` stands for the profile), and the processes to stop at the end.
+#[derive(Debug)]
+struct Tool {
+    name: &'static str,
+    endpoint: Option<Endpoint>,
+    process: Option<Vec<String>>,
+    env: Vec<(String, String)>,
+    children: Vec<Child>,
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            stop_group(c);
+        }
+    }
+}
+
+/// Stops a child started in its own process group, with its descendants.
+fn stop_group(c: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", c.id())])
+        .stderr(Stdio::null())
+        .status();
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", c.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = c.wait();
+}
+
+/// The shared fake user: HOME, the AWS files and the environment every tool
+/// runs with (nothing inherited from the caller but PATH).
+#[derive(Debug)]
+struct World {
+    dir: tempfile::TempDir,
+    sts: String,
+}
+
+impl World {
+    fn new(sts: String, cold_profiles: &[String]) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("credd-peers-").tempdir()?;
+        let aws = dir.path().join("home/.aws");
+        std::fs::create_dir_all(&aws)?;
+        std::fs::write(
+            aws.join("credentials"),
+            "[base]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+             aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        )?;
+        let mut config = format!(
+            "[profile base]\nregion = us-east-1\n\n[profile bench]\nrole_arn = {ROLE}\n\
+             source_profile = base\nregion = us-east-1\n\n"
+        );
+        for p in cold_profiles {
+            config.push_str(&format!(
+                "[profile {p}]\nrole_arn = arn:aws:iam::123456789012:role/{p}\n\
+                 source_profile = base\nregion = us-east-1\n\n"
+            ));
+        }
+        std::fs::write(aws.join("config"), config)?;
+        std::fs::write(dir.path().join("credd.toml"), "")?;
+        Ok(Self { dir, sts })
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self, bin: &Path, extra: &[(String, String)]) -> Command {
+        let mut c = Command::new(bin);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("LANG", "C.UTF-8")
+            .env("AWS_ENDPOINT_URL_STS", &self.sts)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "us-east-1")
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+fn kv(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_string(), v.into())
+}
+
+/// One GET on a new connection: status code, body, time to the last byte.
+fn get(e: &Endpoint, path: &str) -> anyhow::Result<(u16, Vec<u8>, Duration)> {
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(e.addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let auth = e
+        .auth
+        .as_ref()
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+        e.addr
+    )?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let took = t0.elapsed();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let status = std::str::from_utf8(&out[..split])?
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status code")?;
+    Ok((status, out[split + 4..].to_vec(), took))
+}
+
+/// Runs the tool's credential_process for `profile`: success (stdout holds
+/// an AccessKeyId) and the wall time of the whole process.
+fn process_call(w: &World, t: &Tool, bin_argv: &[String], profile: &str) -> (bool, Duration) {
+    let argv: Vec<String> = bin_argv.iter().map(|a| a.replace("{}", profile)).collect();
+    let t0 = Instant::now();
+    let out = w
+        .cmd(Path::new(&argv[0]), &t.env)
+        .args(&argv[1..])
+        .stderr(Stdio::null())
+        .output();
+    let took = t0.elapsed();
+    let ok = out
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("AccessKeyId"))
+        .unwrap_or(false);
+    (ok, took)
+}
+
+fn wait_for<T>(
+    what: &str,
+    child: &mut Child,
+    mut f: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if let Some(st) = child.try_wait()? {
+            bail!("{what} exited with {st}");
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("{what} was not ready within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn start_credd(w: &World, bin: &Path, cold: &[String]) -> anyhow::Result<Tool> {
+    let env = vec![
+        kv("CREDD_RUNTIME_DIR", w.path("run").display().to_string()),
+        kv("CREDD_STATE_DIR", w.path("state").display().to_string()),
+        kv("CREDD_CONFIG", w.path("credd.toml").display().to_string()),
+    ];
+    let mut child = w
+        .cmd(bin, &env)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path("credd.log"))?)
+        .process_group(0)
+        .spawn()?;
+    let addr = wait_for("credd serve", &mut child, || {
+        let o = w.cmd(bin, &env).args(["status", "--json"]).output().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let url = v["daemon"]["container_url"].as_str()?;
+        url.trim_start_matches("http://")
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    })?;
+    let mut cmd = w.cmd(bin, &env);
+    cmd.args(["token", "issue", "--label", "peers", "--profile", "bench"]);
+    for p in cold {
+        cmd.args(["--profile", p]);
+    }
+    let o = cmd.output()?;
+    if !o.status.success() {
+        bail!("credd token issue: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(Tool {
+        name: "credd",
+        endpoint: Some(Endpoint {
+            addr,
+            path: "/v1/credentials/bench".into(),
+            auth: Some(String::from_utf8(o.stdout)?.trim().to_string()),
+        }),
+        process: Some(vec![
+            bin.display().to_string(),
+            "credential-process".into(),
+            "{}".into(),
+        ]),
+        env,
+        children: vec![child],
+    })
+}
+
+fn vault_env(w: &World) -> Vec<(String, String)> {
+    vec![
+        kv("AWS_VAULT_BACKEND", "file"),
+        kv("AWS_VAULT_FILE_PASSPHRASE", "bench"),
+        kv("AWS_VAULT_FILE_DIR", w.path("vault").display().to_string()),
+    ]
+}
+
+/// `aws-vault exec PROFILE --server -- sh`: the shell writes the endpoint's
+/// URL and token (given to it in its environment) to a file and sleeps.
+fn start_vault_server(
+    w: &World,
+    bin: &Path,
+    profile: &str,
+    lazy: bool,
+) -> anyhow::Result<(Endpoint, Child)> {
+    let file = w.path(&format!("vault-{profile}.env"));
+    let _ = std::fs::remove_file(&file);
+    let mut cmd = w.cmd(bin, &vault_env(w));
+    cmd.args(["exec", profile, "--server"]);
+    if lazy {
+        cmd.arg("--lazy");
+    }
+    let mut child = cmd
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "printf '%s %s\\n' \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\" \"$AWS_CONTAINER_AUTHORIZATION_TOKEN\" > {}.tmp && mv {0}.tmp {0}; exec sleep 100000",
+            file.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path(&format!("vault-{profile}.log")))?)
+        .process_group(0)
+        .spawn()?;
+    let line = wait_for("aws-vault exec --server", &mut child, || {
+        std::fs::read_to_string(&file).ok()
+    })?;
+    let (url, token) = line.trim().split_once(' ').context("aws-vault env")?;
+    let hostport = url.trim_start_matches("http://");
+    let (addr, path) = hostport.split_at(hostport.find('/').unwrap_or(hostport.len()));
+    Ok((
+        Endpoint {
+            addr: addr.parse()?,
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
+            auth: Some(token.to_string()),
+        },
+        child,
+    ))
+}
+
+fn start_vault(w: &World, bin: &Path) -> anyhow::Result<Tool> {
+    let mut env = vault_env(w);
+    let o = w
+        .cmd(bin, &env)
+        .args(["add", "base", "--env"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .output()?;
+    if !o.status.success() {
+        bail!("aws-vault add: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (endpoint, child) = start_vault_server(w, bin, "bench", false)?;
+    env.push(kv("AWS_VAULT_PROMPT", "terminal"));
+    Ok(Tool {
+        name: "aws-vault",
+        endpoint: Some(endpoint),
+        process: Some(vec![
+            bin.display().to_string(),
+            "export".into(),
+            "--format=json".into(),
+            "{}".into(),
+        ]),
+        env,
+        children: vec![child],
+    })
+}
+
+fn start_granted(bin: &Path) -> Tool {
+    Tool {
+        name: "granted",
+        endpoint: None,
+        process: Some(vec![
+            bin.display().to_string(),
+            "credential-process".into(),
+            "--profile".into(),
+            "{}".into(),
+        ]),
+        env: vec![kv("GRANTED_DISABLE_UPDATE_CHECK", "true")],
+        children: vec![],
+    }
+}
+
+fn start_ecs_local(w: &World, bin: &Path) -> anyhow::Result<Tool> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let env = vec![
+        kv("AWS_PROFILE", "base"),
+        kv("STS_ENDPOINT", w.sts.clone()),
+        kv("IAM_ENDPOINT", w.sts.clone()),
+        kv("ECS_LOCAL_METADATA_PORT", port.to_string()),
+    ];
+    let mut child = w
+        .cmd(bin, &env)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path("ecs-local.log"))?)
+        .process_group(0)
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    wait_for("amazon-ecs-local-container-endpoints", &mut child, || {
+        TcpStream::connect(addr).ok()
+    })?;
+    Ok(Tool {
+        name: "ecs-local-endpoints",
+        endpoint: Some(Endpoint {
+            addr,
+            path: format!("/role-arn/{ROLE}"),
+            auth: None,
+        }),
+        process: None,
+        env,
+        children: vec![child],
+    })
+}
+
+/// The path for a never-asked profile `p` on this tool's endpoint, or a new
+/// server for it (aws-vault serves one profile per `exec`).
+fn cold_endpoint(
+    w: &World,
+    t: &mut Tool,
+    bin: &Path,
+    p: &str,
+) -> anyhow::Result<Option<(Endpoint, String)>> {
+    let Some(e) = t.endpoint.clone() else {
+        return Ok(None);
+    };
+    Ok(Some(match t.name {
+        "credd" => (e, format!("/v1/credentials/{p}")),
+        "ecs-local-endpoints" => (e, format!("/role-arn/arn:aws:iam::123456789012:role/{p}")),
+        _ => {
+            let (e, child) = start_vault_server(w, bin, p, true)?;
+            t.children.push(child);
+            let path = e.path.clone();
+            (e, path)
+        }
+    }))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn p99(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (0.99 * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Every value measured, by row then tool.
+type Table = BTreeMap<String, BTreeMap<&'static str, String>>;
+
+pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let up = Upstream::start(&o.python, &o.moto_script, rt)?;
+    let names = ["credd", "aws-vault", "granted", "ecs-local-endpoints"];
+    let cold: Vec<String> = (1..=o.rounds)
+        .flat_map(|r| names.iter().map(move |n| format!("cold-{n}-{r}")))
+        .chain((1..=o.rounds).flat_map(|r| names.iter().map(move |n| format!("coldp-{n}-{r}"))))
+        .collect();
+    let w = World::new(up.url(), &cold)?;
+    let bin = |n: &str| o.peers_dir.join("bin").join(n);
+    let mut tools = Vec::new();
+    let mut not_run: Vec<(String, String)> = Vec::new();
+    let mut add = |name: &str, r: anyhow::Result<Tool>| match r {
+        Ok(t) => tools.push(t),
+        Err(e) => {
+            eprintln!("{name}: not run: {e:#}");
+            not_run.push((name.to_string(), format!("{e:#}")));
+        }
+    };
+    add("credd", start_credd(&w, &o.credd, &cold));
+    let vault = bin("aws-vault");
+    add(
+        "aws-vault",
+        if vault.exists() {
+            start_vault(&w, &vault)
+        } else {
+            Err(anyhow::anyhow!("{} not built", vault.display()))
+        },
+    );
+    let granted = bin("granted");
+    add(
+        "granted",
+        if granted.exists() {
+            Ok(start_granted(&granted))
+        } else {
+            Err(anyhow::anyhow!("{} not built", granted.display()))
+        },
+    );
+    let ecs = bin("amazon-ecs-local-container-endpoints");
+    add(
+        "ecs-local-endpoints",
+        if ecs.exists() {
+            start_ecs_local(&w, &ecs)
+        } else {
+            Err(anyhow::anyhow!("{} not built", ecs.display()))
+        },
+    );
+
+    // Warm every tool on `bench` once, and keep the first answer's bytes.
+    let mut expected: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
+    for t in &tools {
+        if let Some(e) = &t.endpoint {
+            let (st, body, _) = get(e, &e.path)?;
+            if st != 200 {
+                bail!(
+                    "{}: warming GET {} gave {st}: {}",
+                    t.name,
+                    e.path,
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            expected.insert(t.name, body.into());
+        }
+        if let Some(argv) = &t.process {
+            let (ok, _) = process_call(&w, t, argv, "bench");
+            if !ok {
+                eprintln!("{}: warming credential_process for bench failed", t.name);
+            }
+        }
+    }
+    let upstream_lat: Vec<f64> = (0..20)
+        .map(|_| up.assume_role_latency().map(|d| d.as_secs_f64() * 1e3))
+        .collect::<anyhow::Result<_>>()?;
+    let upstream_ms = median(upstream_lat);
+    eprintln!("upstream AssumeRole: median {upstream_ms:.1} ms");
+
+    let mut http: BTreeMap<(usize, &str), Vec<load::RunStats>> = BTreeMap::new();
+    let mut proc_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut proc_fail: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut cold_http: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut cold_proc: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    // STS calls moto saw, and the requests or calls that caused them.
+    let mut sts_http: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    let mut sts_proc: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    let mut sts_cold: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for round in 1..=o.rounds {
+        // Alternate: rotate the tools' order every round.
+        let order: Vec<usize> = (0..tools.len())
+            .map(|i| (i + round - 1) % tools.len())
+            .collect();
+        for &c in &o.connections {
+            for &i in &order {
+                let t = &tools[i];
+                let Some(e) = &t.endpoint else { continue };
+                let req = load::request(e.addr, &e.path, e.auth.as_deref().unwrap_or(""));
+                let req: Arc<[u8]> = if e.auth.is_none() {
+                    String::from_utf8_lossy(&req)
+                        .replace("Authorization: \r\n", "")
+                        .into_bytes()
+                        .into()
+                } else {
+                    req
+                };
+                let exp = expected[t.name].clone();
+                let calls_before = up.sts_calls()?;
+                let s = rt.block_on(load::run_same_length(
+                    e.addr, req, exp, c, o.warmup, o.duration,
+                ));
+                match s {
+                    Ok(s) => {
+                        eprintln!(
+                            "round {round} {c:>3} conn {:<20} {:>8.0} req/s p99 {:>8.1} us",
+                            t.name, s.rps, s.p99_us
+                        );
+                        let calls = up.sts_calls()?.saturating_sub(calls_before);
+                        let e = sts_http.entry(t.name).or_default();
+                        e.0 += calls;
+                        // The warm-up's requests made calls too.
+                        e.1 += s.rps * (o.duration + o.warmup).as_secs_f64();
+                        http.entry((c, t.name)).or_default().push(s);
+                    }
+                    Err(err) => eprintln!("round {round} {c} conn {}: {err:#}", t.name),
+                }
+            }
+        }
+        for &i in &order {
+            let t = &tools[i];
+            let Some(argv) = &t.process else { continue };
+            let calls_before = up.sts_calls()?;
+            for _ in 0..o.calls {
+                let (ok, d) = process_call(&w, t, argv, "bench");
+                if ok {
+                    proc_ms
+                        .entry(t.name)
+                        .or_default()
+                        .push(d.as_secs_f64() * 1e3);
+                } else {
+                    *proc_fail.entry(t.name).or_default() += 1;
+                }
+            }
+            let e = sts_proc.entry(t.name).or_default();
+            e.0 += up.sts_calls()?.saturating_sub(calls_before);
+            e.1 += o.calls as f64;
+        }
+        for &i in &order {
+            let t = &mut tools[i];
+            let name = t.name;
+            let bin_path = if name == "aws-vault" {
+                vault.clone()
+            } else {
+                o.credd.clone()
+            };
+            let p = format!("cold-{name}-{round}");
+            if let Some((e, path)) = cold_endpoint(&w, t, &bin_path, &p)? {
+                let calls_before = up.sts_calls()?;
+                let (st, _, d) = get(&e, &path)?;
+                if st == 200 {
+                    cold_http
+                        .entry(name)
+                        .or_default()
+                        .push(d.as_secs_f64() * 1e3);
+                    sts_cold
+                        .entry(name)
+                        .or_default()
+                        .push(up.sts_calls()?.saturating_sub(calls_before));
+                } else {
+                    eprintln!("{name}: cold GET {path}: {st}");
+                }
+            }
+            if let Some(argv) = t.process.clone() {
+                let (ok, d) = process_call(&w, t, &argv, &format!("coldp-{name}-{round}"));
+                if ok {
+                    cold_proc
+                        .entry(name)
+                        .or_default()
+                        .push(d.as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+
+    // Faults, once per tool: the warm profile with a slow, then a down STS.
+    let mut faults: Table = Table::new();
+    for (fault, label) in [(Fault::Slow, "slow (2 s)"), (Fault::Down, "down")] {
+        up.set(fault);
+        for t in &tools {
+            if let Some(e) = &t.endpoint {
+                let r = get(e, &e.path);
+                let cell = match r {
+                    Ok((200, _, d)) => format!("{:.1} ms, served", d.as_secs_f64() * 1e3),
+                    Ok((st, _, d)) => format!("{:.1} ms, **{st}**", d.as_secs_f64() * 1e3),
+                    Err(err) => format!("error: {err}"),
+                };
+                faults
+                    .entry(format!("endpoint, STS {label}: time to answer"))
+                    .or_default()
+                    .insert(t.name, cell);
+            }
+            if let Some(argv) = &t.process {
+                let (ok, d) = process_call(&w, t, argv, "bench");
+                faults
+                    .entry(format!("credential_process, STS {label}: time to answer"))
+                    .or_default()
+                    .insert(
+                        t.name,
+                        format!(
+                            "{:.1} ms, {}",
+                            d.as_secs_f64() * 1e3,
+                            if ok { "served" } else { "**failed**" }
+                        ),
+                    );
+            }
+        }
+    }
+    up.set(Fault::None);
+
+    let mut table = Table::new();
+    for &c in &o.connections {
+        for (name, v) in http.iter().filter(|((cc, _), _)| *cc == c) {
+            let rps = median(v.iter().map(|s| s.rps).collect());
+            let p = median(v.iter().map(|s| s.p99_us).collect());
+            table
+                .entry(format!("endpoint, {c} conn: req/s"))
+                .or_default()
+                .insert(name.1, format!("{rps:.0}"));
+            table
+                .entry(format!("endpoint, {c} conn: p99 (µs)"))
+                .or_default()
+                .insert(name.1, format!("{p:.0}"));
+        }
+    }
+    for (name, v) in &proc_ms {
+        table
+            .entry("credential_process: median (ms)".into())
+            .or_default()
+            .insert(name, format!("{:.1}", median(v.clone())));
+        table
+            .entry("credential_process: p99 (ms)".into())
+            .or_default()
+            .insert(name, format!("{:.1}", p99(v.clone())));
+    }
+    for (name, n) in &proc_fail {
+        table
+            .entry("credential_process: failed calls".into())
+            .or_default()
+            .insert(name, n.to_string());
+    }
+    for (name, v) in &cold_http {
+        let m = median(v.clone());
+        table
+            .entry("cold, endpoint: first request (ms; minus upstream)".into())
+            .or_default()
+            .insert(name, format!("{m:.1}; {:.1}", m - upstream_ms));
+    }
+    for (name, (calls, reqs)) in &sts_http {
+        table
+            .entry("endpoint: STS calls per request".into())
+            .or_default()
+            .insert(name, format!("{:.4}", *calls as f64 / reqs.max(1.0)));
+    }
+    for (name, (calls, n)) in &sts_proc {
+        table
+            .entry("credential_process: STS calls per call".into())
+            .or_default()
+            .insert(name, format!("{:.2}", *calls as f64 / n.max(1.0)));
+    }
+    for (name, v) in &sts_cold {
+        table
+            .entry("cold, endpoint: STS calls made".into())
+            .or_default()
+            .insert(name, format!("{v:?}"));
+    }
+    for (name, v) in &cold_proc {
+        let m = median(v.clone());
+        table
+            .entry("cold, credential_process: first call (ms; minus upstream)".into())
+            .or_default()
+            .insert(name, format!("{m:.1}; {:.1}", m - upstream_ms));
+    }
+    table.extend(faults);
+
+    let cols: Vec<&str> = tools.iter().map(|t| t.name).collect();
+    println!("\n## credd-bench --peers\n");
+    println!("Machine: {}", crate::machine());
+    println!(
+        "{} rounds (tools rotated every round); endpoint runs {} s + {} s warm-up; {} credential_process calls per tool and round; upstream moto behind the fault proxy, its own AssumeRole latency {upstream_ms:.1} ms (median of 20); {:.0} s in all.\n",
+        o.rounds,
+        o.duration.as_secs_f64(),
+        o.warmup.as_secs_f64(),
+        o.calls,
+        started.elapsed().as_secs_f64()
+    );
+    println!("| measure | {} |", cols.join(" | "));
+    println!("|---|{}", "---:|".repeat(cols.len()));
+    for (row, cells) in &table {
+        let v: Vec<String> = cols
+            .iter()
+            .map(|c| cells.get(c).cloned().unwrap_or_else(|| "n/a".into()))
+            .collect();
+        println!("| {row} | {} |", v.join(" | "));
+    }
+    for (name, why) in &not_run {
+        println!("\nNot run: {name}: {why}");
+    }
+    Ok(())
+}
