@@ -49,7 +49,26 @@ struct Endpoint {
     addr: SocketAddr,
     /// Path for the warm profile `bench`.
     path: String,
-    auth: Option<String>,
+    /// The credential header line, if the endpoint wants one
+    /// (`Authorization: T`, or IMDSv2's `X-aws-ec2-metadata-token: T`).
+    header: Option<String>,
+}
+
+impl Endpoint {
+    /// The request the load generator repeats.
+    fn request(&self) -> Arc<[u8]> {
+        let h = self
+            .header
+            .as_ref()
+            .map(|h| format!("{h}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n{h}\r\n",
+            self.path, self.addr
+        )
+        .into_bytes()
+        .into()
+    }
 }
 
 /// One tool under test: its endpoint and/or its `credential_process` argv
@@ -146,14 +165,14 @@ fn get(e: &Endpoint, path: &str) -> anyhow::Result<(u16, Vec<u8>, Duration)> {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(e.addr)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let auth = e
-        .auth
+    let h = e
+        .header
         .as_ref()
-        .map(|a| format!("Authorization: {a}\r\n"))
+        .map(|h| format!("{h}\r\n"))
         .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n{h}Connection: close\r\n\r\n",
         e.addr
     )?;
     let mut out = Vec::new();
@@ -245,7 +264,10 @@ fn start_credd(w: &World, bin: &Path, cold: &[String]) -> anyhow::Result<Tool> {
         endpoint: Some(Endpoint {
             addr,
             path: "/v1/credentials/bench".into(),
-            auth: Some(String::from_utf8(o.stdout)?.trim().to_string()),
+            header: Some(format!(
+                "Authorization: {}",
+                String::from_utf8(o.stdout)?.trim()
+            )),
         }),
         process: Some(vec![
             bin.display().to_string(),
@@ -258,10 +280,31 @@ fn start_credd(w: &World, bin: &Path, cold: &[String]) -> anyhow::Result<Tool> {
 }
 
 fn vault_env(w: &World) -> Vec<(String, String)> {
+    // aws-vault offers a prompt driver only when its program is on PATH:
+    // a stub `zenity` that fails (it is never run: no MFA is configured).
+    let stubs = w.path("stub-bin");
+    if !stubs.join("zenity").exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::create_dir_all(&stubs);
+        let _ = std::fs::write(stubs.join("zenity"), "#!/bin/sh\nexit 1\n");
+        let _ =
+            std::fs::set_permissions(stubs.join("zenity"), std::fs::Permissions::from_mode(0o700));
+    }
+    let path = format!(
+        "{}:{}",
+        stubs.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     vec![
+        kv("PATH", path),
+        // aws-vault reads the global AWS_ENDPOINT_URL, not the STS one.
+        kv("AWS_ENDPOINT_URL", w.sts.clone()),
         kv("AWS_VAULT_BACKEND", "file"),
         kv("AWS_VAULT_FILE_PASSPHRASE", "bench"),
         kv("AWS_VAULT_FILE_DIR", w.path("vault").display().to_string()),
+        // `exec --server` refuses its default terminal prompt; no MFA is
+        // configured, so this driver is never run.
+        kv("AWS_VAULT_PROMPT", "zenity"),
     ]
 }
 
@@ -304,14 +347,14 @@ fn start_vault_server(
             } else {
                 path.into()
             },
-            auth: Some(token.to_string()),
+            header: Some(format!("Authorization: {token}")),
         },
         child,
     ))
 }
 
 fn start_vault(w: &World, bin: &Path) -> anyhow::Result<Tool> {
-    let mut env = vault_env(w);
+    let env = vault_env(w);
     let o = w
         .cmd(bin, &env)
         .args(["add", "base", "--env"])
@@ -325,7 +368,6 @@ fn start_vault(w: &World, bin: &Path) -> anyhow::Result<Tool> {
         bail!("aws-vault add: {}", String::from_utf8_lossy(&o.stderr));
     }
     let (endpoint, child) = start_vault_server(w, bin, "bench", false)?;
-    env.push(kv("AWS_VAULT_PROMPT", "terminal"));
     Ok(Tool {
         name: "aws-vault",
         endpoint: Some(endpoint),
@@ -380,10 +422,91 @@ fn start_ecs_local(w: &World, bin: &Path) -> anyhow::Result<Tool> {
         endpoint: Some(Endpoint {
             addr,
             path: format!("/role-arn/{ROLE}"),
-            auth: None,
+            header: None,
         }),
         process: None,
         env,
+        children: vec![child],
+    })
+}
+
+/// The IAM Roles Anywhere helper's `serve` (IMDSv2), with a throw-away
+/// self-signed certificate, against the fake `CreateSession` at `ra`.
+fn start_roles_anywhere(w: &World, bin: &Path, ra: SocketAddr) -> anyhow::Result<Tool> {
+    let (cert, key) = (w.path("ra-cert.pem"), w.path("ra-key.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=credd-bench"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()?;
+    if !o.status.success() {
+        bail!("openssl req: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = w
+        .cmd(bin, &[])
+        .arg("serve")
+        .arg("--certificate")
+        .arg(&cert)
+        .arg("--private-key")
+        .arg(&key)
+        .args([
+            "--trust-anchor-arn",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/fake",
+            "--profile-arn",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:profile/fake",
+            "--role-arn",
+            ROLE,
+            "--region",
+            "us-east-1",
+        ])
+        .arg("--endpoint")
+        .arg(format!("http://{ra}"))
+        .arg("--port")
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path("rolesanywhere.log"))?)
+        .process_group(0)
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    wait_for("rolesanywhere-credential-helper serve", &mut child, || {
+        TcpStream::connect(addr).ok()
+    })?;
+    // IMDSv2: a session token first (PUT, TTL header), then GETs with it.
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "PUT /latest/api/token HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let token = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_string())
+        .filter(|t| out.starts_with("HTTP/1.1 200") && !t.is_empty())
+        .with_context(|| format!("IMDSv2 token: {out}"))?;
+    Ok(Tool {
+        name: "rolesanywhere-serve",
+        endpoint: Some(Endpoint {
+            addr,
+            path: "/latest/meta-data/iam/security-credentials/bench".into(),
+            header: Some(format!("X-aws-ec2-metadata-token: {token}")),
+        }),
+        process: None,
+        env: vec![],
         children: vec![child],
     })
 }
@@ -401,6 +524,9 @@ fn cold_endpoint(
     };
     Ok(Some(match t.name {
         "credd" => (e, format!("/v1/credentials/{p}")),
+        // It calls CreateSession once at start-up, before it listens: it
+        // has no first request that goes upstream.
+        "rolesanywhere-serve" => return Ok(None),
         "ecs-local-endpoints" => (e, format!("/role-arn/arn:aws:iam::123456789012:role/{p}")),
         _ => {
             let (e, child) = start_vault_server(w, bin, p, true)?;
@@ -439,12 +565,23 @@ type Table = BTreeMap<String, BTreeMap<&'static str, String>>;
 pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let started = Instant::now();
     let up = Upstream::start(&o.python, &o.moto_script, rt)?;
-    let names = ["credd", "aws-vault", "granted", "ecs-local-endpoints"];
+    let names = [
+        "credd",
+        "aws-vault",
+        "granted",
+        "ecs-local-endpoints",
+        "rolesanywhere-serve",
+    ];
     let cold: Vec<String> = (1..=o.rounds)
         .flat_map(|r| names.iter().map(move |n| format!("cold-{n}-{r}")))
         .chain((1..=o.rounds).flat_map(|r| names.iter().map(move |n| format!("coldp-{n}-{r}"))))
         .collect();
     let w = World::new(up.url(), &cold)?;
+    let ra = up.roles_anywhere(rt)?;
+    // Every call either upstream answered: moto's STS and the fake Roles Anywhere.
+    let sts = || -> anyhow::Result<u64> {
+        Ok(up.sts_calls()? + ra.calls.load(std::sync::atomic::Ordering::SeqCst))
+    };
     let bin = |n: &str| o.peers_dir.join("bin").join(n);
     let mut tools = Vec::new();
     let mut not_run: Vec<(String, String)> = Vec::new();
@@ -481,6 +618,15 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             start_ecs_local(&w, &ecs)
         } else {
             Err(anyhow::anyhow!("{} not built", ecs.display()))
+        },
+    );
+    let helper = bin("rolesanywhere-credential-helper");
+    add(
+        "rolesanywhere-serve",
+        if helper.exists() {
+            start_roles_anywhere(&w, &helper, ra.addr)
+        } else {
+            Err(anyhow::anyhow!("{} not built", helper.display()))
         },
     );
 
@@ -521,6 +667,7 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut sts_http: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
     let mut sts_proc: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
     let mut sts_cold: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut sts_cold_proc: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for round in 1..=o.rounds {
         // Alternate: rotate the tools' order every round.
         let order: Vec<usize> = (0..tools.len())
@@ -530,17 +677,9 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             for &i in &order {
                 let t = &tools[i];
                 let Some(e) = &t.endpoint else { continue };
-                let req = load::request(e.addr, &e.path, e.auth.as_deref().unwrap_or(""));
-                let req: Arc<[u8]> = if e.auth.is_none() {
-                    String::from_utf8_lossy(&req)
-                        .replace("Authorization: \r\n", "")
-                        .into_bytes()
-                        .into()
-                } else {
-                    req
-                };
+                let req = e.request();
                 let exp = expected[t.name].clone();
-                let calls_before = up.sts_calls()?;
+                let calls_before = sts()?;
                 let s = rt.block_on(load::run_same_length(
                     e.addr, req, exp, c, o.warmup, o.duration,
                 ));
@@ -550,7 +689,7 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
                             "round {round} {c:>3} conn {:<20} {:>8.0} req/s p99 {:>8.1} us",
                             t.name, s.rps, s.p99_us
                         );
-                        let calls = up.sts_calls()?.saturating_sub(calls_before);
+                        let calls = sts()?.saturating_sub(calls_before);
                         let e = sts_http.entry(t.name).or_default();
                         e.0 += calls;
                         // The warm-up's requests made calls too.
@@ -564,7 +703,7 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         for &i in &order {
             let t = &tools[i];
             let Some(argv) = &t.process else { continue };
-            let calls_before = up.sts_calls()?;
+            let calls_before = sts()?;
             for _ in 0..o.calls {
                 let (ok, d) = process_call(&w, t, argv, "bench");
                 if ok {
@@ -577,7 +716,7 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
                 }
             }
             let e = sts_proc.entry(t.name).or_default();
-            e.0 += up.sts_calls()?.saturating_sub(calls_before);
+            e.0 += sts()?.saturating_sub(calls_before);
             e.1 += o.calls as f64;
         }
         for &i in &order {
@@ -590,7 +729,7 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             };
             let p = format!("cold-{name}-{round}");
             if let Some((e, path)) = cold_endpoint(&w, t, &bin_path, &p)? {
-                let calls_before = up.sts_calls()?;
+                let calls_before = sts()?;
                 let (st, _, d) = get(&e, &path)?;
                 if st == 200 {
                     cold_http
@@ -600,18 +739,23 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
                     sts_cold
                         .entry(name)
                         .or_default()
-                        .push(up.sts_calls()?.saturating_sub(calls_before));
+                        .push(sts()?.saturating_sub(calls_before));
                 } else {
                     eprintln!("{name}: cold GET {path}: {st}");
                 }
             }
             if let Some(argv) = t.process.clone() {
+                let calls_before = sts()?;
                 let (ok, d) = process_call(&w, t, &argv, &format!("coldp-{name}-{round}"));
                 if ok {
                     cold_proc
                         .entry(name)
                         .or_default()
                         .push(d.as_secs_f64() * 1e3);
+                    sts_cold_proc
+                        .entry(name)
+                        .or_default()
+                        .push(sts()?.saturating_sub(calls_before));
                 }
             }
         }
@@ -683,12 +827,14 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             .or_default()
             .insert(name, n.to_string());
     }
+    // The upstream's own latency is in the header line: a cold answer is
+    // that plus the tool's own work (the probe opens a new connection, so a
+    // tool that keeps one open to STS can come in under it).
     for (name, v) in &cold_http {
-        let m = median(v.clone());
         table
-            .entry("cold, endpoint: first request (ms; minus upstream)".into())
+            .entry("cold, endpoint: first request (ms)".into())
             .or_default()
-            .insert(name, format!("{m:.1}; {:.1}", m - upstream_ms));
+            .insert(name, format!("{:.1}", median(v.clone())));
     }
     for (name, (calls, reqs)) in &sts_http {
         table
@@ -709,11 +855,16 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             .insert(name, format!("{v:?}"));
     }
     for (name, v) in &cold_proc {
-        let m = median(v.clone());
         table
-            .entry("cold, credential_process: first call (ms; minus upstream)".into())
+            .entry("cold, credential_process: first call (ms)".into())
             .or_default()
-            .insert(name, format!("{m:.1}; {:.1}", m - upstream_ms));
+            .insert(name, format!("{:.1}", median(v.clone())));
+    }
+    for (name, v) in &sts_cold_proc {
+        table
+            .entry("cold, credential_process: STS calls made".into())
+            .or_default()
+            .insert(name, format!("{v:?}"));
     }
     table.extend(faults);
 

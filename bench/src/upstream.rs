@@ -161,3 +161,89 @@ impl Drop for Upstream {
         let _ = self.moto.wait();
     }
 }
+
+/// A stand-in for IAM Roles Anywhere's `CreateSession` (`POST /sessions`),
+/// which neither moto nor the sandbox has: it answers every request with a
+/// fresh credential set an hour long, obeys the same fault switch as the
+/// STS proxy, and counts its calls. It lets the Roles Anywhere helper's
+/// `serve` run here without AWS (it checks nothing of the request).
+#[derive(Debug)]
+pub struct FakeRolesAnywhere {
+    pub addr: SocketAddr,
+    pub calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Upstream {
+    pub fn roles_anywhere(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<FakeRolesAnywhere> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (f, n) = (self.fault.clone(), calls.clone());
+        rt.spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                let (f, n) = (f.clone(), n.clone());
+                tokio::spawn(async move {
+                    match f.load(Ordering::SeqCst) {
+                        2 => return,
+                        1 => tokio::time::sleep(SLOW).await,
+                        _ => {}
+                    }
+                    // One request per connection: read the head and the body.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(k) = c.read(&mut chunk).await else { return };
+                        if k == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..k]);
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    n.fetch_add(1, Ordering::SeqCst);
+                    let body = roles_anywhere_body(n.load(Ordering::SeqCst));
+                    let _ = c
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        Ok(FakeRolesAnywhere { addr, calls })
+    }
+}
+
+/// A `CreateSession` answer whose credentials expire an hour from now.
+// The bench is a client of the daemon, not part of it: real time.
+#[allow(clippy::disallowed_methods)]
+fn roles_anywhere_body(serial: u64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let exp = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&fmt)
+        .unwrap_or_default();
+    let token = "IQoJb3JpZ2luX2VjEFakeRolesAnywhere".repeat(24);
+    format!(
+        "{{\"credentialSet\":[{{\"assumedRoleUser\":{{\"arn\":\"arn:aws:sts::123456789012:assumed-role/bench/ra\",\"assumedRoleId\":\"AROAFAKE:ra\"}},\
+         \"credentials\":{{\"accessKeyId\":\"ASIAFAKERA{serial:010}\",\"secretAccessKey\":\"fakeRolesAnywhereSecretKey0000000000000000\",\
+         \"sessionToken\":\"{token}\",\"expiration\":\"{exp}\"}},\"packedPolicySize\":0,\"roleArn\":\"arn:aws:iam::123456789012:role/bench\"}}],\
+         \"subjectArn\":\"arn:aws:rolesanywhere:us-east-1:123456789012:subject/fake\"}}"
+    )
+}
