@@ -28,6 +28,12 @@ use tools::{
     start_roles_anywhere, start_vault, Tool, World,
 };
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -55,6 +61,7 @@ type Table = BTreeMap<String, BTreeMap<&'static str, String>>;
 
 pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let started = Instant::now();
+    let load_start = loadavg();
     let up = Upstream::start(&o.python, &o.moto_script, rt)?;
     let names = [
         "credd",
@@ -362,6 +369,12 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let cols: Vec<&str> = tools.iter().map(|t| t.name).collect();
     println!("\n## credd-bench --peers\n");
     println!("Machine: {}", crate::machine());
+    // No noise guard here (five tools, not two): the load average says how
+    // busy the machine was with other work.
+    println!(
+        "Load average (1, 5, 15 min) at start: {load_start}; at the end: {}",
+        loadavg()
+    );
     println!(
         "{} rounds (tools rotated every round); endpoint runs {} s + {} s warm-up; {} credential_process calls per tool and round; upstream moto behind the fault proxy, its own AssumeRole latency {upstream_ms:.1} ms (median of 20); {:.0} s in all.\n",
         o.rounds,
