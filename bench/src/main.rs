@@ -99,7 +99,8 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     samples: usize,
     /// Instead of the endpoint benchmark: credd side by side with the peers
-    /// (aws-vault, granted, amazon-ecs-local-container-endpoints), built
+    /// (aws-vault, granted, amazon-ecs-local-container-endpoints, the IAM
+    /// Roles Anywhere helper's `serve`), built
     /// first by `bench/peers/setup.sh`, against one moto behind a fault proxy.
     #[arg(long)]
     peers: bool,
