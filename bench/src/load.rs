@@ -43,6 +43,32 @@ pub async fn run(
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<RunStats> {
+    run_checked(addr, req, expected, true, connections, warmup, duration).await
+}
+
+/// As [`run`], but every answer is only checked for a 200 with `expected`'s
+/// length: for a peer that fetches new credentials on every request
+/// (`--peers`), whose bytes differ from answer to answer.
+pub async fn run_same_length(
+    addr: SocketAddr,
+    req: Arc<[u8]>,
+    expected: Arc<[u8]>,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<RunStats> {
+    run_checked(addr, req, expected, false, connections, warmup, duration).await
+}
+
+async fn run_checked(
+    addr: SocketAddr,
+    req: Arc<[u8]>,
+    expected: Arc<[u8]>,
+    exact_first: bool,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<RunStats> {
     // Connect everything first so connection setup is not in the window.
     let mut streams = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -56,7 +82,16 @@ pub async fn run(
     let until = from + duration;
     let tasks: Vec<_> = streams
         .into_iter()
-        .map(|s| tokio::spawn(connection(s, req.clone(), expected.clone(), from, until)))
+        .map(|s| {
+            tokio::spawn(connection(
+                s,
+                req.clone(),
+                expected.clone(),
+                exact_first,
+                from,
+                until,
+            ))
+        })
         .collect();
     let mut all = Vec::new();
     for t in tasks {
@@ -87,12 +122,13 @@ async fn connection(
     mut s: TcpStream,
     req: Arc<[u8]>,
     expected: Arc<[u8]>,
+    exact_first: bool,
     from: Instant,
     until: Instant,
 ) -> anyhow::Result<Vec<u64>> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut lat = Vec::with_capacity(1 << 16);
-    let mut first = true;
+    let mut first = exact_first;
     loop {
         let t0 = Instant::now();
         if t0 >= until {

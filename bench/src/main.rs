@@ -18,12 +18,17 @@
 //!
 //! `--control-path` runs the other benchmark instead: `credd
 //! credential-process` latency by profile count (see `control_path.rs`).
+//!
+//! `--peers` runs credd side by side with the peers built by
+//! `bench/peers/setup.sh` (see `peers.rs`).
 
 mod bare;
 mod control_path;
 mod cpu;
 mod daemon;
 mod load;
+mod peers;
+mod upstream;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -93,6 +98,22 @@ struct Args {
     /// With --control-path: timed calls per profile count.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Instead of the endpoint benchmark: credd side by side with the peers
+    /// (aws-vault, granted, amazon-ecs-local-container-endpoints, the IAM
+    /// Roles Anywhere helper's `serve`), built
+    /// first by `bench/peers/setup.sh`, against one moto behind a fault proxy.
+    #[arg(long)]
+    peers: bool,
+    /// With --peers: where setup.sh put the peers [default: <workspace>/target/peers].
+    #[arg(long, value_name = "DIR")]
+    peers_dir: Option<PathBuf>,
+    /// With --peers: the Python that runs moto [default: $CREDD_TEST_PYTHON,
+    /// else <workspace>/.venv/bin/python].
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// With --peers: credential_process calls per tool and round.
+    #[arg(long, default_value_t = 20)]
+    calls: usize,
     /// Internal: be the bare server's child process.
     #[arg(long = "serve-bare-body", hide = true, value_name = "FILE")]
     serve_bare_body: Option<PathBuf>,
@@ -116,16 +137,42 @@ fn main() -> anyhow::Result<()> {
         return control_path::run(&bin, &args.control_profiles, args.samples, 5);
     }
     let rt = rt.build()?;
+    if args.peers {
+        let ws = workspace();
+        let opts = peers::Options {
+            credd: args.credd.clone().unwrap_or_else(default_credd),
+            peers_dir: args
+                .peers_dir
+                .clone()
+                .unwrap_or_else(|| ws.join("target/peers")),
+            python: args.python.clone().unwrap_or_else(|| {
+                std::env::var_os("CREDD_TEST_PYTHON")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| ws.join(".venv/bin/python"))
+            }),
+            moto_script: ws.join("tests/clients/moto_counting.py"),
+            rounds: args.rounds,
+            duration: Duration::from_secs_f64(args.duration),
+            warmup: Duration::from_secs_f64(args.warmup),
+            connections: args.connections.clone(),
+            calls: args.calls,
+        };
+        return peers::run(&opts, &rt);
+    }
     run(&args, &rt)
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ is inside the workspace")
+        .to_path_buf()
 }
 
 fn default_credd() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t).join("release/credd"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("bench/ is inside the workspace")
-            .join("target/release/credd"),
+        None => workspace().join("target/release/credd"),
     }
 }
 
