@@ -18,12 +18,14 @@
 //!
 //! `--control-path` runs the other benchmark instead: `credd
 //! credential-process` latency by profile count (see `control_path.rs`).
+//! `--wakeups` measures an idle daemon's wake-ups and CPU (`wakeups.rs`).
 
 mod bare;
 mod control_path;
 mod cpu;
 mod daemon;
 mod load;
+mod wakeups;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -93,6 +95,16 @@ struct Args {
     /// With --control-path: timed calls per profile count.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Instead of the endpoint benchmark: count an idle daemon's wake-ups
+    /// and CPU time over --wakeup-secs with --wakeup-profiles cached.
+    #[arg(long)]
+    wakeups: bool,
+    /// With --wakeups: how long the daemon is left idle.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    wakeup_secs: u64,
+    /// With --wakeups: profiles configured and cached.
+    #[arg(long, default_value_t = 50)]
+    wakeup_profiles: usize,
     /// Internal: be the bare server's child process.
     #[arg(long = "serve-bare-body", hide = true, value_name = "FILE")]
     serve_bare_body: Option<PathBuf>,
@@ -114,6 +126,10 @@ fn main() -> anyhow::Result<()> {
     if args.control_path {
         let bin = args.credd.clone().unwrap_or_else(default_credd);
         return control_path::run(&bin, &args.control_profiles, args.samples, 5);
+    }
+    if args.wakeups {
+        let bin = args.credd.clone().unwrap_or_else(default_credd);
+        return wakeups::run(&bin, args.wakeup_profiles, args.wakeup_secs, 5);
     }
     let rt = rt.build()?;
     run(&args, &rt)
