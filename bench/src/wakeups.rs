@@ -79,7 +79,10 @@ pub fn run(bin: &Path, profiles: usize, secs: u64, settle: u64) -> anyhow::Resul
     );
     println!("| measure | value |");
     println!("|---|---:|");
-    println!("| wake-ups (voluntary switches), all threads | {} |", v1 - v0);
+    println!(
+        "| wake-ups (voluntary switches), all threads | {} |",
+        v1 - v0
+    );
     println!(
         "| wake-ups per minute | {:.2} |",
         (v1 - v0) as f64 * 60.0 / elapsed
@@ -89,7 +92,10 @@ pub fn run(bin: &Path, profiles: usize, secs: u64, settle: u64) -> anyhow::Resul
         "| CPU time (user + system) | {:.0} ms |",
         (end_cpu.saturating_sub(start_cpu)) as f64 * 1000.0 / crate::cpu::TICKS_PER_SEC
     );
-    println!("| RSS at the end | {:.1} MB |", d.rss_kib()? as f64 / 1024.0);
+    println!(
+        "| RSS at the end | {:.1} MB |",
+        d.rss_kib()? as f64 / 1024.0
+    );
     println!("\nPer thread name (voluntary switches over the window):\n");
     println!("| thread | wake-ups |");
     println!("|---|---:|");

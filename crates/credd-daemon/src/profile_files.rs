@@ -97,10 +97,6 @@ impl WatchedFiles {
 /// (an editor's write, rename and chmod) wakes the watcher once.
 pub(crate) struct Events {
     watcher: Option<::notify::RecommendedWatcher>,
-    /// Each watched directory and its inode when it was watched: a
-    /// directory removed (or removed and made again) loses its watch, so
-    /// it is watched again.
-    watched: Vec<(PathBuf, u64)>,
     /// Keeps the channel open when there is no watcher, so the caller's
     /// `recv` waits instead of returning `None` at once (a busy loop).
     _open: tokio::sync::mpsc::Sender<()>,
@@ -109,7 +105,7 @@ pub(crate) struct Events {
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events")
-            .field("watched", &self.watched)
+            .field("watching", &self.watcher.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -120,66 +116,50 @@ impl Events {
     pub(crate) fn new(tx: tokio::sync::mpsc::Sender<()>) -> Self {
         use ::notify::{event::AccessKind, event::AccessMode, EventKind};
         let open = tx.clone();
-        let watcher = ::notify::recommended_watcher(move |ev: ::notify::Result<::notify::Event>| {
-            // Reads (an SDK opening ~/.aws/config) change nothing; a write
-            // being closed does. An error (the queue overflowed) may hide a
-            // change, so it counts as one.
-            let relevant = match ev {
-                Ok(e) => match e.kind {
-                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-                    EventKind::Access(_) => false,
-                    _ => true,
-                },
-                Err(_) => true,
-            };
-            if relevant {
-                let _ = tx.try_send(());
-            }
-        });
-        match watcher {
-            Ok(w) => Self {
-                watcher: Some(w),
-                watched: Vec::new(),
-                _open: open,
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the AWS files for changes: looking every minute instead");
-                Self {
-                    watcher: None,
-                    watched: Vec::new(),
-                    _open: open,
+        let watcher =
+            ::notify::recommended_watcher(move |ev: ::notify::Result<::notify::Event>| {
+                // Reads (an SDK opening ~/.aws/config) change nothing; a write
+                // being closed does. An error (the queue overflowed) may hide a
+                // change, so it counts as one.
+                let relevant = match ev {
+                    Ok(e) => match e.kind {
+                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                        EventKind::Access(_) => false,
+                        _ => true,
+                    },
+                    Err(_) => true,
+                };
+                if relevant {
+                    let _ = tx.try_send(());
                 }
-            }
+            });
+        let watcher = watcher
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot watch the AWS files for changes: looking every minute instead");
+            })
+            .ok();
+        Self {
+            watcher,
+            _open: open,
         }
     }
 
-    /// Watches each of `dirs` not watched yet, and again any whose inode
-    /// changed; returns whether every one is watched now (a directory that
-    /// does not exist yet, `~/.aws` before the first `aws configure`, is
-    /// not).
+    /// Watches each of `dirs` (again: one `inotify_add_watch` each, which
+    /// keeps an existing watch and replaces one lost when the directory was
+    /// removed and made again, possibly with the same inode); returns
+    /// whether every one is watched (a directory that does not exist yet,
+    /// `~/.aws` before the first `aws configure`, is not). Called after
+    /// each event and each fallback look, not per request.
     pub(crate) fn watch(&mut self, dirs: &[PathBuf]) -> bool {
-        use std::os::unix::fs::MetadataExt;
+        use ::notify::Watcher;
         let Some(w) = self.watcher.as_mut() else {
             return false;
         };
-        use ::notify::Watcher;
         let mut all = true;
         for d in dirs {
-            let ino = std::fs::metadata(d).ok().filter(|m| m.is_dir()).map(|m| m.ino());
-            let known = self.watched.iter().position(|(p, _)| p == d);
-            match (ino, known) {
-                (Some(i), Some(k)) if self.watched[k].1 == i => continue,
-                (_, Some(k)) => {
-                    let _ = w.unwatch(d);
-                    self.watched.remove(k);
-                }
-                _ => {}
-            }
-            match ino {
-                Some(i) if w.watch(d, ::notify::RecursiveMode::NonRecursive).is_ok() => {
-                    self.watched.push((d.clone(), i));
-                }
-                _ => all = false,
+            let is_dir = std::fs::metadata(d).is_ok_and(|m| m.is_dir());
+            if !is_dir || w.watch(d, ::notify::RecursiveMode::NonRecursive).is_err() {
+                all = false;
             }
         }
         all
@@ -208,6 +188,13 @@ mod tests {
         assert!(WatchedFiles::new(vec![]).is_empty());
     }
 
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<()>, what: &str) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no event within 10 s for {what}"))
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn an_edit_a_rename_and_a_new_directory_each_send_an_event() {
         let dir = tempfile::tempdir().unwrap();
@@ -220,24 +207,20 @@ mod tests {
         assert!(!events.watch(&files.dirs()), "~/.aws does not exist yet");
         std::fs::create_dir(&aws).unwrap();
         assert!(events.watch(&files.dirs()), "watched once it exists");
-        let next = |rx: &mut tokio::sync::mpsc::Receiver<()>| {
-            let r = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv());
-            async move { r.await.expect("an event within 10 s").unwrap() }
-        };
         std::fs::write(&config, "[default]\n").unwrap();
-        next(&mut rx).await;
+        next(&mut rx, "a new file").await;
         while rx.try_recv().is_ok() {}
         // An editor's save: a new file renamed over the old one.
         let tmp = dir.path().join("config.tmp");
         std::fs::write(&tmp, "[profile a]\n").unwrap();
         std::fs::rename(&tmp, &config).unwrap();
-        next(&mut rx).await;
+        next(&mut rx, "a rename over the file").await;
         // The directory removed and made again is watched again.
         std::fs::remove_dir_all(&aws).unwrap();
         std::fs::create_dir(&aws).unwrap();
         assert!(events.watch(&files.dirs()));
         while rx.try_recv().is_ok() {}
         std::fs::write(&config, "[default]\n").unwrap();
-        next(&mut rx).await;
+        next(&mut rx, "a write in the re-made directory").await;
     }
 }
