@@ -18,6 +18,8 @@
 //!
 //! `--control-path` runs the other benchmark instead: `credd
 //! credential-process` latency by profile count (see `control_path.rs`).
+//! `--scale` measures startup, idle RSS, a config re-read and the hot
+//! path's p99 as profiles, tokens and connections grow (`scale.rs`).
 //! `--wakeups` measures an idle daemon's wake-ups and CPU (`wakeups.rs`).
 
 mod bare;
@@ -25,6 +27,7 @@ mod control_path;
 mod cpu;
 mod daemon;
 mod load;
+mod scale;
 mod wakeups;
 
 use anyhow::{bail, Context};
@@ -95,6 +98,20 @@ struct Args {
     /// With --control-path: timed calls per profile count.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Instead of the endpoint benchmark: startup, idle RSS and a config
+    /// re-read by profile count, and the hot path's p99 with many tokens
+    /// and connections.
+    #[arg(long)]
+    scale: bool,
+    /// With --scale: the profile counts.
+    #[arg(long, value_delimiter = ',', default_value = "20,2000,10000")]
+    scale_profiles: Vec<usize>,
+    /// With --scale: tokens issued before the hot path is measured again.
+    #[arg(long, default_value_t = 10_000)]
+    scale_tokens: usize,
+    /// With --scale: container connections open meanwhile.
+    #[arg(long, default_value_t = 500)]
+    scale_idle: usize,
     /// Instead of the endpoint benchmark: count an idle daemon's wake-ups
     /// and CPU time over --wakeup-secs with --wakeup-profiles cached.
     #[arg(long)]
@@ -132,6 +149,16 @@ fn main() -> anyhow::Result<()> {
         return wakeups::run(&bin, args.wakeup_profiles, args.wakeup_secs, 5);
     }
     let rt = rt.build()?;
+    if args.scale {
+        let bin = args.credd.clone().unwrap_or_else(default_credd);
+        return scale::run(
+            &bin,
+            &args.scale_profiles,
+            args.scale_tokens,
+            args.scale_idle,
+            &rt,
+        );
+    }
     run(&args, &rt)
 }
 
