@@ -22,6 +22,8 @@ pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
     pub log: PathBuf,
+    /// From spawning `credd serve` to the first `credd status` answered.
+    pub ready_after: Duration,
 }
 
 /// The profile names: `p01`, `p02`, ...
@@ -91,14 +93,16 @@ impl Daemon {
                 let _ = child.kill();
                 bail!("credd serve did not become ready within 30 s");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(5));
         };
+        let ready_after = started.elapsed();
         Ok(Self {
             bin: bin.to_path_buf(),
             dir,
             child,
             addr,
             log,
+            ready_after,
         })
     }
 

@@ -21,6 +21,9 @@
 //!
 //! `--peers` runs credd side by side with the peers built by
 //! `bench/peers/setup.sh` (see `peers.rs`).
+//! `--scale` measures startup, idle RSS, a config re-read and the hot
+//! path's p99 as profiles, tokens and connections grow (`scale.rs`).
+//! `--wakeups` measures an idle daemon's wake-ups and CPU (`wakeups.rs`).
 
 mod bare;
 mod control_path;
@@ -29,6 +32,8 @@ mod daemon;
 mod load;
 mod peers;
 mod upstream;
+mod scale;
+mod wakeups;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -114,6 +119,30 @@ struct Args {
     /// With --peers: credential_process calls per tool and round.
     #[arg(long, default_value_t = 20)]
     calls: usize,
+    /// Instead of the endpoint benchmark: startup, idle RSS and a config
+    /// re-read by profile count, and the hot path's p99 with many tokens
+    /// and connections.
+    #[arg(long)]
+    scale: bool,
+    /// With --scale: the profile counts.
+    #[arg(long, value_delimiter = ',', default_value = "20,2000,10000")]
+    scale_profiles: Vec<usize>,
+    /// With --scale: tokens issued before the hot path is measured again.
+    #[arg(long, default_value_t = 10_000)]
+    scale_tokens: usize,
+    /// With --scale: container connections open meanwhile.
+    #[arg(long, default_value_t = 500)]
+    scale_idle: usize,
+    /// Instead of the endpoint benchmark: count an idle daemon's wake-ups
+    /// and CPU time over --wakeup-secs with --wakeup-profiles cached.
+    #[arg(long)]
+    wakeups: bool,
+    /// With --wakeups: how long the daemon is left idle.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    wakeup_secs: u64,
+    /// With --wakeups: profiles configured and cached.
+    #[arg(long, default_value_t = 50)]
+    wakeup_profiles: usize,
     /// Internal: be the bare server's child process.
     #[arg(long = "serve-bare-body", hide = true, value_name = "FILE")]
     serve_bare_body: Option<PathBuf>,
@@ -136,7 +165,21 @@ fn main() -> anyhow::Result<()> {
         let bin = args.credd.clone().unwrap_or_else(default_credd);
         return control_path::run(&bin, &args.control_profiles, args.samples, 5);
     }
+    if args.wakeups {
+        let bin = args.credd.clone().unwrap_or_else(default_credd);
+        return wakeups::run(&bin, args.wakeup_profiles, args.wakeup_secs, 5);
+    }
     let rt = rt.build()?;
+    if args.scale {
+        let bin = args.credd.clone().unwrap_or_else(default_credd);
+        return scale::run(
+            &bin,
+            &args.scale_profiles,
+            args.scale_tokens,
+            args.scale_idle,
+            &rt,
+        );
+    }
     if args.peers {
         let ws = workspace();
         let opts = peers::Options {

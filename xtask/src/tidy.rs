@@ -57,6 +57,8 @@ const RESTRICTED: &[(&str, &[&str])] = &[
     ("hyper", &["credd-daemon", "credd-sandbox"]),
     // The docker engine watch is the daemon's.
     ("bollard", &["credd-daemon"]),
+    // The AWS files' change notification is the daemon's (profile_files.rs).
+    ("notify", &["credd-daemon"]),
     // Only the binary parses a command line and wires the crates together.
     ("clap", &["credd"]),
     ("credd-daemon", &["credd"]),

@@ -6,16 +6,20 @@
 //! refresh-ahead, backoff, expiry and clock jumps are tested by moving a
 //! [`ManualClock`] rather than by sleeping.
 //!
-//! - [`SystemClock`] sleeps in slices of at most 30 s and re-reads the wall
-//!   clock after each, so a deadline that passed while the laptop slept is
-//!   noticed within 30 s of resuming (a monotonic timer would not count the
-//!   suspend).
+//! - [`SystemClock`] sleeps until the deadline on one monotonic timer, and
+//!   also wakes when [`watch_jumps`] reports a jump; after either it re-reads
+//!   the wall clock. A monotonic timer does not count a suspend, so without
+//!   the jump report a deadline that passed while the laptop slept would be
+//!   late by the length of the sleep. (Before, every sleeper woke every 30 s
+//!   to look: with 50 profiles, 100 wake-ups a minute on an idle laptop.)
 //! - [`watch_jumps`] (task `clock-watch`) compares wall-clock and monotonic
-//!   time every 10 s (`credd_core::schedule::clock_jump`); when they differ by
-//!   more than 30 s (suspend/resume, or the clock was set), `run` wakes every
-//!   broker node's loop at once (`Broker::wake_all`). The SSO sessions' loops
-//!   are not woken: they look at least every 30 s anyway
-//!   (`sso::POLL_INTERVAL`).
+//!   time once a minute (`credd_core::schedule::clock_jump`), the only
+//!   periodic wake-up of an idle daemon; when they differ by more than 30 s
+//!   (suspend/resume, or the clock was set) it wakes every
+//!   [`SystemClock`] sleeper (broker nodes, SSO sessions, the docker watch)
+//!   and `run` wakes every broker node's loop (`Broker::wake_all`). So a
+//!   deadline that passed during a suspend is acted on within a minute of
+//!   resuming.
 //! - [`ManualClock`] only moves when a test moves it; `sleep_until` wakes on
 //!   every change.
 //!
@@ -35,10 +39,10 @@ pub trait Clock: Send + Sync + 'static {
     async fn sleep_until(&self, deadline: OffsetDateTime);
 }
 
-/// Wall-clock time. Sleeps in slices of at most 30 s and re-reads the wall
-/// clock after each, so a laptop that slept through a deadline (or whose
-/// clock jumped) wakes up within 30 s of resuming instead of waiting out a
-/// monotonic timer that did not count the suspend.
+/// Wall-clock time. Sleeps on one monotonic timer until the deadline, or
+/// until [`watch_jumps`] reports that the wall clock jumped (a laptop that
+/// slept through the deadline, or a clock that was set), then re-reads the
+/// wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -55,11 +59,30 @@ impl Clock for SystemClock {
             if left <= time::Duration::ZERO {
                 return;
             }
-            let slice = left.min(time::Duration::seconds(30));
-            tokio::time::sleep(slice.unsigned_abs()).await;
+            // Registered before the timer starts, so a jump reported while
+            // it runs is not missed.
+            let jumped = jumps().notified();
+            tokio::pin!(jumped);
+            jumped.as_mut().enable();
+            tokio::select! {
+                _ = tokio::time::sleep(left.unsigned_abs()) => {}
+                _ = jumped => {}
+            }
         }
     }
 }
+
+/// Where [`watch_jumps`] tells every [`SystemClock`] sleeper that the wall
+/// clock jumped. Process-wide because `SystemClock` is a plain value handed
+/// around by copy, and a jump is a fact about the machine.
+fn jumps() -> &'static tokio::sync::Notify {
+    static JUMPS: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    JUMPS.get_or_init(tokio::sync::Notify::new)
+}
+
+/// How often [`watch_jumps`] looks, in the daemon: once a minute, the
+/// longest a deadline that passed during a suspend waits after resuming.
+pub const JUMP_WATCH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A clock that only moves when a test moves it.
 #[derive(Debug)]
@@ -105,9 +128,9 @@ impl Clock for ManualClock {
 }
 
 /// Watches for the wall clock moving differently from the monotonic clock
-/// (suspend/resume, or the time being set) every `interval`, and calls
-/// `on_jump` with the difference, so every session is re-checked at once
-/// rather than at its next scheduled refresh.
+/// (suspend/resume, or the time being set) every `interval`, wakes every
+/// [`SystemClock`] sleeper and calls `on_jump` with the difference, so every
+/// session is re-checked at once rather than at its next scheduled refresh.
 pub async fn watch_jumps(
     clock: std::sync::Arc<dyn Clock>,
     interval: std::time::Duration,
@@ -125,6 +148,7 @@ pub async fn watch_jumps(
         let (w, m) = (clock.now(), tokio::time::Instant::now());
         let mono_elapsed = time::Duration::try_from(m - mono).unwrap_or(time::Duration::MAX);
         if let Some(d) = credd_core::schedule::clock_jump(w - wall, mono_elapsed, threshold) {
+            jumps().notify_waiters();
             on_jump(d);
         }
         (wall, mono) = (w, m);

@@ -81,20 +81,34 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-/// How often the daemon looks at the AWS files for changes.
-const PROFILE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the daemon looks at the AWS files when the system tells it
+/// of changes (see [`profile_files`]): a fallback for file systems that
+/// send no events, so once a minute.
+const PROFILE_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often it looks while a directory of the AWS files cannot be watched
+/// (`~/.aws` does not exist yet): as before notification, so a first
+/// `aws configure` is seen within seconds.
+const PROFILE_POLL_UNWATCHED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Re-reads the AWS files whenever they change, so that a profile added or
-/// edited in `~/.aws/config` is served within seconds, with no CLI command
-/// and no restart. A broken file keeps the last good profiles (see
+/// edited in `~/.aws/config` is served at once, with no CLI command and no
+/// restart. A broken file keeps the last good profiles (see
 /// [`control::ControlState::reload`]); the check never opens a file, so a
 /// FIFO or device put in a file's place never stalls this loop
 /// (threat-model row 23).
 async fn watch_profiles(state: Arc<control::ControlState>, cancel: CancellationToken) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let mut events = profile_files::Events::new(tx);
     loop {
+        let poll = if events.watch(&state.files.dirs()) {
+            PROFILE_POLL
+        } else {
+            PROFILE_POLL_UNWATCHED
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(PROFILE_POLL) => {}
+            _ = rx.recv() => {}
+            _ = tokio::time::sleep(poll) => {}
         }
         state.reload_if_changed().await;
     }
@@ -374,7 +388,7 @@ pub async fn run(
     tasks.spawn(
         clock::watch_jumps(
             services.clock.clone(),
-            std::time::Duration::from_secs(10),
+            clock::JUMP_WATCH,
             shutdown.child_token(),
             move |d| {
                 tracing::info!(

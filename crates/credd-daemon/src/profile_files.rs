@@ -1,9 +1,12 @@
 //! Which version of the AWS files the profile set was read from, so that
 //! the set is re-read when, and only when, a file changed: the watcher
-//! looks every 2 s, and a control request that serves from the set looks
+//! ([`Events`]: inotify on Linux, FSEvents on macOS, through the `notify`
+//! crate) looks when the system says a file in their directories changed,
+//! and otherwise once a minute, for file systems that send no events (NFS,
+//! some FUSE mounts). A control request that serves from the set looks
 //! first (two `stat(2)` calls: the same cost with 20 or 10,000 profiles),
 //! so a command run right after an edit sees it. Nothing re-reads the files
-//! as a side effect of serving.
+//! as a side effect of serving; an event only triggers the same stamp check.
 //!
 //! The owner of the profile set is [`crate::control::ControlState`]: its
 //! `reload` (explicit, on [`crate::protocol::Request::Reload`] and at
@@ -57,6 +60,25 @@ impl WatchedFiles {
         *self.last.lock().unwrap() = stamp(&self.paths);
     }
 
+    /// The directories to watch: each file's own, and, for a file that is a
+    /// symbolic link (a dotfiles repository), its target's, so an edit made
+    /// through either path is seen. Watching the directory rather than the
+    /// file sees an editor's save-by-rename and a file created later.
+    pub(crate) fn dirs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for p in &self.paths {
+            let real = std::fs::canonicalize(p).ok();
+            for f in std::iter::once(p.clone()).chain(real) {
+                if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if !out.iter().any(|o| o == d) {
+                        out.push(d.to_path_buf());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Whether a file changed since the last mark or check; remembers the
     /// new stamps when one did, so each change is reported once.
     pub(crate) fn changed(&self) -> bool {
@@ -67,6 +89,80 @@ impl WatchedFiles {
         }
         *last = now;
         true
+    }
+}
+
+/// The file-change notifications for the AWS files' directories: each
+/// event (other than a read) puts one token in `tx`, so a burst of events
+/// (an editor's write, rename and chmod) wakes the watcher once.
+pub(crate) struct Events {
+    watcher: Option<::notify::RecommendedWatcher>,
+    /// Keeps the channel open when there is no watcher, so the caller's
+    /// `recv` waits instead of returning `None` at once (a busy loop).
+    _open: tokio::sync::mpsc::Sender<()>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("watching", &self.watcher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// A watcher that sends to `tx`; with no watcher (the platform refused
+    /// one: out of inotify instances), the caller polls.
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<()>) -> Self {
+        use ::notify::{event::AccessKind, event::AccessMode, EventKind};
+        let open = tx.clone();
+        let watcher =
+            ::notify::recommended_watcher(move |ev: ::notify::Result<::notify::Event>| {
+                // Reads (an SDK opening ~/.aws/config) change nothing; a write
+                // being closed does. An error (the queue overflowed) may hide a
+                // change, so it counts as one.
+                let relevant = match ev {
+                    Ok(e) => match e.kind {
+                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                        EventKind::Access(_) => false,
+                        _ => true,
+                    },
+                    Err(_) => true,
+                };
+                if relevant {
+                    let _ = tx.try_send(());
+                }
+            });
+        let watcher = watcher
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot watch the AWS files for changes: looking every minute instead");
+            })
+            .ok();
+        Self {
+            watcher,
+            _open: open,
+        }
+    }
+
+    /// Watches each of `dirs` (again: one `inotify_add_watch` each, which
+    /// keeps an existing watch and replaces one lost when the directory was
+    /// removed and made again, possibly with the same inode); returns
+    /// whether every one is watched (a directory that does not exist yet,
+    /// `~/.aws` before the first `aws configure`, is not). Called after
+    /// each event and each fallback look, not per request.
+    pub(crate) fn watch(&mut self, dirs: &[PathBuf]) -> bool {
+        use ::notify::Watcher;
+        let Some(w) = self.watcher.as_mut() else {
+            return false;
+        };
+        let mut all = true;
+        for d in dirs {
+            let is_dir = std::fs::metadata(d).is_ok_and(|m| m.is_dir());
+            if !is_dir || w.watch(d, ::notify::RecursiveMode::NonRecursive).is_err() {
+                all = false;
+            }
+        }
+        all
     }
 }
 
@@ -90,5 +186,41 @@ mod tests {
         assert!(files.changed(), "a removed file is a change");
         assert!(!WatchedFiles::new(vec![]).changed());
         assert!(WatchedFiles::new(vec![]).is_empty());
+    }
+
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<()>, what: &str) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no event within 10 s for {what}"))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_edit_a_rename_and_a_new_directory_each_send_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let aws = dir.path().join(".aws");
+        let config = aws.join("config");
+        let files = WatchedFiles::new(vec![config.clone()]);
+        assert_eq!(files.dirs(), vec![aws.clone()]);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let mut events = Events::new(tx);
+        assert!(!events.watch(&files.dirs()), "~/.aws does not exist yet");
+        std::fs::create_dir(&aws).unwrap();
+        assert!(events.watch(&files.dirs()), "watched once it exists");
+        std::fs::write(&config, "[default]\n").unwrap();
+        next(&mut rx, "a new file").await;
+        while rx.try_recv().is_ok() {}
+        // An editor's save: a new file renamed over the old one.
+        let tmp = dir.path().join("config.tmp");
+        std::fs::write(&tmp, "[profile a]\n").unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+        next(&mut rx, "a rename over the file").await;
+        // The directory removed and made again is watched again.
+        std::fs::remove_dir_all(&aws).unwrap();
+        std::fs::create_dir(&aws).unwrap();
+        assert!(events.watch(&files.dirs()));
+        while rx.try_recv().is_ok() {}
+        std::fs::write(&config, "[default]\n").unwrap();
+        next(&mut rx, "a write in the re-made directory").await;
     }
 }

@@ -41,7 +41,7 @@
 //!   is retired. A session asked for before it was registered is registered
 //!   then.
 //! - **Re-reading the file.** Whenever the token is needed, on every tick of
-//!   the loop and so at least every [`POLL_INTERVAL`] (30 s), the entry
+//!   the loop and so at least every [`POLL_INTERVAL`] (60 s), the entry
 //!   compares the file's stamp (modification time, size, inode; one `stat`)
 //!   with the one it read, and re-reads the file when it changed, so a token
 //!   written by `credd login`, `aws sso login` or an SDK's refresh is used at
@@ -119,7 +119,9 @@ use tracing::Instrument;
 use crate::protocol::SessionRow;
 
 /// How often the cache file is checked for a change made by another program.
-pub const POLL_INTERVAL: Duration = Duration::seconds(30);
+/// Once a minute, so an idle laptop is not woken more often (issue 16); a
+/// control request looks at once (`ControlState::dispatch`'s `sync_all`).
+pub const POLL_INTERVAL: Duration = Duration::seconds(60);
 
 /// Tells the user something that needs them (the session ended).
 pub trait Notifier: Send + Sync + std::fmt::Debug + 'static {

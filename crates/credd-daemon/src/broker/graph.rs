@@ -6,7 +6,8 @@
 //!
 //! The AWS files are re-read at start, before most control-socket requests
 //! (`ControlState::reload`), and when they change (the `profiles-watch` task
-//! in `lib.rs` compares their size, mtime and inode every 2 s; see
+//! in `lib.rs` compares their size, mtime and inode when told of a change,
+//! and once a minute; see
 //! `docs/configuration.md`, "Files"); each good read ends in `load_plans`. A node
 //! whose id and source are unchanged (which profile names it aside) is kept
 //! with its cache and its loop; the others are retired (`Slot::retire`
