@@ -31,8 +31,8 @@ mod cpu;
 mod daemon;
 mod load;
 mod peers;
-mod upstream;
 mod scale;
+mod upstream;
 mod wakeups;
 
 use anyhow::{bail, Context};
