@@ -627,15 +627,16 @@ fn a_profile_added_to_the_config_is_served_without_a_command_or_restart() {
     );
     std::fs::write(&config, text).unwrap();
     // The daemon is told of the write (inotify/FSEvents), so the profile is
-    // known (no longer a 404) well within 1.5 s; its fallback look is once a
-    // minute, which this would catch.
+    // known (no longer a 404) at once; its fallback look is once a minute.
+    // The bound is generous (a loaded machine), far enough below the minute
+    // that a daemon relying on the fallback look fails here.
     let written = std::time::Instant::now();
     let mut last = ask();
-    while last.0 == 404 && written.elapsed() < std::time::Duration::from_millis(1500) {
+    while last.0 == 404 && written.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(20));
         last = ask();
     }
-    assert_ne!(last.0, 404, "not re-read within 1.5 s of the write");
+    assert_ne!(last.0, 404, "not re-read within 20 s of the write");
     for _ in 0..100 {
         if last.0 == 200 {
             break;
