@@ -303,9 +303,12 @@ impl ControlState {
                 let c = match self.broker.get(&profile).await {
                     Ok(c) => c,
                     Err(e) => {
+                        // A code needed (`MfaRequired`) is told by the broker's
+                        // MFA prompt (`broker/mfa_prompt.rs`: a notification or
+                        // a dialog, once per quiet period): telling it here too
+                        // would tell the user twice.
                         let needs_user = matches!(&e, crate::broker::ServeError::Upstream { error, .. }
-                            if matches!(error.kind, credd_core::UpstreamErrorKind::MfaRequired
-                                | credd_core::UpstreamErrorKind::InvalidMfa
+                            if matches!(error.kind, credd_core::UpstreamErrorKind::InvalidMfa
                                 | credd_core::UpstreamErrorKind::LoginRequired));
                         let err = serve_error(e);
                         if needs_user {
