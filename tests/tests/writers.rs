@@ -34,8 +34,13 @@ fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
 fn wait_paused(dir: &Path) -> (u32, PathBuf) {
     let start = Instant::now();
     loop {
-        if let Some(e) = std::fs::read_dir(dir).unwrap().flatten().next() {
-            let pid: u32 = e.file_name().to_string_lossy().parse().unwrap();
+        // Only `PID` itself: the hook writes it through a temporary name
+        // first, which may be seen before the rename.
+        let paused = std::fs::read_dir(dir).unwrap().flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            Some((pid, e))
+        });
+        if let Some((pid, e)) = paused {
             // The hook writes the file in one go; wait until it has content.
             let target = std::fs::read_to_string(e.path()).unwrap_or_default();
             if !target.is_empty() {

@@ -68,6 +68,11 @@ pub(crate) struct ControlState {
     /// What [`ProfileLoader::findings`] said at the last read of the files,
     /// so that `status`, `profiles` and `endpoint` do not parse them again.
     pub(crate) findings: Mutex<crate::protocol::Files>,
+    /// Held from a stamp check to the end of the read it triggers, so a
+    /// control request that comes while the watcher is reading waits for
+    /// that read (and sees the file the user just wrote) instead of
+    /// finding the stamps already taken and answering from the old set.
+    pub(crate) reading: tokio::sync::Mutex<()>,
 }
 
 /// How long the same "needs you" notification stays quiet.
@@ -84,6 +89,7 @@ impl ControlState {
     /// which `credd login` and `credd logout` send). A broken file keeps
     /// the last good profiles and is reported by `status` and `profiles`.
     pub async fn reload(&self) {
+        let _reading = self.reading.lock().await;
         self.files.mark();
         self.read_profiles().await;
     }
@@ -92,6 +98,7 @@ impl ControlState {
     /// for a loader that names no files); returns whether it read them. The
     /// check is two `stat(2)` calls, whatever the number of profiles.
     pub async fn reload_if_changed(&self) -> bool {
+        let _reading = self.reading.lock().await;
         if !self.files.is_empty() {
             if !self.files.changed() {
                 return false;

@@ -81,6 +81,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+/// How long the watcher lets a burst of file events settle before it
+/// looks at the files.
+const PROFILE_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 /// How often the daemon looks at the AWS files when the system tells it
 /// of changes (see [`profile_files`]): a fallback for file systems that
 /// send no events, so once a minute.
@@ -107,7 +110,17 @@ async fn watch_profiles(state: Arc<control::ControlState>, cancel: CancellationT
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = rx.recv() => {}
+            _ = rx.recv() => {
+                // An event comes at the first byte of a write (an editor's or
+                // a tool's truncate, then the text): let the burst settle
+                // before looking, so a file caught empty halfway is not taken
+                // for the user's new, good version.
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(PROFILE_SETTLE) => {}
+                }
+                while rx.try_recv().is_ok() {}
+            }
             _ = tokio::time::sleep(poll) => {}
         }
         state.reload_if_changed().await;
@@ -302,6 +315,7 @@ pub async fn run(
         told: Default::default(),
         files: profile_files::WatchedFiles::new(services.profiles.watched_files()),
         findings: Default::default(),
+        reading: Default::default(),
     });
     // Stamped before the first read, so that a change during it is seen.
     control_state.reload().await;

@@ -60,3 +60,23 @@ pub async fn issue_token_file(
 pub fn endpoint_url(base: &str, profile: &str) -> String {
     format!("{base}/{}", credd_daemon::segment::encode(profile))
 }
+
+/// The profile's credentials as the daemon serves them (for commands that
+/// call AWS themselves with them: `console`, `decode-message`).
+pub async fn daemon_credentials(profile: &str) -> Result<credd_core::TemporaryCredentials> {
+    use anyhow::anyhow;
+    let c: credd_daemon::protocol::Credentials = call(Request::Credentials {
+        profile: profile.to_string(),
+    })
+    .await?;
+    let expiration = credd_core::credentials::parse_timestamp(&c.expiration)
+        .map_err(|_| anyhow!("the daemon's credentials have an unreadable expiration"))?;
+    credd_core::TemporaryCredentials::new(
+        c.access_key_id,
+        credd_core::SecretString::new(c.secret_access_key),
+        credd_core::SecretString::new(c.session_token),
+        expiration,
+        None,
+    )
+    .map_err(|e| anyhow!("{e}"))
+}

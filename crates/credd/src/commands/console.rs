@@ -13,14 +13,14 @@
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
-use crate::client::call;
+use crate::client::{call, daemon_credentials};
 use anyhow::{anyhow, Context, Result};
 use credd_aws::federation;
 use credd_aws::{AwsUpstream, ProfileEnv};
 use credd_core::upstream::CallContext;
-use credd_core::{SecretString, TemporaryCredentials};
+use credd_core::SecretString;
 use credd_daemon::control::Request;
-use credd_daemon::protocol::{Credentials, EndpointReply};
+use credd_daemon::protocol::EndpointReply;
 use std::time::Duration;
 
 /// How long the redirect page stays on disk: long enough for a browser that
@@ -111,24 +111,6 @@ fn login_name() -> String {
     crate::environment::env_var("USER")
         .or_else(|| crate::environment::env_var("LOGNAME"))
         .unwrap_or_else(|| "credd".to_string())
-}
-
-/// The profile's credentials as the daemon serves them.
-async fn daemon_credentials(profile: &str) -> Result<TemporaryCredentials> {
-    let c: Credentials = call(Request::Credentials {
-        profile: profile.to_string(),
-    })
-    .await?;
-    let expiration = credd_core::credentials::parse_timestamp(&c.expiration)
-        .map_err(|_| anyhow!("the daemon's credentials have an unreadable expiration"))?;
-    TemporaryCredentials::new(
-        c.access_key_id,
-        SecretString::new(c.secret_access_key),
-        SecretString::new(c.session_token),
-        expiration,
-        None,
-    )
-    .map_err(|e| anyhow!("{e}"))
 }
 
 /// Opens the URL through a 0600 page in a fresh 0700 directory under the

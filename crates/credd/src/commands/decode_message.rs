@@ -6,13 +6,12 @@
 //!
 //! Layering: a command file. It imports leaves only, never another command.
 
-use crate::client::call;
+use crate::client::{call, daemon_credentials};
 use anyhow::{anyhow, bail, Context, Result};
 use credd_aws::{AwsUpstream, ProfileEnv};
 use credd_core::upstream::{CallContext, SourceCredentials};
-use credd_core::{SecretString, TemporaryCredentials};
 use credd_daemon::control::Request;
-use credd_daemon::protocol::{Credentials, EndpointReply};
+use credd_daemon::protocol::EndpointReply;
 use serde_json::Value;
 use std::io::Read;
 
@@ -53,24 +52,6 @@ pub async fn run(a: crate::cli::DecodeMessageArgs) -> Result<()> {
         .with_context(|| format!("failed to decode the message with profile '{}'", a.profile))?;
     println!("{}", pretty(&decoded)?);
     Ok(())
-}
-
-/// The profile's credentials as the daemon serves them.
-async fn daemon_credentials(profile: &str) -> Result<TemporaryCredentials> {
-    let c: Credentials = call(Request::Credentials {
-        profile: profile.to_string(),
-    })
-    .await?;
-    let expiration = credd_core::credentials::parse_timestamp(&c.expiration)
-        .map_err(|_| anyhow!("the daemon's credentials have an unreadable expiration"))?;
-    TemporaryCredentials::new(
-        c.access_key_id,
-        SecretString::new(c.secret_access_key),
-        SecretString::new(c.session_token),
-        expiration,
-        None,
-    )
-    .map_err(|e| anyhow!("{e}"))
 }
 
 /// The decoded document, pretty, as one JSON object: `deniedAction` and
