@@ -430,3 +430,159 @@ fn declining_the_sign_in_runs_nothing_and_names_the_command() {
     );
     assert!(!marker.exists(), "the command must not run");
 }
+
+/// The container endpoint's 503 for `profile`, as JSON.
+fn refusal_503(env: &Env, d: &Daemon, profile: &str) -> serde_json::Value {
+    let token = env
+        .credd_ok(&["token", "issue", "--profile", profile])
+        .trim()
+        .to_string();
+    let (status, body) = get(
+        d.addr(),
+        &format!("/v1/credentials/{profile}"),
+        Some(&d.addr().to_string()),
+        Some(&token),
+    );
+    assert_eq!(status, 503, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn the_503_body_says_typed_what_the_person_must_do() {
+    // An MFA profile with no session yet.
+    let env = Env::new();
+    let d = env.serve(&[]);
+    let v = refusal_503(&env, &d, "mfa");
+    assert_eq!(v["code"], "MfaRequired", "{v}");
+    assert_eq!(
+        v["needs"],
+        serde_json::json!({"kind": "mfa", "session": "mfa", "command": "credd mfa mfa"}),
+        "{v}"
+    );
+    // A profile that needs nothing from the person has no `needs`.
+    let token = env
+        .credd_ok(&["token", "issue", "--profile", "typo"])
+        .trim()
+        .to_string();
+    let (status, body) = get(
+        d.addr(),
+        "/v1/credentials/typo",
+        Some(&d.addr().to_string()),
+        Some(&token),
+    );
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v.get("needs").is_none(), "{v}");
+    drop(d);
+
+    // An Identity Center profile nobody has signed in to.
+    let (env, _sandbox, _rt) = sso_user();
+    let d = env.serve(&[]);
+    let v = refusal_503(&env, &d, "dev");
+    assert_eq!(v["code"], "SsoLoginRequired", "{v}");
+    assert_eq!(
+        v["needs"],
+        serde_json::json!({"kind": "sign_in", "session": "work", "command": "credd login work"}),
+        "{v}"
+    );
+}
+
+/// Long profile names and ARNs, and a profile that cannot be served (its
+/// reason is a long line under the table).
+const WIDE_CONFIG: &str = r#"[profile base]
+aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+aws_secret_access_key = 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
+region = us-east-1
+
+[profile platform-team-production-administrator-access-eu-west-1]
+role_arn = arn:aws:iam::123456789012:role/platform/very/long/path/ProductionAdministratorAccessForTheWholeTeam
+source_profile = base
+region = eu-west-1
+
+[profile data-engineering-analytics-readonly-with-a-very-long-name]
+role_arn = arn:aws:iam::123456789012:role/data/engineering/AnalyticsReadOnlyAccessForDashboardsAndNotebooks
+source_profile = platform-team-production-administrator-access-eu-west-1
+region = us-east-1
+
+[profile misconfigured-profile-whose-reason-is-a-long-sentence]
+role_arn = arn:aws:iam::123456789012:role/x
+source_profile = a-source-profile-that-does-not-exist-anywhere-in-the-files
+"#;
+
+/// The lines of `screen` (a terminal's `\r\n`s, and `script`'s own
+/// carriage returns, taken off).
+fn screen_lines(screen: &str) -> Vec<String> {
+    screen
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect()
+}
+
+#[test]
+fn status_and_profiles_fit_the_terminal_and_columns_and_piped_rows_stay_whole() {
+    let env = Env::with_config(WIDE_CONFIG);
+    let _d = env.serve(&[]);
+    // Something fetched, so the rows carry expiries and chains.
+    env.credd_ok(&[
+        "whoami",
+        "platform-team-production-administrator-access-eu-west-1",
+    ]);
+    for cols in [80, 120] {
+        for command in ["status", "profiles"] {
+            // `stty` sizes the pty as a terminal window would.
+            let line = format!(
+                "stty cols {cols} rows 50; {} {command}",
+                shell_quote(&credd_bin().display().to_string())
+            );
+            let mut cmd = env.cmd("script");
+            cmd.env("AWS_DEFAULT_REGION", "us-east-1");
+            let pty = Pty::spawn(cmd, &line);
+            let (status, screen) = pty.finish();
+            assert!(status.success(), "{screen}");
+            assert!(screen.contains("PROFILE"), "{screen}");
+            assert!(screen.contains("misconfigured-profile"), "{screen}");
+            let lines = screen_lines(&screen);
+            for l in &lines {
+                assert!(
+                    l.chars().count() <= cols,
+                    "`credd {command}` at {cols} columns, a line of {}: {l:?}\n{screen}",
+                    l.chars().count()
+                );
+            }
+            // The width is used, not just respected.
+            assert!(
+                lines.iter().any(|l| l.chars().count() > cols - 20),
+                "{cols}: {screen}"
+            );
+        }
+    }
+    // Piped with COLUMNS: as on a terminal that wide.
+    let o = env
+        .cmd(credd_bin())
+        .env("COLUMNS", "60")
+        .arg("status")
+        .output()
+        .unwrap();
+    let out = stdout_of(&o);
+    assert!(o.status.success(), "{out}{}", stderr_of(&o));
+    for l in out.lines() {
+        assert!(
+            l.chars().count() <= 60,
+            "COLUMNS=60, a line of {}: {l:?}\n{out}",
+            l.chars().count()
+        );
+    }
+    // Piped without it: nothing wrapped, a row is one line.
+    let out = env.credd_ok(&["profiles"]);
+    assert!(
+        out.lines().any(
+            |l| l.contains("platform-team-production-administrator-access-eu-west-1")
+                && l.contains(
+                    "role/platform/very/long/path/ProductionAdministratorAccessForTheWholeTeam"
+                )
+                || l.contains("data-engineering-analytics-readonly-with-a-very-long-name")
+                    && l.contains("platform-team-production-administrator-access-eu-west-1")
+        ),
+        "{out}"
+    );
+}

@@ -255,6 +255,14 @@ impl ApiError {
         }
     }
 
+    /// What the broker said the person must do (`needs` in the JSON body).
+    pub fn needs(&self) -> Option<crate::protocol::Needs> {
+        match self {
+            Self::Serve(e) => e.needs(),
+            _ => None,
+        }
+    }
+
     /// The `code` of the JSON body (`None`: a plain-text answer).
     pub fn code(&self) -> Option<&'static str> {
         match self.shape() {
@@ -333,10 +341,14 @@ impl ApiError {
         let mut r = match self.shape() {
             Shape::Text(body) => response::text(status, body),
             Shape::Json(code) => {
-                let body = serde_json::to_vec(
-                    &serde_json::json!({"code": code, "message": self.to_string()}),
-                )
-                .expect("serializes");
+                let mut body = serde_json::json!({"code": code, "message": self.to_string()});
+                // What the person must do, typed (`broker/needs.rs`): after
+                // `code` and `message` (keys in order), so SDKs that read
+                // those two read them as before and ignore it.
+                if let Some(needs) = self.needs() {
+                    body["needs"] = serde_json::to_value(needs).expect("serializes");
+                }
+                let body = serde_json::to_vec(&body).expect("serializes");
                 response::json(status, body)
             }
         };
@@ -513,6 +525,7 @@ mod tests {
                 profile: "dev".into(),
                 error: UpstreamError::new(kind, "detail"),
                 retry_in_secs: None,
+                needs: None,
             })
         };
         for (kind, code) in [
@@ -549,6 +562,26 @@ mod tests {
         let (s, hs, b) = wire(ServeError::Stopping("dev".into()).into()).await;
         assert_eq!((s, hs), (503, h(&[JSON, ("retry-after", "1")])));
         assert!(b.starts_with(r#"{"code":"DaemonStopping","#), "{b}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_needs_the_user_says_so_typed_after_code_and_message() {
+        let (s, _, b) = wire(ApiError::from(ServeError::Upstream {
+            profile: "dev".into(),
+            error: UpstreamError::new(UpstreamErrorKind::MfaRequired, "detail"),
+            retry_in_secs: None,
+            needs: Some(crate::protocol::Needs {
+                kind: crate::protocol::NeedsKind::Mfa,
+                session: "base".into(),
+                command: "credd mfa dev".into(),
+            }),
+        }))
+        .await;
+        assert_eq!(s, 503);
+        assert_eq!(
+            b,
+            r#"{"code":"MfaRequired","message":"MFA code needed: run `credd mfa dev`","needs":{"command":"credd mfa dev","kind":"mfa","session":"base"}}"#
+        );
     }
 
     #[tokio::test]

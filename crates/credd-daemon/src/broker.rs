@@ -111,6 +111,7 @@
 mod graph;
 mod login;
 pub(crate) mod mfa_prompt;
+mod needs;
 mod renew;
 mod sources;
 mod user_sessions;
@@ -200,6 +201,9 @@ pub enum ServeError {
         profile: String,
         error: UpstreamError,
         retry_in_secs: Option<i64>,
+        /// What the person must do, when that is what it takes
+        /// (`broker/needs.rs`).
+        needs: Option<crate::protocol::Needs>,
     },
     /// The credential was not ready within `limits.cold_wait`; the fetch
     /// goes on, and a retry after `retry_after_secs` should find it.
@@ -404,6 +408,7 @@ impl Broker {
             .deadline()
             .map(|t| (t - self.now()).whole_seconds().max(1));
         ServeError::Upstream {
+            needs: needs::upstream(&self.graph(), profile, &error),
             profile: profile.into(),
             error,
             retry_in_secs,

@@ -6,7 +6,7 @@
 
 use crate::broker::Broker;
 /// The client, where the CLI has always found it.
-pub use crate::control_client::{call, call_as, ClientError};
+pub use crate::control_client::{call, call_as, ClientError, Refusal};
 use crate::control_replies::{reply, serve_error};
 /// The request type, where the CLI has always found it.
 pub use crate::protocol::Request;
@@ -585,11 +585,13 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
                         ok: true,
                         result: Some(v),
                         error: None,
+                        needs: None,
                     },
                     Err(e) => Envelope {
                         ok: false,
                         result: None,
                         error: Some(e.message),
+                        needs: e.needs,
                     },
                 }
             }
@@ -597,6 +599,7 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
                 ok: false,
                 result: None,
                 error: Some(format!("bad request: {e}")),
+                needs: None,
             },
         },
         _ => return,

@@ -4,7 +4,7 @@
 //! [`crate::control`], where the CLI has always found it.
 
 use crate::fsutil;
-use crate::protocol::{Envelope, Request};
+use crate::protocol::{Envelope, Needs, Request};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -14,14 +14,44 @@ use tokio::net::UnixStream;
 pub enum ClientError {
     #[error("credd is not running (no daemon at {0}): start it with `credd serve`")]
     NotRunning(PathBuf),
+    /// The daemon refused, or answered nothing readable.
     #[error("{0}")]
-    Daemon(String),
+    Daemon(Refusal),
     #[error("talking to the daemon at {path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("refusing to talk to a daemon through {dir}: {err}. Nothing was sent. Another user may have made it to pose as credd: remove it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
     UntrustedDir { dir: PathBuf, err: fsutil::FsError },
     #[error("refusing to talk to the daemon at {path}: it runs as uid {uid}, not as you (uid {me}). Nothing was sent. Another user may be posing as credd: stop it (it may take root), or set CREDD_RUNTIME_DIR to a directory of your own")]
     ForeignDaemon { path: PathBuf, uid: u32, me: u32 },
+}
+
+/// The daemon's refusal: its message for a person and, when the person can
+/// fix it, what it needs ([`Needs`], typed: the CLI decides from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub needs: Option<Needs>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            needs: None,
+        }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
 }
 
 /// Sends one request to the daemon behind `socket` and returns its result.
@@ -92,14 +122,16 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
             "the daemon closed the connection without answering (is it another user's?)".into(),
         ));
     }
-    let v: Envelope = serde_json::from_str(&line)
-        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))?;
+    let v: Envelope = serde_json::from_str(&line).map_err(|e| {
+        ClientError::Daemon(format!("unreadable answer from the daemon: {e}").into())
+    })?;
     if v.ok {
         Ok(v.result.unwrap_or(Value::Null))
     } else {
-        Err(ClientError::Daemon(
-            v.error.unwrap_or_else(|| "unknown error".into()),
-        ))
+        Err(ClientError::Daemon(Refusal {
+            message: v.error.unwrap_or_else(|| "unknown error".into()),
+            needs: v.needs,
+        }))
     }
 }
 
@@ -111,5 +143,5 @@ pub async fn call_as<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ClientError> {
     let v = call(socket, req).await?;
     serde_json::from_value(v)
-        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}")))
+        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}").into()))
 }

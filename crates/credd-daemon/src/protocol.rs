@@ -89,7 +89,12 @@ impl std::fmt::Debug for Request {
 }
 
 /// Every answer: `{"ok": true, "result": ...}` or `{"ok": false, "error":
-/// "..."}`, the error a message for a person.
+/// "..."}`, the error a message for a person; a refusal that needs the
+/// person (an MFA code, a sign-in) also carries [`Needs`] in `needs`.
+/// The protocol is versioned with the binary (the CLI and the daemon are
+/// one executable): `needs` is added without changing any other byte, an
+/// older CLI ignores it, and a newer CLI facing an older daemon sees none
+/// and shows the message as it is.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
     pub ok: bool,
@@ -97,15 +102,53 @@ pub struct Envelope {
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<Needs>,
 }
 
-/// Why the daemon refused a request. On the wire only the message travels
-/// (as it always has); the kind is for the daemon's own handling.
+/// What a refusal needs from the person, typed (issue 14), so that a
+/// program (the CLI, an SDK client reading the HTTP 503 body) decides from
+/// it and never from the message's words. Set by the broker where it
+/// decides (`broker/needs.rs`); the same object in the control protocol's
+/// error envelope and in the container endpoint's JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Needs {
+    pub kind: NeedsKind,
+    /// What it is for: the MFA session's key profile (the one with
+    /// `mfa_serial`), the sso-session's name (or a legacy profile's start
+    /// URL), the `login_session` ARN, the SAML profile, or the profile whose
+    /// keys are in the locked store.
+    pub session: String,
+    /// The one command that gives it: `credd mfa dev`, `credd login work`,
+    /// `credd login --profile me`, `credd keys list` (after unlocking).
+    pub command: String,
+}
+
+/// What kind of help [`Needs`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeedsKind {
+    /// An MFA code (`credd mfa P`).
+    Mfa,
+    /// A sign-in (`credd login ...`): IAM Identity Center, `aws login`, SAML.
+    SignIn,
+    /// The OS keychain holding the profile's keys is locked: unlock it.
+    KeychainUnlock,
+    /// A kind this binary does not know (a newer daemon): the command
+    /// still says what to run.
+    #[serde(other)]
+    Other,
+}
+
+/// Why the daemon refused a request. On the wire the message travels (as
+/// it always has), with [`Needs`] when the person can fix it; the kind is
+/// for the daemon's own handling.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ControlError {
     pub kind: ErrorKind,
     pub message: String,
+    pub needs: Option<Needs>,
 }
 
 /// What kind of refusal a [`ControlError`] is.
@@ -129,6 +172,7 @@ impl ControlError {
         Self {
             kind,
             message: message.into(),
+            needs: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -456,6 +500,7 @@ mod tests {
             ok: true,
             result: Some(serde_json::to_value(reply).unwrap()),
             error: None,
+            needs: None,
         };
         serde_json::to_string(&serde_json::to_value(env).unwrap()).unwrap()
     }
@@ -545,11 +590,65 @@ mod tests {
             ok: false,
             result: None,
             error: Some("unknown profile 'x'".into()),
+            needs: None,
         };
         assert_eq!(
             serde_json::to_string(&serde_json::to_value(err).unwrap()).unwrap(),
             r#"{"error":"unknown profile 'x'","ok":false}"#
         );
+    }
+
+    #[test]
+    fn a_refusal_that_needs_the_user_carries_it_typed_and_reads_back() {
+        for (kind, session, command, text) in [
+            (
+                NeedsKind::Mfa,
+                "base",
+                "credd mfa dev",
+                r#"{"error":"MFA code needed: run `credd mfa dev`","needs":{"command":"credd mfa dev","kind":"mfa","session":"base"},"ok":false}"#,
+            ),
+            (
+                NeedsKind::SignIn,
+                "work",
+                "credd login work",
+                r#"{"error":"MFA code needed: run `credd mfa dev`","needs":{"command":"credd login work","kind":"sign_in","session":"work"},"ok":false}"#,
+            ),
+            (
+                NeedsKind::KeychainUnlock,
+                "ops",
+                "credd keys list",
+                r#"{"error":"MFA code needed: run `credd mfa dev`","needs":{"command":"credd keys list","kind":"keychain_unlock","session":"ops"},"ok":false}"#,
+            ),
+        ] {
+            let needs = Needs {
+                kind,
+                session: session.into(),
+                command: command.into(),
+            };
+            let env = Envelope {
+                ok: false,
+                result: None,
+                error: Some("MFA code needed: run `credd mfa dev`".into()),
+                needs: Some(needs.clone()),
+            };
+            let wire = serde_json::to_string(&serde_json::to_value(env).unwrap()).unwrap();
+            assert_eq!(wire, text);
+            let back: Envelope = serde_json::from_str(&wire).unwrap();
+            assert_eq!(back.needs, Some(needs));
+        }
+        // A kind from a newer daemon still reads, command and all.
+        let newer: Envelope = serde_json::from_str(
+            r#"{"ok":false,"error":"x","needs":{"kind":"touch_key","session":"s","command":"credd touch s"}}"#,
+        )
+        .unwrap();
+        let n = newer.needs.unwrap();
+        assert_eq!(
+            (n.kind, n.command.as_str()),
+            (NeedsKind::Other, "credd touch s")
+        );
+        // An older daemon's refusal has none.
+        let older: Envelope = serde_json::from_str(r#"{"ok":false,"error":"x"}"#).unwrap();
+        assert_eq!(older.needs, None);
     }
 
     #[test]

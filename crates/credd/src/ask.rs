@@ -4,17 +4,18 @@
 //! without a terminal, fail with the command to run. Also the one way an
 //! MFA code is read (no echo on a terminal), shared with `credd mfa`.
 //!
-//! The control protocol carries only a refusal's message, and every
-//! "needs you" message names the command that fixes it (`credd mfa P`,
-//! `credd login ...`): [`needed`] reads that command back, so the CLI does
-//! exactly what the daemon would tell the user to do.
+//! The daemon's refusal says what it needs, typed (`needs` in the control
+//! protocol's error envelope, decided by the broker: `broker/needs.rs`):
+//! [`needed`] turns that into what to do here, and the message is only
+//! shown, never read. A refusal without `needs` (any other failure, or a
+//! daemon older than this binary) is not asked about.
 //!
 //! Layering: a leaf; it imports only `client`.
 
 use crate::client::call;
 use anyhow::{bail, Context, Result};
-use credd_daemon::control::{ClientError, Request};
-use credd_daemon::protocol::{MfaSerial, MfaStarted};
+use credd_daemon::control::{ClientError, Refusal, Request};
+use credd_daemon::protocol::{MfaSerial, MfaStarted, Needs, NeedsKind};
 use serde_json::Value;
 use std::io::IsTerminal;
 
@@ -28,13 +29,16 @@ pub fn has_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// What the daemon says a profile needs from the user.
+/// What this command can do about what the daemon says a profile needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Needed {
     /// A code for the MFA session behind this profile.
     Mfa { profile: String },
     /// A sign-in: `credd login` with these arguments.
     SignIn { args: Vec<String> },
+    /// Something only the person can do elsewhere (unlock the keychain, a
+    /// kind this binary does not know): the command to run afterwards.
+    Elsewhere { what: &'static str, command: String },
 }
 
 impl Needed {
@@ -44,40 +48,61 @@ impl Needed {
             Needed::Mfa { profile } => format!("credd mfa {profile}"),
             Needed::SignIn { args } if args.is_empty() => "credd login".into(),
             Needed::SignIn { args } => format!("credd login {}", args.join(" ")),
+            Needed::Elsewhere { command, .. } => command.clone(),
+        }
+    }
+
+    /// What is needed, for a person.
+    fn what(&self) -> &'static str {
+        match self {
+            Needed::Mfa { .. } => "an MFA code",
+            Needed::SignIn { .. } => "a sign-in",
+            Needed::Elsewhere { what, .. } => what,
         }
     }
 }
 
-/// The first `credd mfa P` or `credd login ...` a daemon message names
-/// between backticks, if any.
-pub fn needed(message: &str) -> Option<Needed> {
-    // The odd pieces of a split on '`' are the quoted spans.
-    for span in message.split('`').skip(1).step_by(2) {
-        let words: Vec<&str> = span.split_whitespace().collect();
-        match words.as_slice() {
-            ["credd", "mfa", profile] => {
-                return Some(Needed::Mfa {
-                    profile: profile.to_string(),
-                })
-            }
-            ["credd", "login", rest @ ..] => {
-                return Some(Needed::SignIn {
-                    args: rest.iter().map(|s| s.to_string()).collect(),
-                })
-            }
-            _ => {}
-        }
+/// What to do for `profile` about the daemon's typed `needs`. The MFA
+/// code is asked for the profile being served (the daemon finds its MFA
+/// session from it); a sign-in runs the daemon's command, whose words are
+/// `credd login` and its arguments.
+pub fn needed(profile: &str, needs: &Needs) -> Needed {
+    let words: Vec<&str> = needs.command.split_whitespace().collect();
+    match (needs.kind, words.as_slice()) {
+        (NeedsKind::Mfa, _) => Needed::Mfa {
+            profile: profile.to_string(),
+        },
+        (NeedsKind::SignIn, ["credd", "login", args @ ..]) => Needed::SignIn {
+            args: args.iter().map(|s| s.to_string()).collect(),
+        },
+        (NeedsKind::KeychainUnlock, _) => Needed::Elsewhere {
+            what: "its keychain unlocked",
+            command: needs.command.clone(),
+        },
+        _ => Needed::Elsewhere {
+            what: "you",
+            command: needs.command.clone(),
+        },
     }
-    None
 }
 
 /// The daemon's refusal in an error's chain, if that is what it is.
-pub fn daemon_message(e: &anyhow::Error) -> Option<&str> {
+fn refusal(e: &anyhow::Error) -> Option<&Refusal> {
     e.chain()
         .find_map(|c| match c.downcast_ref::<ClientError>() {
-            Some(ClientError::Daemon(m)) => Some(m.as_str()),
+            Some(ClientError::Daemon(r)) => Some(r),
             _ => None,
         })
+}
+
+/// The daemon's refusal's message in an error's chain, if that is what it is.
+pub fn daemon_message(e: &anyhow::Error) -> Option<&str> {
+    refusal(e).map(|r| r.message.as_str())
+}
+
+/// What the daemon's refusal in an error's chain needs from the person.
+pub fn daemon_needs(e: &anyhow::Error) -> Option<&Needs> {
+    refusal(e).and_then(|r| r.needs.as_ref())
 }
 
 /// Why [`credentials`] could not get them.
@@ -114,24 +139,18 @@ pub async fn credentials(profile: &str) -> std::result::Result<Value, Unready> {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let Some(need) = daemon_message(&err).and_then(needed) else {
+        let Some(need) = daemon_needs(&err).map(|n| needed(profile, n)) else {
             return Err(Unready::Other(err));
         };
-        // A bare `credd login` (the login cache's own message) is the
-        // sign-in behind this profile.
-        let need = match need {
-            Needed::SignIn { args } if args.is_empty() => Needed::SignIn {
-                args: vec!["--profile".into(), profile.to_string()],
-            },
-            n => n,
-        };
-        if !has_terminal() {
-            let what = match need {
-                Needed::Mfa { .. } => "an MFA code",
-                Needed::SignIn { .. } => "a sign-in",
-            };
+        if let Needed::Elsewhere { what, command } = &need {
             return Err(Unready::NeedsUser(err.context(format!(
-                "profile '{profile}' needs {what} and there is no terminal to ask on: run `{}`, then this again",
+                "profile '{profile}' needs {what}: then run `{command}`, and this again"
+            ))));
+        }
+        if !has_terminal() {
+            return Err(Unready::NeedsUser(err.context(format!(
+                "profile '{profile}' needs {} and there is no terminal to ask on: run `{}`, then this again",
+                need.what(),
                 need.command()
             ))));
         }
@@ -143,6 +162,7 @@ pub async fn credentials(profile: &str) -> std::result::Result<Value, Unready> {
         let done = match &need {
             Needed::Mfa { profile } => start_mfa(profile).await.map(drop),
             Needed::SignIn { args } => sign_in(args).await,
+            Needed::Elsewhere { .. } => unreachable!("returned above"),
         };
         if let Err(e) = done {
             // A mistyped or refused code says so and the user tries again
@@ -150,7 +170,7 @@ pub async fn credentials(profile: &str) -> std::result::Result<Value, Unready> {
             // ends here.
             match need {
                 Needed::Mfa { .. } => eprintln!("credd: {e:#}"),
-                Needed::SignIn { .. } => return Err(Unready::NeedsUser(e)),
+                _ => return Err(Unready::NeedsUser(e)),
             }
         }
     }
@@ -252,54 +272,81 @@ fn confirm(question: &str) -> Result<bool> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_daemons_messages_name_what_is_needed() {
-        assert_eq!(
-            needed("MFA code needed: run `credd mfa dev`"),
-            Some(Needed::Mfa {
-                profile: "dev".into()
-            })
-        );
-        assert_eq!(
-            needed("the MFA code was refused (bad): run `credd mfa dev` with a fresh code"),
-            Some(Needed::Mfa {
-                profile: "dev".into()
-            })
-        );
-        assert_eq!(
-            needed("SSO session 'work' ended: run `credd login work`"),
-            Some(Needed::SignIn {
-                args: vec!["work".into()]
-            })
-        );
-        let login = needed(
-            "the aws login session of profile 'me' has ended (x); sign in again: run `aws login --profile me` or `credd login --profile me`",
-        )
-        .unwrap();
-        assert_eq!(login.command(), "credd login --profile me");
-        assert_eq!(
-            needed("x: run `aws login` (or `credd login`) to sign in again"),
-            Some(Needed::SignIn { args: vec![] })
-        );
-        for other in [
-            "unknown profile 'x': it is not in the AWS config or credentials file (see `credd profiles`)",
-            "STS unreachable (timeout), retrying in 5 s",
-            "a `credd mfa` without a profile",
-        ] {
-            assert_eq!(needed(other), None, "{other}");
+    fn needs(kind: NeedsKind, session: &str, command: &str) -> Needs {
+        Needs {
+            kind,
+            session: session.into(),
+            command: command.into(),
         }
     }
 
     #[test]
-    fn only_the_daemons_refusals_are_read() {
-        let refused = anyhow::Error::new(ClientError::Daemon(
-            "MFA code needed: run `credd mfa x`".into(),
-        ))
-        .context("failed to get credentials");
+    fn what_is_done_is_decided_by_the_typed_field() {
+        // The MFA code is asked for the profile being served, whatever the
+        // session's key profile.
         assert_eq!(
-            daemon_message(&refused),
+            needed("admin", &needs(NeedsKind::Mfa, "base", "credd mfa admin")),
+            Needed::Mfa {
+                profile: "admin".into()
+            }
+        );
+        assert_eq!(
+            needed("dev", &needs(NeedsKind::SignIn, "work", "credd login work")),
+            Needed::SignIn {
+                args: vec!["work".into()]
+            }
+        );
+        let login = needed(
+            "admin",
+            &needs(
+                NeedsKind::SignIn,
+                "arn:aws:iam::123456789012:user/me",
+                "credd login --profile me",
+            ),
+        );
+        assert_eq!(login.command(), "credd login --profile me");
+        assert_eq!(
+            needed(
+                "ops",
+                &needs(NeedsKind::KeychainUnlock, "ops", "credd keys list")
+            ),
+            Needed::Elsewhere {
+                what: "its keychain unlocked",
+                command: "credd keys list".into()
+            }
+        );
+        // A sign-in this binary cannot run, and a kind it does not know:
+        // named, never run.
+        for n in [
+            needs(NeedsKind::SignIn, "s", "aws sso login --sso-session s"),
+            needs(NeedsKind::Other, "s", "credd touch s"),
+        ] {
+            assert!(
+                matches!(needed("p", &n), Needed::Elsewhere { ref command, .. } if *command == n.command),
+                "{n:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_daemons_typed_field_decides_never_its_words() {
+        let typed = anyhow::Error::new(ClientError::Daemon(Refusal {
+            message: "something went wrong".into(),
+            needs: Some(needs(NeedsKind::Mfa, "x", "credd mfa x")),
+        }))
+        .context("failed to get credentials");
+        assert_eq!(daemon_message(&typed), Some("something went wrong"));
+        assert_eq!(daemon_needs(&typed).unwrap().kind, NeedsKind::Mfa);
+        // A message naming the command, without the field (an older daemon,
+        // or any other failure): nothing to ask.
+        let words = anyhow::Error::new(ClientError::Daemon(
+            "MFA code needed: run `credd mfa x`".into(),
+        ));
+        assert_eq!(
+            daemon_message(&words),
             Some("MFA code needed: run `credd mfa x`")
         );
+        assert_eq!(daemon_needs(&words), None);
         assert_eq!(daemon_message(&anyhow::anyhow!("run `credd mfa x`")), None);
     }
 }

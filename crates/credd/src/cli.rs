@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod help;
+pub mod man;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -578,6 +579,9 @@ Give it to an SDK as AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (preferred) or AWS_C
     )]
     Issue(TokenIssueArgs),
     /// List live tokens (ids, scopes, expiry; never secrets).
+    #[command(
+        after_help = "Examples:\n  credd token list\n  credd token list --json | jq -r '.[] | select(.label == \"ci\") | .id'"
+    )]
     List(JsonArg),
     /// Revoke a token by id or by its value, or every token with a label, or all.
     #[command(

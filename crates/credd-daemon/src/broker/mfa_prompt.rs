@@ -242,6 +242,7 @@ impl Broker {
                     format!("profile '{profile}' has no mfa_serial in its chain, so it needs no MFA code"),
                 ),
                 retry_in_secs: None,
+                needs: None,
             }),
         }
     }

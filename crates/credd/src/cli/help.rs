@@ -76,7 +76,8 @@ Examples:\n  credd completions bash > ~/.local/share/bash-completion/completions
 /// `credd man --help`.
 pub const MAN: &str =
     "Prints credd(1) in roff on stdout, generated from the same definitions as --help; \
-with --dir, writes credd.1 and one page per command (credd-exec.1, ...) there instead.\n\n\
+with --dir, writes credd.1 and one page per command (credd-exec.1, ...) there instead \
+(`credd service install` installs them in ~/.local/share/man/man1).\n\n\
 Examples:\n  credd man | man -l -\n  credd man --dir ~/.local/share/man/man1";
 
 /// `credd console --help`.
@@ -93,7 +94,10 @@ The settings of this shell that change what credd reads are written into the uni
 plist (EnvironmentVariables): AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, CREDD_CONFIG (or a credd.toml \
 under XDG_CONFIG_HOME), a moved state directory and AWS_LOGIN_CACHE_DIRECTORY. Secrets \
 (AWS_ACCESS_KEY_ID...) never are: install warns and leaves them out. --print shows it all. \
-The systemd unit lets credd write only its own directories, ~/.aws/sso/cache and ~/.aws/login/cache.";
+The systemd unit lets credd write only its own directories, ~/.aws/sso/cache and ~/.aws/login/cache.\n\n\
+Also installs the manual pages (`credd man`'s: credd.1 and one per command) in ~/.local/share/man/man1, \
+and says how to set MANPATH when `man -w credd` would not find them there; `credd service uninstall` \
+removes them.";
 
 /// `credd docker setup --help`.
 pub const DOCKER_SETUP: &str = "Adds a dummy interface credd0 with 169.254.170.2/32 (lo where the kernel has no dummy \

@@ -17,13 +17,13 @@ pub fn completions(shell: clap_complete::Shell) -> Result<()> {
 }
 
 /// credd(1) on stdout, or with `dir`, every page (credd.1, credd-exec.1,
-/// credd-token-issue.1...) written there.
+/// credd-token-issue.1...) written there: the pages `credd service
+/// install` installs (`cli::man`).
 pub fn man(dir: Option<&Path>) -> Result<()> {
-    let cmd = Cli::command();
     match dir {
         None => {
             let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(cmd)
+            clap_mangen::Man::new(Cli::command())
                 .render(&mut out)
                 .context("failed to write the manual page")?;
             out.flush().context("failed to write the manual page")
@@ -31,11 +31,13 @@ pub fn man(dir: Option<&Path>) -> Result<()> {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("failed to create {}", dir.display()))?;
-            clap_mangen::generate_to(cmd, dir).with_context(|| {
-                format!("failed to write the manual pages to {}", dir.display())
-            })?;
+            for (name, text) in crate::cli::man::pages()? {
+                std::fs::write(dir.join(&name), text).with_context(|| {
+                    format!("failed to write the manual pages to {}", dir.display())
+                })?;
+            }
             eprintln!(
-                "wrote credd.1 and a page per command to {} (`man credd` finds them when it is on MANPATH, e.g. ~/.local/share/man/man1)",
+                "wrote credd.1 and a page per command to {} (`man credd` finds them when it is on MANPATH, e.g. ~/.local/share/man/man1; `credd service install` installs them there)",
                 dir.display()
             );
             Ok(())

@@ -4,7 +4,7 @@
 //! Layering: a command file. It imports leaves only, never another command.
 
 use crate::client::call;
-use crate::output::{human_secs, table};
+use crate::output::{fit, human_secs, table};
 use anyhow::{bail, Context, Result};
 use credd_core::overlay::Findings;
 use credd_daemon::control::Request;
@@ -97,7 +97,7 @@ async fn link(name: &str, as_name: Option<String>) -> Result<()> {
 
 fn print_status(v: &StatusReply) {
     let d = &v.daemon;
-    println!(
+    let head = format!(
         "credd {} (pid {}), endpoint {}{}",
         d.version,
         d.pid,
@@ -107,13 +107,14 @@ fn print_status(v: &StatusReply) {
             .map(|u| format!(", IMDS {u}"))
             .unwrap_or_default()
     );
+    println!("{}", fit("", &head));
     if let Some(w) = &d.docker_watch {
-        println!("docker: {}", w.state);
+        println!("{}", fit("", &format!("docker: {}", w.state)));
     }
     print_config_problems(d);
     print_shadows(&v.files.findings());
     for note in crate::keystore::age_notes(crate::clock::now()) {
-        println!("warning: {note}");
+        println!("{}", fit("", &format!("warning: {note}")));
     }
     let mut t = table(&["PROFILE", "STATE", "EXPIRES IN", "NEXT REFRESH", "SOURCE"]);
     let mut notes = Vec::new();
@@ -137,7 +138,7 @@ fn print_status(v: &StatusReply) {
     }
     println!("{t}");
     for n in notes {
-        println!("  {n}");
+        println!("{}", fit("  ", &n));
     }
     if !v.sso_sessions.is_empty() {
         let mut t = table(&[
@@ -171,7 +172,7 @@ fn print_status(v: &StatusReply) {
         }
         println!("\n{t}");
         for h in hints {
-            println!("  {h}");
+            println!("{}", fit("  ", &h));
         }
     }
     print_login_sessions(v);
@@ -198,7 +199,7 @@ fn print_sessions(v: &StatusReply) {
     }
     println!("\n{t}");
     for h in then {
-        println!("  {h}");
+        println!("{}", fit("  ", &h));
     }
 }
 
@@ -241,7 +242,7 @@ fn print_login_sessions(v: &StatusReply) {
     }
     println!("\n{t}");
     for h in hints {
-        println!("  {h}");
+        println!("{}", fit("  ", &h));
     }
 }
 
@@ -251,9 +252,15 @@ fn print_shadows(files: &Findings) {
     if files.shadows.is_empty() {
         return;
     }
-    println!("warning: your AWS files hold credentials that win over credd:");
+    println!(
+        "{}",
+        fit(
+            "",
+            "warning: your AWS files hold credentials that win over credd:"
+        )
+    );
     for s in &files.shadows {
-        println!("  {}", s.message);
+        println!("{}", fit("  ", &s.message));
     }
     println!();
 }
@@ -263,14 +270,15 @@ fn print_shadows(files: &Findings) {
 /// was ignored in them. The daemon's messages name file, line and column.
 fn print_config_problems(d: &DaemonInfo) {
     if let Some(e) = &d.config_error {
-        println!(
+        let problem = format!(
             "AWS config problem (serving the profiles from the last good version, if any): {e}"
         );
+        println!("{}", fit("", &problem));
     }
     if !d.config_notes.is_empty() {
         println!("Ignored in the AWS files:");
         for n in &d.config_notes {
-            println!("  {n}");
+            println!("{}", fit("  ", n));
         }
     }
 }
@@ -295,7 +303,7 @@ fn print_profiles(v: &StatusReply) {
     if !bad.is_empty() {
         println!("\nNot servable:");
         for b in bad {
-            println!("  {b}");
+            println!("{}", fit("  ", &b));
         }
     }
     print_login_sessions(v);

@@ -210,6 +210,12 @@ impl Site {
             .join(format!("{LAUNCHD_LABEL}.plist"))
     }
 
+    /// Where `install` puts the manual pages: the user's own man
+    /// directory, on Linux and macOS alike.
+    fn man_dir(&self) -> PathBuf {
+        self.home.join(".local/share/man/man1")
+    }
+
     fn launchd_target(&self) -> String {
         format!("gui/{}/{LAUNCHD_LABEL}", self.uid)
     }
@@ -244,6 +250,7 @@ async fn install(a: &ServiceArgs) -> Result<ExitCode> {
         "the service runs {}: after rebuilding or moving credd, run `credd service install` again",
         site.exe.display()
     );
+    eprintln!("{}", man_hint(&site.man_dir()).await);
     let tries = match site.manager {
         // Type=notify: `systemctl start` returned once credd was ready.
         ServiceManager::Systemd => 1,
@@ -468,4 +475,36 @@ async fn ping(tries: u32) -> std::result::Result<StatusReply, String> {
         }
     }
     Err(last)
+}
+
+/// Whether `man credd` finds the pages just installed in `dir`: asks `man
+/// -w credd` (as the user's shell would run it); when it names another
+/// page or none, says how to put `dir`'s parent on `MANPATH`.
+async fn man_hint(dir: &Path) -> String {
+    let found = tokio::process::Command::new("man")
+        .args(["-w", "credd"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    man_hint_for(dir, found.as_deref())
+}
+
+/// [`man_hint`]'s sentence for what `man -w credd` printed (`None`: it
+/// failed or there is no `man`).
+fn man_hint_for(dir: &Path, found: Option<&str>) -> String {
+    let root = dir.parent().unwrap_or(dir);
+    match found {
+        Some(page) if Path::new(page).starts_with(root) => {
+            format!("manual pages installed in {}: `man credd`", dir.display())
+        }
+        _ => format!(
+            "manual pages installed in {}, which `man` does not search here: add \
+             `export MANPATH=\"{}:$(manpath)\"` to your shell's profile, then `man credd`",
+            dir.display(),
+            root.display()
+        ),
+    }
 }

@@ -15,6 +15,12 @@ pub(super) enum Step {
         path: PathBuf,
         contents: String,
     },
+    /// A manual page: written as [`Step::Write`], named (not shown) by
+    /// `--print`.
+    Page {
+        path: PathBuf,
+        contents: String,
+    },
     Remove {
         path: PathBuf,
     },
@@ -34,6 +40,40 @@ pub(super) fn run_step(argv: &[&str]) -> Step {
 }
 
 pub(super) fn install_plan(site: &Site) -> Result<Vec<Step>> {
+    let mut plan = service_install_plan(site)?;
+    plan.extend(man_install_plan(site)?);
+    Ok(plan)
+}
+
+/// The manual pages `credd man` makes, into the user's own man directory
+/// (`~/.local/share/man/man1`: `/usr/local/share/man` is not the user's).
+fn man_install_plan(site: &Site) -> Result<Vec<Step>> {
+    let dir = site.man_dir();
+    let mut steps = vec![Step::Mkdir {
+        path: dir.clone(),
+        private: false,
+    }];
+    for (name, contents) in crate::cli::man::pages()? {
+        steps.push(Step::Page {
+            path: dir.join(name),
+            contents,
+        });
+    }
+    Ok(steps)
+}
+
+/// The manual pages `install` wrote that exist (by this binary's names).
+fn installed_pages(site: &Site) -> Vec<PathBuf> {
+    let dir = site.man_dir();
+    crate::cli::man::pages()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, _)| dir.join(name))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn service_install_plan(site: &Site) -> Result<Vec<Step>> {
     Ok(match site.manager {
         ServiceManager::Systemd => {
             let dir = site.unit_dir();
@@ -115,8 +155,18 @@ pub(super) fn install_plan(site: &Site) -> Result<Vec<Step>> {
     })
 }
 
-/// The files `install` wrote that exist, and the steps that undo it.
+/// The files `install` wrote that exist, and the steps that undo it: the
+/// service's, then the manual pages'.
 pub(super) fn uninstall_plan(site: &Site) -> (Vec<PathBuf>, Vec<Step>) {
+    let (mut present, mut steps) = service_uninstall_plan(site);
+    for page in installed_pages(site) {
+        steps.push(Step::Remove { path: page.clone() });
+        present.push(page);
+    }
+    (present, steps)
+}
+
+fn service_uninstall_plan(site: &Site) -> (Vec<PathBuf>, Vec<Step>) {
     match site.manager {
         ServiceManager::Systemd => {
             let present: Vec<PathBuf> = site
@@ -203,6 +253,12 @@ pub(super) fn print_plan(what: &str, plan: &[Step]) {
                     }
                 }
             }
+            Step::Page { path, .. } => {
+                println!(
+                    "# write {} (a manual page, as `credd man` makes it)",
+                    path.display()
+                )
+            }
             Step::Remove { path } => println!("# remove {}", path.display()),
             Step::Run { argv, may_fail } => println!(
                 "# run: {}{}",
@@ -237,7 +293,7 @@ pub(super) async fn execute(plan: &[Step]) -> Result<()> {
                     );
                 }
             }
-            Step::Write { path, contents } => {
+            Step::Write { path, contents } | Step::Page { path, contents } => {
                 let dir = path.parent().context("a file path has a directory")?;
                 let mut tmp = tempfile::NamedTempFile::new_in(dir)
                     .with_context(|| format!("failed to write {}", path.display()))?;

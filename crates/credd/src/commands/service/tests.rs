@@ -214,3 +214,72 @@ fn commands_are_shown_as_typed() {
         "launchctl bootstrap gui/501 '/Users/a b/x.plist'"
     );
 }
+
+fn site_in(home: &Path, manager: ServiceManager) -> Site {
+    Site {
+        manager,
+        home: home.to_path_buf(),
+        exe: PathBuf::from("/opt/credd"),
+        uid: 1000,
+        carried: Carried::default(),
+    }
+}
+
+#[test]
+fn install_writes_the_manual_pages_to_the_users_man_dir_and_uninstall_removes_them() {
+    let home = tempfile::tempdir().unwrap();
+    for manager in [ServiceManager::Systemd, ServiceManager::Launchd] {
+        let site = site_in(home.path(), manager);
+        let man1 = home.path().join(".local/share/man/man1");
+        let plan = install_plan(&site).unwrap();
+        let pages: Vec<(&PathBuf, &String)> = plan
+            .iter()
+            .filter_map(|s| match s {
+                Step::Page { path, contents } => Some((path, contents)),
+                _ => None,
+            })
+            .collect();
+        let want = crate::cli::man::pages().unwrap();
+        assert_eq!(pages.len(), want.len(), "{manager:?}");
+        for ((path, contents), (name, text)) in pages.iter().zip(&want) {
+            assert_eq!(**path, man1.join(name));
+            assert_eq!(*contents, text, "the page `credd man` makes");
+        }
+        assert!(plan
+            .iter()
+            .any(|s| matches!(s, Step::Mkdir { path, private: false } if *path == man1)));
+        // Nothing installed yet: nothing for uninstall to remove.
+        assert!(uninstall_plan(&site).0.is_empty(), "{manager:?}");
+    }
+
+    // Pages present (the service's files not): uninstall removes exactly them.
+    let site = site_in(home.path(), ServiceManager::Systemd);
+    let man1 = home.path().join(".local/share/man/man1");
+    std::fs::create_dir_all(&man1).unwrap();
+    std::fs::write(man1.join("credd.1"), "x").unwrap();
+    std::fs::write(man1.join("credd-exec.1"), "x").unwrap();
+    std::fs::write(man1.join("git.1"), "not ours").unwrap();
+    let (present, steps) = uninstall_plan(&site);
+    let mut present: Vec<PathBuf> = present;
+    present.sort();
+    assert_eq!(present, [man1.join("credd-exec.1"), man1.join("credd.1")]);
+    assert_eq!(steps.len(), 2);
+    assert!(steps
+        .iter()
+        .all(|s| matches!(s, Step::Remove { path } if path.starts_with(&man1))));
+}
+
+#[test]
+fn the_man_hint_names_manpath_only_when_man_would_not_find_the_pages() {
+    let dir = Path::new("/home/me/.local/share/man/man1");
+    let found = man_hint_for(dir, Some("/home/me/.local/share/man/man1/credd.1"));
+    assert!(!found.contains("MANPATH"), "{found}");
+    assert!(found.contains("`man credd`"), "{found}");
+    for other in [None, Some("/usr/share/man/man1/credd.1.gz")] {
+        let hint = man_hint_for(dir, other);
+        assert!(
+            hint.contains("export MANPATH=\"/home/me/.local/share/man:$(manpath)\""),
+            "{hint}"
+        );
+    }
+}
