@@ -83,4 +83,12 @@ fn the_manual_page_is_roff_naming_the_commands() {
         let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(text.contains(".TH"), "{f}");
     }
+    // One generator: the page on stdout is the credd.1 written (and the one
+    // `credd service install` installs), with no page for `help`.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("credd.1")).unwrap(),
+        page,
+        "`credd man` and `credd man --dir` differ"
+    );
+    assert!(!dir.join("credd-help.1").exists());
 }

@@ -239,6 +239,13 @@ fn install_print_shows_the_binary_path_and_changes_nothing() {
     }
     assert!(out.contains("# run: systemctl --user daemon-reload"));
     assert!(out.contains("# run: systemctl --user enable --now credd.service"));
+    assert!(
+        out.contains(&format!(
+            "# write {} (a manual page, as `credd man` makes it)",
+            u.home().join(".local/share/man/man1/credd.1").display()
+        )),
+        "{out}"
+    );
 
     let o = u.credd(&["service", "install", "--print", "--manager", "launchd"]);
     ok(&o, "service install --print --manager launchd");
@@ -385,6 +392,32 @@ fn install_status_uninstall_with_systemd() {
         "{log:?}"
     );
 
+    // The manual pages, as `credd man` makes them, in the user's man dir;
+    // this `man` (man-db, or none) does not look there: MANPATH is named.
+    let man1 = u.home().join(".local/share/man/man1");
+    assert_eq!(
+        std::fs::read_to_string(man1.join("credd.1"))
+            .unwrap()
+            .trim_end(),
+        {
+            let o = u.credd(&["man"]);
+            ok(&o, "credd man");
+            stdout_of(&o).trim_end().to_string()
+        },
+        "the installed credd.1 is the page `credd man` prints"
+    );
+    for page in ["credd.1", "credd-exec.1", "credd-token-issue.1"] {
+        assert!(
+            said.contains(&format!("wrote {}", man1.join(page).display())),
+            "{said}"
+        );
+    }
+    let manpath = format!(
+        "export MANPATH=\"{}:$(manpath)\"",
+        u.home().join(".local/share/man").display()
+    );
+    assert!(said.contains(&manpath), "{said}");
+
     // status: the manager's view, then the daemon (not running here: exit 3).
     let o = u.credd(&["service", "status", "--manager", "systemd"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr_of(&o));
@@ -402,9 +435,41 @@ fn install_status_uninstall_with_systemd() {
         .iter()
         .any(|l| l.starts_with("--user status")));
 
+    // A `man` that finds the page installed: nothing to add to MANPATH.
+    std::fs::write(
+        u.path("bin/man"),
+        format!("#!/bin/sh\necho '{}'\n", man1.join("credd.1").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(u.path("bin/man"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let said = ok(
+        &u.credd(&["service", "install", "--manager", "systemd"]),
+        "service install again",
+    );
+    assert!(!said.contains("MANPATH"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "manual pages installed in {}: `man credd`",
+            man1.display()
+        )),
+        "{said}"
+    );
+
     let said = ok(
         &u.credd(&["service", "uninstall", "--manager", "systemd"]),
         "service uninstall",
+    );
+    for page in ["credd.1", "credd-exec.1"] {
+        assert!(!man1.join(page).exists(), "{page} is left");
+        assert!(
+            said.contains(&format!("removed {}", man1.join(page).display())),
+            "{said}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&man1).unwrap().count(),
+        0,
+        "every page is removed"
     );
     assert!(
         said.contains(

@@ -570,11 +570,11 @@ mod tests {
             profile: "dev".into(),
             error: UpstreamError::new(UpstreamErrorKind::MfaRequired, "detail"),
             retry_in_secs: None,
-            needs: Some(crate::protocol::Needs {
+            needs: Some(Box::new(crate::protocol::Needs {
                 kind: crate::protocol::NeedsKind::Mfa,
                 session: "base".into(),
                 command: "credd mfa dev".into(),
-            }),
+            })),
         }))
         .await;
         assert_eq!(s, 503);

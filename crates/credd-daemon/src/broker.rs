@@ -202,8 +202,9 @@ pub enum ServeError {
         error: UpstreamError,
         retry_in_secs: Option<i64>,
         /// What the person must do, when that is what it takes
-        /// (`broker/needs.rs`).
-        needs: Option<crate::protocol::Needs>,
+        /// (`broker/needs.rs`); boxed, so that every `Result` carrying a
+        /// `ServeError` stays small.
+        needs: Option<Box<crate::protocol::Needs>>,
     },
     /// The credential was not ready within `limits.cold_wait`; the fetch
     /// goes on, and a retry after `retry_after_secs` should find it.
@@ -408,7 +409,7 @@ impl Broker {
             .deadline()
             .map(|t| (t - self.now()).whole_seconds().max(1));
         ServeError::Upstream {
-            needs: needs::upstream(&self.graph(), profile, &error),
+            needs: needs::upstream(&self.graph(), profile, &error).map(Box::new),
             profile: profile.into(),
             error,
             retry_in_secs,

@@ -60,7 +60,7 @@ impl ServeError {
     /// command then makes the daemon look again).
     pub fn needs(&self) -> Option<Needs> {
         match self {
-            ServeError::Upstream { needs, .. } => needs.clone(),
+            ServeError::Upstream { needs, .. } => needs.as_deref().cloned(),
             ServeError::Misconfigured { error, .. } => match &error.kind {
                 ConfigErrorKind::KeysUnavailable(_) => Some(Needs {
                     kind: NeedsKind::KeychainUnlock,

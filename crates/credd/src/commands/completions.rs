@@ -22,11 +22,14 @@ pub fn completions(shell: clap_complete::Shell) -> Result<()> {
 pub fn man(dir: Option<&Path>) -> Result<()> {
     match dir {
         None => {
+            let (_, page) = crate::cli::man::pages()?
+                .into_iter()
+                .find(|(name, _)| name == "credd.1")
+                .context("no credd.1 among the manual pages")?;
             let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .context("failed to write the manual page")?;
-            out.flush().context("failed to write the manual page")
+            out.write_all(page.as_bytes())
+                .and_then(|()| out.flush())
+                .context("failed to write the manual page")
         }
         Some(dir) => {
             std::fs::create_dir_all(dir)
