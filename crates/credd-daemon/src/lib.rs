@@ -49,6 +49,7 @@ pub mod docker_watch;
 pub mod fsutil;
 pub mod guard;
 mod imds;
+pub mod key_reminders;
 pub mod notify;
 mod peer_uid;
 mod profile_files;
