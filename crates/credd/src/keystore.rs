@@ -238,7 +238,7 @@ impl<L: ProfileLoader> ProfileLoader for Reloads<L> {
 fn daemon_message(e: &KeyError) -> String {
     match e {
         KeyError::Locked { .. } | KeyError::Timeout { .. } => {
-            format!("{e}; then run `credd keys list` (it makes the daemon read the keys again)")
+            format!("{e}; the daemon reads the keys again at the next request after that (at most once every 10 s), or at once on `credd keys list`")
         }
         _ => e.to_string(),
     }
