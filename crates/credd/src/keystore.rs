@@ -79,7 +79,10 @@ fn passphrase(path: &Path, prompt: bool) -> Result<SecretString> {
 /// Opens the store `[keys] backend` names; `auto` is the keychain when one
 /// answers here, else the file. `prompt`: may ask for the file's passphrase.
 pub fn open(k: &KeysFile, prompt: bool) -> Result<Box<dyn KeyStore>> {
-    let keychain = || Keychain::new("credd", timeout(k).unwrap_or(Duration::from_secs(10)));
+    let keychain = || {
+        Keychain::new("credd", timeout(k).unwrap_or(Duration::from_secs(10)))
+            .with_index_lock(state_dir().join("keychain-index.lock"))
+    };
     let file = |prompt| -> Result<Box<dyn KeyStore>> {
         let path = file_path(k);
         let pass = passphrase(&path, prompt)?;
