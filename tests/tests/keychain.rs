@@ -47,11 +47,24 @@ impl Keyring {
             .read_line(&mut address)
             .unwrap();
         let address = address.trim().to_string();
+        let daemon = Self::spawn_keyring(home, &address);
+        let k = Keyring {
+            bus,
+            daemon,
+            address,
+        };
+        k.wait_ready(home);
+        k
+    }
+
+    /// `gnome-keyring-daemon --unlock` with the login password on stdin,
+    /// as a desktop session starts it at login.
+    fn spawn_keyring(home: &std::path::Path, address: &str) -> Child {
         let mut daemon = Command::new("gnome-keyring-daemon")
             .args(["--unlock", "--foreground", "--components=secrets"])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("DBUS_SESSION_BUS_ADDRESS", address)
             .env("HOME", home)
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_RUNTIME_DIR", home)
@@ -63,11 +76,32 @@ impl Keyring {
         let mut stdin = daemon.stdin.take().unwrap();
         stdin.write_all(b"login-password").unwrap();
         drop(stdin);
-        let k = Keyring {
-            bus,
-            daemon,
-            address,
-        };
+        daemon
+    }
+
+    /// Unlocks the login keyring with its password, as logging back in
+    /// does: the Secret Service's own Unlock needs a prompt (a display) this
+    /// machine lacks, so the keyring daemon is started again with
+    /// `--unlock`, on the same bus and the same keyring file.
+    fn unlock(&mut self, home: &std::path::Path) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        self.daemon = Self::spawn_keyring(home, &self.address);
+        self.wait_ready(home);
+        assert!(
+            self.dbus_out(&[
+                "/org/freedesktop/secrets/collection/login",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.freedesktop.Secret.Collection",
+                "string:Locked",
+            ])
+            .contains("boolean false"),
+            "the login keyring is still locked"
+        );
+    }
+
+    fn wait_ready(&self, home: &std::path::Path) {
+        let k = self;
         // Ready once the login keyring exists (what --unlock makes); then
         // make sure it is the default collection (an early ReadAlias can
         // leave the alias unset, and a client would then try to create a
@@ -113,7 +147,6 @@ impl Keyring {
                 "objpath:/org/freedesktop/secrets/collection/login",
             ]));
         }
-        k
     }
 
     fn dbus_out(&self, args: &[&str]) -> String {
@@ -211,7 +244,7 @@ fn aws_via_exec(env: &Env, profile: &str) -> Output {
 #[test]
 fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_clear_error() {
     let env = Env::with_config(CONFIG);
-    let keyring = Keyring::start(&env.home());
+    let mut keyring = Keyring::start(&env.home());
     let mut env = env;
     env.vars
         .push(("DBUS_SESSION_BUS_ADDRESS".into(), keyring.address.clone()));
@@ -326,7 +359,9 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
     std::thread::sleep(Duration::from_millis(1100));
     let status = env.credd_ok(&["status"]);
     assert!(
-        status.contains("key 'dev' (AKIA************0001)") && status.contains("past keys.max_age"),
+        status.contains("the key 'dev' is")
+            && status.contains("past keys.max_age")
+            && status.contains("`credd keys rotate dev` (AKIA************0001)"),
         "{status}"
     );
     let list = env.credd_ok(&["keys", "list"]);
@@ -362,6 +397,30 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
         o.status.success() && stdout_of(&o).contains("arn:aws:"),
         "{}",
         ran(&o)
+    );
+
+    // Unlocked again (the user logs back in): with no `credd keys` command
+    // and no change to the AWS files, a request for the profile has the
+    // daemon read the store again in the background (at most every 10 s;
+    // the request itself gets its fast error), and the next one is served.
+    keyring.unlock(&env.home());
+    let t = Instant::now();
+    loop {
+        let o = env.credd(&["credential-process", "dev"]);
+        if o.status.success() {
+            assert!(stdout_of(&o).contains("\"SessionToken\""), "{}", ran(&o));
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "still failing 40 s after the unlock: {}",
+            ran(&o)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        d.logs().contains("reading the profiles again"),
+        "the retry is not in the daemon's log"
     );
 
     // No secret in the daemon's log.
@@ -489,4 +548,107 @@ fn rotate_against_motos_iam_keeps_a_working_key_when_a_step_after_create_access_
         "{}",
         ran(&o)
     );
+}
+
+/// A stand-in `notify-send` on PATH that appends what the desktop would
+/// show to `notified` (as `sso.rs` and `shadowing.rs` record them).
+fn fake_notify_send(env: &Env) -> (String, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.path("notified");
+    std::fs::write(
+        bin.join("notify-send"),
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("notify-send"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    (path, record)
+}
+
+#[test]
+fn a_key_past_max_age_is_reminded_on_the_desktop_once_and_a_restart_does_not_repeat_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::with_config(CONFIG);
+    env.vars.push((
+        "CREDD_KEYS_PASSPHRASE".into(),
+        "reminder-test-passphrase".into(),
+    ));
+    // The encrypted file, and a key past a one-second keys.max_age as soon
+    // as it is stored: the cadence is then daily.
+    std::fs::write(
+        env.path("credd.toml"),
+        "[keys]\nbackend = \"file\"\nmax_age = \"1s\"\n",
+    )
+    .unwrap();
+    let o = env
+        .cmd(credd_bin())
+        .args(["keys", "add", "dev", "--env"])
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (path, record) = fake_notify_send(&env);
+    let vars = [("PATH", path.as_str()), ("DISPLAY", ":99")];
+    let reminders = || {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .matches("credd keys rotate dev")
+            .count()
+    };
+
+    let d = Daemon::start_with_env(&env, &[], false, &vars);
+    let t = Instant::now();
+    while reminders() == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no reminder on the desktop; the daemon's log:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("credd: rotate the key 'dev'"), "{text}");
+    assert!(text.contains("past keys.max_age (1s)"), "{text}");
+    assert!(!text.contains(SECRET) && !text.contains(KEY_ID), "{text}");
+    // Once: a reload (what every `credd keys` command asks for) looks
+    // again, and says nothing new.
+    env.credd_ok(&["keys", "list"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        reminders(),
+        1,
+        "{}",
+        std::fs::read_to_string(&record).unwrap()
+    );
+    d.stop();
+
+    // The state: names and dates, 0600 in the 0700 state directory.
+    let state = env.path("state").join("key-reminders.json");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o600);
+    assert_eq!(mode(&env.path("state")), 0o700);
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        saved.contains("\"dev\"") && !saved.contains(SECRET) && !saved.contains(KEY_ID),
+        "{saved}"
+    );
+
+    // A restart within the day: not again.
+    let d = Daemon::start_with_env(&env, &[], false, &vars);
+    env.credd_ok(&["keys", "list"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reminders(), 1, "a restart repeated the reminder");
+    assert!(
+        !d.logs().contains(SECRET),
+        "the secret is in the daemon's log"
+    );
+    d.stop();
 }
