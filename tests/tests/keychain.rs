@@ -652,3 +652,146 @@ fn a_key_past_max_age_is_reminded_on_the_desktop_once_and_a_restart_does_not_rep
     );
     d.stop();
 }
+
+const DEFAULT_SECRET: &str = "defaultCANARYwJalrXUtnFEMIK7MDENGbPxRfi";
+const OPS_SECRET: &str = "opsCANARYwJalrXUtnFEMIK7MDENGbPxRfiCYab";
+
+/// A laptop's files: keys in `[default]` and `[dev]`, `AWS_PROFILE=dev`
+/// exported in the shell. `keys import --all` moves both; `[default]` in
+/// the config gets credd's credential_process like any other profile, so
+/// a tool run with no profile at all is served through credd too. Then
+/// `keys import ops` while another tool (`aws configure set`) rewrites
+/// `~/.aws/credentials` between credd's read and its rename: the other
+/// tool's edit is kept and only the two key lines go.
+#[test]
+fn import_all_on_a_laptop_with_keys_in_default_and_aws_profile_exported_loses_nothing() {
+    let env = Env::with_config("[default]\nregion = us-east-1\n\n[profile dev]\nregion = us-east-1\n\n[profile ops]\nregion = us-east-1\ncredential_process = credd credential-process ops\n");
+    let keyring = Keyring::start(&env.home());
+    let mut env = env;
+    env.vars
+        .push(("DBUS_SESSION_BUS_ADDRESS".into(), keyring.address.clone()));
+    env.vars.push(("AWS_PROFILE".into(), "dev".into()));
+    let bin_dir = credd_bin().parent().unwrap().to_path_buf();
+    env.vars.push((
+        "PATH".into(),
+        format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    ));
+    std::fs::write(
+        env.path("credd.toml"),
+        "[keys]\nbackend = \"keychain\"\ntimeout = \"5s\"\n",
+    )
+    .unwrap();
+    let creds = env.home().join(".aws/credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = AKIADEFAULT000000001\naws_secret_access_key = {DEFAULT_SECRET}\n\n\
+[dev]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
+        ),
+    )
+    .unwrap();
+
+    let out = env.credd_ok(&["keys", "import", "--all"]);
+    assert!(out.contains("[default]") && out.contains("[dev]"), "{out}");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    assert_eq!(text, "[default]\n\n[dev]\n");
+    let config = std::fs::read_to_string(env.home().join(".aws/config")).unwrap();
+    assert!(
+        config.starts_with(
+            "[default]\nregion = us-east-1\ncredential_process = credd credential-process default\n"
+        ),
+        "{config}"
+    );
+    assert!(
+        config.contains("[profile dev]\nregion = us-east-1\ncredential_process = credd credential-process dev\n"),
+        "{config}"
+    );
+    let list = env.credd_ok(&["keys", "list"]);
+    assert!(list.contains("default") && list.contains("dev"), "{list}");
+
+    // Another tool rewrites the credentials file while `keys import ops`
+    // is between its read and its rename (the config already has the line,
+    // so the credentials edit is the command's first write: the one the
+    // test hook pauses).
+    std::fs::write(
+        &creds,
+        format!("{text}\n[ops]\naws_access_key_id = AKIAOPS0000000000001\naws_secret_access_key = {OPS_SECRET}\n"),
+    )
+    .unwrap();
+    let pause = env.path("pause");
+    std::fs::create_dir(&pause).unwrap();
+    let child = env
+        .cmd(credd_bin())
+        .args(["keys", "import", "ops"])
+        .env("CREDD_TEST_PAUSE_WRITES", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let pid = loop {
+        let paused = std::fs::read_dir(&pause)
+            .unwrap()
+            .flatten()
+            .find_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok());
+        if let Some(pid) = paused {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the import never paused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let o = env
+        .cmd(aws_cli())
+        .args(["configure", "set", "aws_access_key_id", "AKIAOTHERTOOL"])
+        .args(["--profile", "other"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    std::fs::remove_file(pause.join(pid.to_string())).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    let text = std::fs::read_to_string(&creds).unwrap();
+    assert!(
+        text.contains("[other]") && text.contains("AKIAOTHERTOOL"),
+        "the other tool's edit is lost:\n{text}"
+    );
+    assert!(text.contains("[ops]"), "{text}");
+    for secret in [SECRET, DEFAULT_SECRET, OPS_SECRET] {
+        assert!(!text.contains(secret), "a secret is left:\n{text}");
+    }
+
+    // Served: the AWS CLI with the exported AWS_PROFILE (dev), with
+    // `--profile default`, and with `--profile ops`, each through credd.
+    let d = env.serve(&[]);
+    for profile in [None, Some("default"), Some("ops")] {
+        let mut c = env.cmd(aws_cli());
+        c.args([
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ]);
+        if let Some(p) = profile {
+            c.args(["--profile", p]);
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success() && stdout_of(&o).contains("arn:aws:"),
+            "{profile:?}: {}",
+            ran(&o)
+        );
+    }
+    let logs = d.logs();
+    for secret in [SECRET, DEFAULT_SECRET, OPS_SECRET] {
+        assert!(!logs.contains(secret), "a secret is in the daemon's log");
+    }
+}
