@@ -74,6 +74,10 @@ struct StateFile {
     keys: BTreeMap<String, Last>,
 }
 
+/// What a look found: the reminders to send (title, body), and when to
+/// look next (`None`: no key to wait for).
+type Looked = (Vec<(String, String)>, Option<OffsetDateTime>);
+
 /// The file is small (a line per key); anything larger is not ours.
 const STATE_CAP: u64 = 1 << 20;
 
@@ -83,7 +87,7 @@ fn look(
     config: &RemindersConfig,
     keys: &[KeyAge],
     now: OffsetDateTime,
-) -> Result<(Vec<(String, String)>, Option<OffsetDateTime>), fsutil::FsError> {
+) -> Result<Looked, fsutil::FsError> {
     let path = &config.state_file;
     fsutil::private_dir(credd_core::atomic_file::parent_dir(path))?;
     let _held = lock(path)?;
@@ -95,11 +99,11 @@ fn look(
         }),
         None => StateFile::default(),
     };
-    let before = serde_json::to_vec(&state).unwrap_or_default();
+    let before = state.keys.clone();
     let (said, next) = step(config, keys, &mut state.keys, now);
-    let after = serde_json::to_vec_pretty(&state).unwrap_or_default();
-    if serde_json::to_vec(&state).unwrap_or_default() != before {
-        fsutil::write_private(path, &after)?;
+    if state.keys != before {
+        let text = serde_json::to_vec_pretty(&state).unwrap_or_default();
+        fsutil::write_private(path, &text)?;
     }
     Ok((said, next))
 }
@@ -137,7 +141,7 @@ fn step(
     keys: &[KeyAge],
     state: &mut BTreeMap<String, Last>,
     now: OffsetDateTime,
-) -> (Vec<(String, String)>, Option<OffsetDateTime>) {
+) -> Looked {
     state.retain(|name, _| keys.iter().any(|k| &k.name == name));
     let mut said = Vec::new();
     let mut next: Option<OffsetDateTime> = None;
