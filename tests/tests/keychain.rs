@@ -47,11 +47,24 @@ impl Keyring {
             .read_line(&mut address)
             .unwrap();
         let address = address.trim().to_string();
+        let daemon = Self::spawn_keyring(home, &address);
+        let k = Keyring {
+            bus,
+            daemon,
+            address,
+        };
+        k.wait_ready(home);
+        k
+    }
+
+    /// `gnome-keyring-daemon --unlock` with the login password on stdin,
+    /// as a desktop session starts it at login.
+    fn spawn_keyring(home: &std::path::Path, address: &str) -> Child {
         let mut daemon = Command::new("gnome-keyring-daemon")
             .args(["--unlock", "--foreground", "--components=secrets"])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("DBUS_SESSION_BUS_ADDRESS", address)
             .env("HOME", home)
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_RUNTIME_DIR", home)
@@ -63,11 +76,32 @@ impl Keyring {
         let mut stdin = daemon.stdin.take().unwrap();
         stdin.write_all(b"login-password").unwrap();
         drop(stdin);
-        let k = Keyring {
-            bus,
-            daemon,
-            address,
-        };
+        daemon
+    }
+
+    /// Unlocks the login keyring with its password, as logging back in
+    /// does: the Secret Service's own Unlock needs a prompt (a display) this
+    /// machine lacks, so the keyring daemon is started again with
+    /// `--unlock`, on the same bus and the same keyring file.
+    fn unlock(&mut self, home: &std::path::Path) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        self.daemon = Self::spawn_keyring(home, &self.address);
+        self.wait_ready(home);
+        assert!(
+            self.dbus_out(&[
+                "/org/freedesktop/secrets/collection/login",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.freedesktop.Secret.Collection",
+                "string:Locked",
+            ])
+            .contains("boolean false"),
+            "the login keyring is still locked"
+        );
+    }
+
+    fn wait_ready(&self, home: &std::path::Path) {
+        let k = self;
         // Ready once the login keyring exists (what --unlock makes); then
         // make sure it is the default collection (an early ReadAlias can
         // leave the alias unset, and a client would then try to create a
@@ -113,7 +147,6 @@ impl Keyring {
                 "objpath:/org/freedesktop/secrets/collection/login",
             ]));
         }
-        k
     }
 
     fn dbus_out(&self, args: &[&str]) -> String {
@@ -211,7 +244,7 @@ fn aws_via_exec(env: &Env, profile: &str) -> Output {
 #[test]
 fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_clear_error() {
     let env = Env::with_config(CONFIG);
-    let keyring = Keyring::start(&env.home());
+    let mut keyring = Keyring::start(&env.home());
     let mut env = env;
     env.vars
         .push(("DBUS_SESSION_BUS_ADDRESS".into(), keyring.address.clone()));
@@ -326,7 +359,9 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
     std::thread::sleep(Duration::from_millis(1100));
     let status = env.credd_ok(&["status"]);
     assert!(
-        status.contains("key 'dev' (AKIA************0001)") && status.contains("past keys.max_age"),
+        status.contains("the key 'dev' is")
+            && status.contains("past keys.max_age")
+            && status.contains("`credd keys rotate dev` (AKIA************0001)"),
         "{status}"
     );
     let list = env.credd_ok(&["keys", "list"]);
@@ -362,6 +397,30 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
         o.status.success() && stdout_of(&o).contains("arn:aws:"),
         "{}",
         ran(&o)
+    );
+
+    // Unlocked again (the user logs back in): with no `credd keys` command
+    // and no change to the AWS files, a request for the profile has the
+    // daemon read the store again in the background (at most every 10 s;
+    // the request itself gets its fast error), and the next one is served.
+    keyring.unlock(&env.home());
+    let t = Instant::now();
+    loop {
+        let o = env.credd(&["credential-process", "dev"]);
+        if o.status.success() {
+            assert!(stdout_of(&o).contains("\"SessionToken\""), "{}", ran(&o));
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "still failing 40 s after the unlock: {}",
+            ran(&o)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        d.logs().contains("reading the profiles again"),
+        "the retry is not in the daemon's log"
     );
 
     // No secret in the daemon's log.
@@ -489,4 +548,250 @@ fn rotate_against_motos_iam_keeps_a_working_key_when_a_step_after_create_access_
         "{}",
         ran(&o)
     );
+}
+
+/// A stand-in `notify-send` on PATH that appends what the desktop would
+/// show to `notified` (as `sso.rs` and `shadowing.rs` record them).
+fn fake_notify_send(env: &Env) -> (String, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.path("notified");
+    std::fs::write(
+        bin.join("notify-send"),
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("notify-send"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    (path, record)
+}
+
+#[test]
+fn a_key_past_max_age_is_reminded_on_the_desktop_once_and_a_restart_does_not_repeat_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::with_config(CONFIG);
+    env.vars.push((
+        "CREDD_KEYS_PASSPHRASE".into(),
+        "reminder-test-passphrase".into(),
+    ));
+    // The encrypted file, and a key past a one-second keys.max_age as soon
+    // as it is stored: the cadence is then daily.
+    std::fs::write(
+        env.path("credd.toml"),
+        "[keys]\nbackend = \"file\"\nmax_age = \"1s\"\n",
+    )
+    .unwrap();
+    let o = env
+        .cmd(credd_bin())
+        .args(["keys", "add", "dev", "--env"])
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (path, record) = fake_notify_send(&env);
+    let vars = [("PATH", path.as_str()), ("DISPLAY", ":99")];
+    let reminders = || {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .matches("credd keys rotate dev")
+            .count()
+    };
+
+    let d = Daemon::start_with_env(&env, &[], false, &vars);
+    let t = Instant::now();
+    while reminders() == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no reminder on the desktop; the daemon's log:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("credd: rotate the key 'dev'"), "{text}");
+    assert!(text.contains("past keys.max_age (1s)"), "{text}");
+    assert!(!text.contains(SECRET) && !text.contains(KEY_ID), "{text}");
+    // Once: a reload (what every `credd keys` command asks for) looks
+    // again, and says nothing new.
+    env.credd_ok(&["keys", "list"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        reminders(),
+        1,
+        "{}",
+        std::fs::read_to_string(&record).unwrap()
+    );
+    d.stop();
+
+    // The state: names and dates, 0600 in the 0700 state directory.
+    let state = env.path("state").join("key-reminders.json");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o600);
+    assert_eq!(mode(&env.path("state")), 0o700);
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        saved.contains("\"dev\"") && !saved.contains(SECRET) && !saved.contains(KEY_ID),
+        "{saved}"
+    );
+
+    // A restart within the day: not again.
+    let d = Daemon::start_with_env(&env, &[], false, &vars);
+    env.credd_ok(&["keys", "list"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reminders(), 1, "a restart repeated the reminder");
+    assert!(
+        !d.logs().contains(SECRET),
+        "the secret is in the daemon's log"
+    );
+    d.stop();
+}
+
+const DEFAULT_SECRET: &str = "defaultCANARYwJalrXUtnFEMIK7MDENGbPxRfi";
+const OPS_SECRET: &str = "opsCANARYwJalrXUtnFEMIK7MDENGbPxRfiCYab";
+
+/// A laptop's files: keys in `[default]` and `[dev]`, `AWS_PROFILE=dev`
+/// exported in the shell. `keys import --all` moves both; `[default]` in
+/// the config gets credd's credential_process like any other profile, so
+/// a tool run with no profile at all is served through credd too. Then
+/// `keys import ops` while another tool (`aws configure set`) rewrites
+/// `~/.aws/credentials` between credd's read and its rename: the other
+/// tool's edit is kept and only the two key lines go.
+#[test]
+fn import_all_on_a_laptop_with_keys_in_default_and_aws_profile_exported_loses_nothing() {
+    let env = Env::with_config("[default]\nregion = us-east-1\n\n[profile dev]\nregion = us-east-1\n\n[profile ops]\nregion = us-east-1\ncredential_process = credd credential-process ops\n");
+    let keyring = Keyring::start(&env.home());
+    let mut env = env;
+    env.vars
+        .push(("DBUS_SESSION_BUS_ADDRESS".into(), keyring.address.clone()));
+    env.vars.push(("AWS_PROFILE".into(), "dev".into()));
+    let bin_dir = credd_bin().parent().unwrap().to_path_buf();
+    env.vars.push((
+        "PATH".into(),
+        format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    ));
+    std::fs::write(
+        env.path("credd.toml"),
+        "[keys]\nbackend = \"keychain\"\ntimeout = \"5s\"\n",
+    )
+    .unwrap();
+    let creds = env.home().join(".aws/credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = AKIADEFAULT000000001\naws_secret_access_key = {DEFAULT_SECRET}\n\n\
+[dev]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
+        ),
+    )
+    .unwrap();
+
+    let out = env.credd_ok(&["keys", "import", "--all"]);
+    assert!(out.contains("[default]") && out.contains("[dev]"), "{out}");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    assert_eq!(text, "[default]\n\n[dev]\n");
+    let config = std::fs::read_to_string(env.home().join(".aws/config")).unwrap();
+    assert!(
+        config.starts_with(
+            "[default]\nregion = us-east-1\ncredential_process = credd credential-process default\n"
+        ),
+        "{config}"
+    );
+    assert!(
+        config.contains("[profile dev]\nregion = us-east-1\ncredential_process = credd credential-process dev\n"),
+        "{config}"
+    );
+    let list = env.credd_ok(&["keys", "list"]);
+    assert!(list.contains("default") && list.contains("dev"), "{list}");
+
+    // Another tool rewrites the credentials file while `keys import ops`
+    // is between its read and its rename (the config already has the line,
+    // so the credentials edit is the command's first write: the one the
+    // test hook pauses).
+    std::fs::write(
+        &creds,
+        format!("{text}\n[ops]\naws_access_key_id = AKIAOPS0000000000001\naws_secret_access_key = {OPS_SECRET}\n"),
+    )
+    .unwrap();
+    let pause = env.path("pause");
+    std::fs::create_dir(&pause).unwrap();
+    let child = env
+        .cmd(credd_bin())
+        .args(["keys", "import", "ops"])
+        .env("CREDD_TEST_PAUSE_WRITES", &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let pid = loop {
+        let paused = std::fs::read_dir(&pause)
+            .unwrap()
+            .flatten()
+            .find_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok());
+        if let Some(pid) = paused {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the import never paused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let o = env
+        .cmd(aws_cli())
+        .args(["configure", "set", "aws_access_key_id", "AKIAOTHERTOOL"])
+        .args(["--profile", "other"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    std::fs::remove_file(pause.join(pid.to_string())).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", ran(&o));
+    let text = std::fs::read_to_string(&creds).unwrap();
+    assert!(
+        text.contains("[other]") && text.contains("AKIAOTHERTOOL"),
+        "the other tool's edit is lost:\n{text}"
+    );
+    assert!(text.contains("[ops]"), "{text}");
+    for secret in [SECRET, DEFAULT_SECRET, OPS_SECRET] {
+        assert!(!text.contains(secret), "a secret is left:\n{text}");
+    }
+
+    // Served: the AWS CLI with the exported AWS_PROFILE (dev), with
+    // `--profile default`, and with `--profile ops`, each through credd.
+    let d = env.serve(&[]);
+    for profile in [None, Some("default"), Some("ops")] {
+        let mut c = env.cmd(aws_cli());
+        c.args([
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ]);
+        if let Some(p) = profile {
+            c.args(["--profile", p]);
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success() && stdout_of(&o).contains("arn:aws:"),
+            "{profile:?}: {}",
+            ran(&o)
+        );
+    }
+    let logs = d.logs();
+    for secret in [SECRET, DEFAULT_SECRET, OPS_SECRET] {
+        assert!(!logs.contains(secret), "a secret is in the daemon's log");
+    }
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask lint`: formatting, clippy, and [`crate::tidy`]'s rules.
+//! `cargo xtask lint`: formatting, clippy, [`crate::tidy`]'s rules, and the
+//! macOS compile check ([`crate::mac`]).
 
 use crate::util::*;
 use crate::Result;
@@ -30,6 +31,7 @@ pub(crate) fn lint() -> Result<()> {
          `rustup component add clippy`)",
     )?;
     crate::tidy::tidy()?;
+    crate::mac::mac_check()?;
     header("Lint passed");
     Ok(())
 }

@@ -5,7 +5,8 @@
 //!   with moto, boto3 and the AWS CLI; the JS SDK with `npm ci`; the Go SDK v2 and Java
 //!   SDK v2 clients, built from `tests/clients/go` and `tests/clients/java`), then builds
 //!   and runs every test in the workspace. ARGS go to `cargo test`.
-//! - `cargo xtask lint`: `cargo fmt --check`, `cargo clippy -D warnings`, then `tidy`.
+//! - `cargo xtask lint`: `cargo fmt --check`, `cargo clippy -D warnings`, `tidy`, then
+//!   `cargo check --target x86_64-apple-darwin` of the key store and the daemon (`mac.rs`).
 //! - `cargo xtask tidy`: the crate-boundary checks of [`tidy`].
 //! - `cargo xtask setup`: only the installs, and the variables to export to run
 //!   `cargo test` by hand.
@@ -13,6 +14,7 @@
 
 mod clients;
 mod lint;
+mod mac;
 mod test;
 mod tidy;
 mod util;
@@ -53,10 +55,14 @@ commands:
                      `cargo test --workspace --all-targets [ARGS...]`
                      (plus the doctests when no ARGS are given)
   lint               `cargo fmt --all -- --check`,
-                     `cargo clippy --workspace --all-targets -- -D warnings`, then tidy
+                     `cargo clippy --workspace --all-targets -- -D warnings`, tidy, then
+                     `cargo check --target x86_64-apple-darwin -p credd-core -p credd-keys
+                     -p credd-daemon`
+                     (adds the target with rustup when missing)
   tidy               check the crate boundaries: per-crate dependency allow-lists, every
                      source file named in docs/architecture.md, no bare tokio::spawn
                      outside the supervisor, the clock ban in clippy.toml
+  mac-check          only the macOS compile check of lint
   setup              only install the system packages and the test clients, and print
                      the variables that `cargo test` needs to find them
   system-packages    only install the missing system packages the tests use
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
         Some("test") => rest_after_dashdash(&args[1..]).and_then(|extra| test(&extra)),
         Some("lint") if args.len() == 1 => lint(),
         Some("tidy") if args.len() == 1 => tidy::tidy(),
+        Some("mac-check") if args.len() == 1 => mac::mac_check(),
         Some("setup") if args.len() == 1 => setup().map(|env| print_exports(&env)),
         Some("system-packages") if args.len() == 1 => system_packages(),
         Some("help" | "-h" | "--help") => {

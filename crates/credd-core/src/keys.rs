@@ -149,6 +149,70 @@ pub fn reminder_due(
     }
 }
 
+/// The next time to look at a key whose age counts from `since`, last
+/// reminded at `last` (`None`: never), at `now`: the earlier of the next
+/// reminder at today's cadence and the next step of the cadence (where it
+/// shortens, a reminder may fall due sooner). The reminder task sleeps
+/// until the earliest of these over every key, and no longer wakes before.
+pub fn reminder_next(
+    since: time::OffsetDateTime,
+    max_age: time::Duration,
+    last: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> time::OffsetDateTime {
+    let limit = since + max_age;
+    let step = [28, 14, 7, 3]
+        .into_iter()
+        .map(|d| limit - time::Duration::DAY * d)
+        .find(|t| *t > now);
+    let at_cadence = match (reminder_every(now - since, max_age), last) {
+        (Some(every), Some(l)) => Some(l + every),
+        (Some(_), None) => Some(now),
+        (None, _) => None,
+    };
+    // Past the last step the cadence is daily and `at_cadence` is set; the
+    // fallback only guards arithmetic on absurd dates.
+    [step, at_cadence]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + time::Duration::DAY)
+}
+
+/// "1 day", "12 days", "less than a day".
+pub fn format_days(d: i64) -> String {
+    match d {
+        ..=0 => "less than a day".into(),
+        1 => "1 day".into(),
+        _ => format!("{d} days"),
+    }
+}
+
+/// The title and body of a rotation reminder for key `name` of age `age`
+/// (`max_age_text`: `keys.max_age` as the user wrote it). The body names
+/// the command that rotates the key.
+pub fn reminder_message(
+    name: &str,
+    age: time::Duration,
+    max_age: time::Duration,
+    max_age_text: &str,
+) -> (String, String) {
+    let title = format!("credd: rotate the key '{name}'");
+    let body = if age >= max_age {
+        format!(
+            "the key '{name}' is {} old, {} past keys.max_age ({max_age_text}): rotate it with `credd keys rotate {name}`",
+            format_days(age.whole_days()),
+            format_days((age - max_age).whole_days())
+        )
+    } else {
+        format!(
+            "the key '{name}' reaches keys.max_age ({max_age_text}) in {}: rotate it with `credd keys rotate {name}`",
+            format_days((max_age - age).whole_days())
+        )
+    };
+    (title, body)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -167,6 +231,46 @@ mod tests {
         assert!(!reminder_due(D::days(70), max, Some(D::days(6))));
         assert!(reminder_due(D::days(70), max, Some(D::days(7))));
         assert!(reminder_due(D::days(95), max, Some(D::days(1))));
+    }
+
+    #[test]
+    fn the_next_look_is_the_next_reminder_or_the_next_step_of_the_cadence() {
+        use super::{reminder_message, reminder_next};
+        use time::macros::datetime;
+        use time::Duration as D;
+        let since = datetime!(2026-01-01 0:00 UTC);
+        let max = D::days(90);
+        // Far from the limit: the first look is when the cadence starts.
+        let now = since + D::days(10);
+        assert_eq!(reminder_next(since, max, None, now), since + D::days(62));
+        // Weekly, reminded at day 63: next at day 70.
+        let last = since + D::days(63);
+        assert_eq!(
+            reminder_next(since, max, Some(last), since + D::days(64)),
+            since + D::days(70)
+        );
+        // Reminded at day 74 (weekly), the step to twice a week at day 76
+        // comes first.
+        let last = since + D::days(74);
+        assert_eq!(
+            reminder_next(since, max, Some(last), since + D::days(75)),
+            since + D::days(76)
+        );
+        // Never reminded, already due: now.
+        let now = since + D::days(80);
+        assert_eq!(reminder_next(since, max, None, now), now);
+        // Past the limit: daily.
+        let last = since + D::days(100);
+        assert_eq!(
+            reminder_next(since, max, Some(last), last + D::hours(1)),
+            last + D::days(1)
+        );
+        let (title, body) = reminder_message("dev", D::days(95), max, "90d");
+        assert!(title.contains("'dev'"), "{title}");
+        assert!(body.contains("95 days old, 5 days past"), "{body}");
+        assert!(body.contains("`credd keys rotate dev`"), "{body}");
+        let (_, body) = reminder_message("dev", D::days(89), max, "90d");
+        assert!(body.contains("in 1 day:"), "{body}");
     }
 
     use super::*;

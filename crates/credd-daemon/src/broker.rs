@@ -124,7 +124,7 @@ use crate::sessions::SessionStore;
 use crate::sso::SsoSessions;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
-use credd_core::profile::{ConfigError, NodeSpec};
+use credd_core::profile::{ConfigError, ConfigErrorKind, NodeSpec};
 use credd_core::schedule::{Park, Policy};
 use credd_core::upstream::{CallContext, CallerIdentity};
 use credd_core::{
@@ -280,6 +280,9 @@ struct Inner {
     sessions_changed: Arc<tokio::sync::Notify>,
     /// How an MFA code is asked for (`broker/mfa_prompt.rs`).
     prompter: ArcSwap<mfa_prompt::Prompter>,
+    /// Asked when a request meets a profile whose key store could not
+    /// answer (`keys_retry.rs`).
+    keys_retry: Arc<crate::keys_retry::KeysRetry>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -315,6 +318,7 @@ impl Broker {
                 tasks,
                 cancel,
                 sessions_changed: Default::default(),
+                keys_retry: Default::default(),
                 prompter: Default::default(),
             }),
         };
@@ -350,10 +354,16 @@ impl Broker {
         let graph = self.graph();
         let Some(node) = graph.serving.get(profile).cloned() else {
             return Err(match graph.plans.get(profile) {
-                Some(Err(error)) => ServeError::Misconfigured {
-                    profile: profile.into(),
-                    error: error.clone(),
-                },
+                Some(Err(error)) => {
+                    if matches!(error.kind, ConfigErrorKind::KeysUnavailable(_)) {
+                        // Read the store again in the background (unlocked by now?).
+                        self.inner.keys_retry.kick();
+                    }
+                    ServeError::Misconfigured {
+                        profile: profile.into(),
+                        error: error.clone(),
+                    }
+                }
                 _ => ServeError::UnknownProfile(profile.into()),
             });
         };
@@ -592,6 +602,11 @@ impl Broker {
             }
             n.slot.wake();
         }
+    }
+
+    /// What a request kicks to have the key store read again.
+    pub fn keys_retry(&self) -> Arc<crate::keys_retry::KeysRetry> {
+        self.inner.keys_retry.clone()
     }
 
     /// Wakes whoever waits for a change of the sessions a person keeps

@@ -24,7 +24,7 @@
 //! child token: the container accept loops (one per container listener) and the IMDS one
 //! (`container`, `imds`) and their connections (`conn`), the control socket
 //! (`control-socket`, `control`), the audit writer, the clock watch (`clock-watch`), the
-//! AWS-files watch (`profiles-watch`), the docker engine watch (`docker-watch`), the
+//! AWS-files watch (`profiles-watch`), the key store retry (`keys-retry`), the docker engine watch (`docker-watch`), the
 //! refresh engine's loops for broker nodes (`refresher`; their tokens are children of the
 //! broker's, itself a child of the root) and SSO sessions (`sso-session`, children of
 //! `SsoSessions`' token; a new token reaches the broker through `SsoSessions::on_change`,
@@ -49,6 +49,8 @@ pub mod docker_watch;
 pub mod fsutil;
 pub mod guard;
 mod imds;
+pub mod key_reminders;
+mod keys_retry;
 pub mod notify;
 mod peer_uid;
 mod profile_files;
@@ -397,6 +399,14 @@ pub async fn run(
             shutdown.child_token(),
         )
         .instrument(tracing::info_span!("warnings")),
+    );
+    tasks.spawn(
+        keys_retry::run(
+            broker.keys_retry(),
+            control_state.clone(),
+            shutdown.child_token(),
+        )
+        .instrument(tracing::info_span!("keys-retry")),
     );
     let b = broker.clone();
     tasks.spawn(

@@ -29,10 +29,9 @@ use credd_core::{LongTermKeys, SecretString};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -228,62 +227,13 @@ impl EncryptedFile {
         Ok(out)
     }
 
-    fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-        let path = path.to_path_buf();
-        move |source| KeyError::Io { path, source }
-    }
-
-    /// Creates the directory 0700 if missing, and refuses one that is not
-    /// the user's alone to write.
-    fn check_dir(&self) -> Result<PathBuf, KeyError> {
-        let dir = credd_core::atomic_file::parent_dir(&self.path).to_path_buf();
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(self.io(&dir))?;
-        }
-        let meta = fs::metadata(&dir).map_err(self.io(&dir))?;
-        let me = rustix::process::geteuid().as_raw();
-        if meta.uid() != me || meta.mode() & 0o022 != 0 {
-            return Err(KeyError::Unsafe {
-                path: dir,
-                detail: "the key file's directory is owned by another user or writable by others: use a directory only you can write to (chmod 700)".into(),
-            });
-        }
-        Ok(dir)
-    }
-
     /// Holds the exclusive lock on `NAME.lock` until dropped.
     fn lock(&self) -> Result<File, KeyError> {
-        self.check_dir()?;
+        let dir = credd_core::atomic_file::parent_dir(&self.path);
+        crate::lock::private_dir(dir, "the key file's directory")?;
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".lock");
-        let lock_path = PathBuf::from(lock_path);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&lock_path)
-            .map_err(self.io(&lock_path))?;
-        let start = Instant::now();
-        loop {
-            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(file),
-                Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => {}
-                Err(e) => return Err(self.io(&lock_path)(e.into())),
-            }
-            if start.elapsed() >= self.lock_timeout {
-                return Err(KeyError::Busy {
-                    path: self.path.clone(),
-                    secs: self.lock_timeout.as_secs(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::lock::exclusive(Path::new(&lock_path), &self.path, self.lock_timeout)
     }
 
     /// Read-modify-write under the lock; the file is rewritten only when

@@ -10,6 +10,12 @@
 //! `keyring` has no way to enumerate items and `credd keys list` must
 //! work the same on every platform.
 //!
+//! The index is read-modified-written under an exclusive `flock`
+//! ([`Keychain::with_index_lock`]: `STATE_DIR/keychain-index.lock`), and
+//! re-read under it: the keychain has no transaction, and two `credd keys
+//! add` at once would otherwise each write back an index missing the other's
+//! name (the key itself would stay stored, but unlisted).
+//!
 //! Every call runs on a thread of its own and is abandoned after the
 //! timeout: a Secret Service whose collection is locked may wait forever on
 //! an unlock prompt that no one can see (a daemon under systemd), and the
@@ -19,6 +25,7 @@ use crate::record::{self, Record};
 use crate::{check_name, Backend, KeyError, KeyMeta, KeyStore, StoredKey};
 use credd_core::LongTermKeys;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -32,6 +39,7 @@ const INDEX: &str = "index";
 pub struct Keychain {
     service: String,
     timeout: Duration,
+    index_lock: Option<PathBuf>,
 }
 
 /// One index entry: what `list` shows without reading any secret.
@@ -46,7 +54,28 @@ impl Keychain {
         Self {
             service: service.into(),
             timeout,
+            index_lock: None,
         }
+    }
+
+    /// Serializes changes to the index with an exclusive lock on
+    /// `lock_file` (in a 0700 directory of the user's; created 0600).
+    pub fn with_index_lock(mut self, lock_file: PathBuf) -> Self {
+        self.index_lock = Some(lock_file);
+        self
+    }
+
+    /// Holds the index lock (when one is set) until dropped; waits as long
+    /// as a keychain call may take.
+    fn lock_index(&self) -> Result<Option<std::fs::File>, KeyError> {
+        let Some(path) = &self.index_lock else {
+            return Ok(None);
+        };
+        let dir = credd_core::atomic_file::parent_dir(path);
+        crate::lock::private_dir(dir, "credd's state directory")?;
+        // Another command holds it for at most a read and a write of the
+        // index, each bounded by the timeout.
+        crate::lock::exclusive(path, path, self.timeout * 3).map(Some)
     }
 
     /// Whether a keychain answers here at all (locked counts as answering:
@@ -190,6 +219,7 @@ impl KeyStore for Keychain {
         let rec = Record::new(keys, added);
         let text = serde_json::to_string(&rec).unwrap_or_default();
         self.write(&item(name), text)?;
+        let _held = self.lock_index()?;
         let mut index = self.index()?;
         index.insert(
             name.to_string(),
@@ -204,6 +234,7 @@ impl KeyStore for Keychain {
     fn delete(&self, name: &str) -> Result<bool, KeyError> {
         check_name(name)?;
         let removed = self.remove(&item(name))?;
+        let _held = self.lock_index()?;
         let mut index = self.index()?;
         let listed = index.remove(name).is_some();
         if listed {

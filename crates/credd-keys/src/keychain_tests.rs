@@ -152,6 +152,32 @@ fn keychain_against_gnome_keyring() {
     assert!(kc.get("dev").unwrap().is_none());
     assert!(kc.list().unwrap().is_empty());
 
+    // Concurrent adds, each through its own store (as separate `credd keys
+    // add` processes are) sharing the index lock: every name is listed.
+    let state = tempfile::tempdir().unwrap();
+    let lock_file = state.path().join("state").join("keychain-index.lock");
+    let names: Vec<String> = (0..8).map(|i| format!("many-{i}")).collect();
+    std::thread::scope(|scope| {
+        for name in &names {
+            let (keys, lock_file) = (keys.clone(), lock_file.clone());
+            scope.spawn(move || {
+                Keychain::new("credd-test", Duration::from_secs(5))
+                    .with_index_lock(lock_file)
+                    .put(name, &keys, datetime!(2026-03-04 05:06:07 UTC))
+                    .unwrap();
+            });
+        }
+    });
+    let listed: Vec<String> = kc.list().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(listed, names, "an add lost another's index entry");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&lock_file), 0o600);
+    assert_eq!(mode(lock_file.parent().unwrap()), 0o700);
+    for name in &names {
+        assert!(kc.delete(name).unwrap());
+    }
+
     kc.put("dev", &keys, datetime!(2026-03-04 05:06:07 UTC))
         .unwrap();
     lock_all(&session.address);

@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod keychain;
+mod lock;
 mod record;
 
 #[cfg(test)]

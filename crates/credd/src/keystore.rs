@@ -11,8 +11,10 @@
 use crate::environment::{env_var, state_dir};
 use anyhow::{bail, Context, Result};
 use credd_core::keys::{KeySource, KeySourceError};
+use credd_core::loader::{BoxFuture, LoadedPlans, ProfileLoader};
 use credd_core::{LongTermKeys, SecretString};
 use credd_daemon::config::{self, FileConfig, KeysFile};
+use credd_daemon::key_reminders::{KeyAge, KeyAges, RemindersConfig};
 use credd_daemon::Notifier;
 use credd_keys::file::EncryptedFile;
 use credd_keys::keychain::Keychain;
@@ -77,7 +79,10 @@ fn passphrase(path: &Path, prompt: bool) -> Result<SecretString> {
 /// Opens the store `[keys] backend` names; `auto` is the keychain when one
 /// answers here, else the file. `prompt`: may ask for the file's passphrase.
 pub fn open(k: &KeysFile, prompt: bool) -> Result<Box<dyn KeyStore>> {
-    let keychain = || Keychain::new("credd", timeout(k).unwrap_or(Duration::from_secs(10)));
+    let keychain = || {
+        Keychain::new("credd", timeout(k).unwrap_or(Duration::from_secs(10)))
+            .with_index_lock(state_dir().join("keychain-index.lock"))
+    };
     let file = |prompt| -> Result<Box<dyn KeyStore>> {
         let path = file_path(k);
         let pass = passphrase(&path, prompt)?;
@@ -113,6 +118,9 @@ pub struct DaemonKeys {
     store: Mutex<Option<Arc<dyn KeyStore>>>,
     notifier: Arc<dyn Notifier>,
     notified: AtomicBool,
+    /// Whether a profile's keys were asked for (a profile names credd's
+    /// own credential_process): see [`KeyAges::ages`].
+    asked: AtomicBool,
 }
 
 impl DaemonKeys {
@@ -122,6 +130,7 @@ impl DaemonKeys {
             store: Mutex::new(None),
             notifier,
             notified: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
         }
     }
 
@@ -139,6 +148,7 @@ impl DaemonKeys {
 
 impl KeySource for DaemonKeys {
     fn keys(&self, name: &str) -> Result<Option<LongTermKeys>, KeySourceError> {
+        self.asked.store(true, Ordering::Relaxed);
         match self.store()?.get(name) {
             Ok(found) => {
                 self.notified.store(false, Ordering::Relaxed);
@@ -159,12 +169,79 @@ impl KeySource for DaemonKeys {
     }
 }
 
+impl KeyAges for DaemonKeys {
+    /// The stored keys' dates (the index: no secret is read). With
+    /// `backend = "auto"` and no profile using a stored key, the store is
+    /// not touched: reading it could start a keyring by D-Bus activation or
+    /// raise an unlock prompt for a user who never ran `credd keys`.
+    fn ages(&self) -> Result<Vec<KeyAge>, String> {
+        if self.settings.backend == "auto" && !self.asked.load(Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
+        let store = self.store().map_err(|e| e.0)?;
+        let keys = store.list().map_err(|e| e.to_string())?;
+        Ok(keys
+            .into_iter()
+            .map(|k| KeyAge {
+                name: k.name,
+                since: k.added,
+            })
+            .collect())
+    }
+}
+
+/// The reminder task's settings: `keys.max_age`, and its state file in
+/// the daemon's state directory.
+pub fn reminders(k: &KeysFile, state_dir: &Path) -> Result<RemindersConfig> {
+    Ok(RemindersConfig {
+        max_age: max_age(k)?,
+        max_age_text: k.max_age.clone(),
+        state_file: state_dir.join("key-reminders.json"),
+    })
+}
+
+/// The daemon's profile loader, telling `changed` after every load: each
+/// `credd keys` command asks the daemon to reload, so the reminder task
+/// looks at the keys again after any change to them.
+pub struct Reloads<L> {
+    inner: L,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl<L> Reloads<L> {
+    pub fn new(inner: L, changed: Arc<tokio::sync::Notify>) -> Self {
+        Self { inner, changed }
+    }
+}
+
+impl<L: ProfileLoader> ProfileLoader for Reloads<L> {
+    fn load(&self) -> BoxFuture<'_, Result<LoadedPlans, String>> {
+        Box::pin(async move {
+            let loaded = self.inner.load().await;
+            self.changed.notify_one();
+            loaded
+        })
+    }
+    fn watched_files(&self) -> Vec<PathBuf> {
+        self.inner.watched_files()
+    }
+    fn settings(
+        &self,
+        profile: &str,
+    ) -> BoxFuture<'_, Result<Option<credd_core::overlay::ProfileSettings>, String>> {
+        self.inner.settings(profile)
+    }
+    fn findings(&self) -> BoxFuture<'_, Result<credd_core::overlay::Findings, String>> {
+        self.inner.findings()
+    }
+}
+
 /// A store error as the daemon reports it for a profile: what to do, and
 /// how to make the daemon read the store again afterwards.
 fn daemon_message(e: &KeyError) -> String {
     match e {
         KeyError::Locked { .. } | KeyError::Timeout { .. } => {
-            format!("{e}; then run `credd keys list` (it makes the daemon read the keys again)")
+            format!("{e}; the daemon reads the keys again at the next request after that (at most once every 10 s), or at once on `credd keys list`")
         }
         _ => e.to_string(),
     }
@@ -192,37 +269,15 @@ pub fn age_notes(now: time::OffsetDateTime) -> Vec<String> {
         .filter_map(|k| {
             let age = now - k.added;
             credd_core::keys::reminder_every(age, max_age)?;
-            Some(if age > max_age {
-                format!(
-                    "key '{}' ({}) is {} days old, {} past keys.max_age ({}): rotate it (`aws iam create-access-key`, then `credd keys add {}`)",
-                    k.name,
-                    credd_keys::mask_key_id(&k.access_key_id),
-                    age.whole_days(),
-                    format_days((age - max_age).whole_days()),
-                    settings.max_age,
-                    k.name
-                )
-            } else {
-                format!(
-                    "key '{}' ({}) reaches keys.max_age ({}) in {}: plan its rotation",
-                    k.name,
-                    credd_keys::mask_key_id(&k.access_key_id),
-                    settings.max_age,
-                    format_days((max_age - age).whole_days())
-                )
-            })
+            let (_, body) =
+                credd_core::keys::reminder_message(&k.name, age, max_age, &settings.max_age);
+            Some(format!(
+                "{} ({})",
+                body,
+                credd_keys::mask_key_id(&k.access_key_id)
+            ))
         })
         .collect()
-}
-
-fn format_days(d: i64) -> String {
-    if d < 1 {
-        "less than a day".into()
-    } else if d == 1 {
-        "1 day".into()
-    } else {
-        format!("{d} days")
-    }
 }
 
 /// With `backend = "auto"`: whether the store can be read without a

@@ -11,6 +11,7 @@ use credd_daemon::config::{self, DaemonConfig, FileConfig, ImdsConfig};
 use credd_daemon::{clock::SystemClock, Listeners, Services};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
     let (path, default_location) = match &args.config {
@@ -107,16 +108,45 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let profile_env = credd_aws::profiles::ProfileEnv::from_process_env();
     let notifier = Arc::new(credd_daemon::notify::DesktopNotifier::from_env());
+    let clock = Arc::new(SystemClock);
+    // Long-term keys from the key store (issue 15): the profile loader reads
+    // them, and the reminder task their ages; every load tells the task.
+    let reminders_config = crate::keystore::reminders(&keys, &config.state_dir)?;
+    let daemon_keys = Arc::new(crate::keystore::DaemonKeys::new(keys, notifier.clone()));
+    let keys_changed = Arc::new(tokio::sync::Notify::new());
     let services = Services {
         upstream: Arc::new(credd_aws::sts::AwsUpstream::new(profile_env.clone())),
-        profiles: Arc::new(AwsProfileLoader::new(profile_env).with_keys(Arc::new(
-            crate::keystore::DaemonKeys::new(keys, notifier.clone()),
-        ))),
-        clock: Arc::new(SystemClock),
+        profiles: Arc::new(crate::keystore::Reloads::new(
+            AwsProfileLoader::new(profile_env).with_keys(daemon_keys.clone()),
+            keys_changed.clone(),
+        )),
+        clock: clock.clone(),
         sso_store: Arc::new(crate::login_flow::store()?),
-        notifier,
+        notifier: notifier.clone(),
     };
     let shutdown = CancellationToken::new();
+    // The key reminders run beside the daemon in this task, from the
+    // moment it is ready (not before: a daemon that fails to start says
+    // nothing) until it stops.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let reminders_stop = shutdown.child_token();
+    let reminders = {
+        let stop = reminders_stop.clone();
+        async move {
+            if ready_rx.await.is_ok() {
+                credd_daemon::key_reminders::run(
+                    daemon_keys,
+                    keys_changed,
+                    clock,
+                    notifier,
+                    reminders_config,
+                    stop,
+                )
+                .await;
+            }
+        }
+        .instrument(tracing::info_span!("key-reminders"))
+    };
     // SIGINT/SIGTERM cancel the daemon's root token; the daemon then stops
     // its tasks and `run` returns. The signal wait runs beside `run` in this
     // task (no task of its own), so nothing outlives the daemon.
@@ -149,8 +179,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 "credd ready"
             );
             crate::activation::notify_ready(ready);
+            let _ = ready_tx.send(());
         },
     );
+    let daemon = async {
+        let stopped = async {
+            let r = daemon.await;
+            reminders_stop.cancel();
+            r
+        };
+        tokio::join!(stopped, reminders).0
+    };
     tokio::pin!(daemon);
     tokio::select! {
         r = &mut daemon => r,
