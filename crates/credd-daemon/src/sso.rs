@@ -101,13 +101,27 @@
 //!   `StartDeviceAuthorization`, builds an authorize URL or opens a browser;
 //!   logins exist only in the CLI (`credd/src/sso_cmd.rs`).
 //!
+//! - **The session's end, estimated.** Identity Center never tells a client
+//!   when its session ends, so each session's sign-in time is recorded
+//!   (`sessions::SignInStore`: when `credd login` completes, and when a
+//!   token appears in the cache that credd did not write and
+//!   `credd_core::sso::is_new_sign_in` says is a new sign-in) and the end
+//!   estimated as sign-in plus the session length (`credd_session_length`,
+//!   else `[sso] session_length`, 8 h); `ends` gives it to the session rows
+//!   and the warnings. A refused refresh is the real end, whatever the
+//!   estimate said.
+//!
 //! `credd status` gets one row per session from `SsoSessions::status`,
 //! rendered in `status.rs` (see `docs/http-api.md`, "Control socket").
 
 use crate::clock::Clock;
 use crate::refresh::{Driver, Slot, SlotState, Subscribers};
+use crate::sessions::SignInStore;
 use credd_core::schedule::{Next, Park, Policy, Rule};
-use credd_core::sso::{FileStamp, Loaded, RegistrationRequest, SsoSession, SsoToken, TokenStore};
+use credd_core::sso::{
+    is_new_sign_in, session_length, FileStamp, Loaded, RegistrationRequest, SessionEnd, SignIn,
+    SsoSession, SsoToken, TokenStore, DEFAULT_SESSION_LENGTH,
+};
 use credd_core::{format_expiration, SecretString, Upstream, UpstreamError, UpstreamErrorKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -150,6 +164,10 @@ struct TokenValue {
     rejected: Option<String>,
     /// The user was told the session ended.
     notified: bool,
+    /// When this session's sign-in happened (recorded or first seen).
+    signed_in: Option<OffsetDateTime>,
+    /// When a refresh was refused: the session's real end.
+    ended_at: Option<OffsetDateTime>,
 }
 
 type EntryState = SlotState<TokenValue>;
@@ -197,6 +215,10 @@ struct Inner {
     store: Arc<dyn TokenStore>,
     notifier: Arc<dyn Notifier>,
     policy: Policy,
+    /// Sign-in times, kept across restarts.
+    sign_ins: SignInStore,
+    /// `[sso] session_length`: for sessions without `credd_session_length`.
+    length: Duration,
     entries: Mutex<HashMap<SsoSession, Arc<Entry>>>,
     /// Told when a session's token changes or it ends, so parked nodes retry.
     changed: Subscribers,
@@ -221,11 +243,85 @@ impl SsoSessions {
                 store,
                 notifier,
                 policy,
+                sign_ins: SignInStore::disabled(),
+                length: DEFAULT_SESSION_LENGTH,
                 entries: Mutex::default(),
                 changed: Subscribers::default(),
                 tasks,
                 cancel,
             }),
+        }
+    }
+
+    /// Records sign-in times in `store` (the daemon's state directory) and
+    /// estimates ends with `length` where a session sets none. Called once,
+    /// before the sessions are shared.
+    pub fn with_sign_ins(mut self, store: SignInStore, length: Duration) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("called before the sessions are shared");
+        inner.sign_ins = store;
+        inner.length = length;
+        self
+    }
+
+    /// Each session's end, by cache key: estimated from its sign-in, or
+    /// the time a refresh was refused.
+    pub fn ends(&self) -> HashMap<String, SessionEnd> {
+        self.entries()
+            .iter()
+            .filter_map(|e| {
+                let st = e.slot.state();
+                let end = match (st.value.ended_at, st.value.signed_in) {
+                    (Some(at), _) => SessionEnd::Ended(at),
+                    (None, Some(signed_in)) if st.value.token.is_some() => {
+                        let (length, source) = session_length(&e.session, self.inner.length);
+                        SessionEnd::Estimated {
+                            at: credd_core::sso::estimated_end(signed_in, length),
+                            signed_in,
+                            length,
+                            source,
+                        }
+                    }
+                    _ => return None,
+                };
+                Some((e.session.cache_key().to_string(), end))
+            })
+            .collect()
+    }
+
+    /// A token credd did not write arrived for `entry`: dates its sign-in
+    /// (now, when it is a new one) and keeps the record.
+    fn note_sign_in(&self, entry: &Entry, st: &EntryState, token: &SsoToken) -> OffsetDateTime {
+        let now = self.now();
+        let key = entry.session.cache_key();
+        let recorded = self.inner.sign_ins.get(key);
+        let (length, _) = session_length(&entry.session, self.inner.length);
+        let previous = st.value.token.as_ref();
+        let previous_ended = st.parked() == Some(Park::Login)
+            || previous.is_some_and(|t| !t.usable(now) && !t.refreshable(now));
+        let at = match recorded {
+            Some(r) if !is_new_sign_in(token, previous, previous_ended, recorded, length, now) => {
+                r.at
+            }
+            _ => {
+                tracing::info!(session = %key, "a new IAM Identity Center sign-in: its end is estimated from now");
+                now
+            }
+        };
+        self.keep_sign_in(key, at, token);
+        at
+    }
+
+    /// Writes the sign-in record (with the token's expiry, by which a
+    /// restarted daemon knows the token) when it changed.
+    fn keep_sign_in(&self, key: &str, at: OffsetDateTime, token: &SsoToken) {
+        let record = SignIn {
+            at,
+            token_expires: Some(token.expires_at),
+        };
+        if self.inner.sign_ins.get(key) != Some(record) {
+            if let Err(e) = self.inner.sign_ins.record(key, record) {
+                tracing::warn!(error = %e, "could not record the sign-in time; the estimate is kept in memory");
+            }
         }
     }
 
@@ -349,6 +445,8 @@ impl SsoSessions {
                 if !same {
                     tracing::info!(expires = %format_expiration(token.expires_at),
                         "picked up a token from the SSO cache");
+                    st.value.signed_in = Some(self.note_sign_in(entry, st, &token));
+                    st.value.ended_at = None;
                     // Another program's token: the old one's history (a
                     // backoff, an ended session) no longer applies.
                     st.restart(Some(self.refresh_due(&token, self.now())));
@@ -497,6 +595,9 @@ impl SsoSessions {
                 }
                 tracing::info!(expires = %format_expiration(token.expires_at), "refreshed the SSO access token");
                 let access = token.access_token.clone();
+                if let Some(at) = st.value.signed_in {
+                    self.keep_sign_in(entry.session.cache_key(), at, &token);
+                }
                 st.succeeded(self.refresh_due(&token, now));
                 st.value.token = Some(token);
                 st.value.rejected = None;
@@ -512,6 +613,7 @@ impl SsoSessions {
                         let err = self.login_required(entry, &st);
                         let first = !st.value.notified;
                         st.value.notified = true;
+                        st.value.ended_at.get_or_insert(now);
                         drop(st);
                         if first {
                             tracing::warn!(reason = %e, "the IAM Identity Center session ended");
