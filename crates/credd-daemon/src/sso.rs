@@ -101,15 +101,8 @@
 //!   `StartDeviceAuthorization`, builds an authorize URL or opens a browser;
 //!   logins exist only in the CLI (`credd/src/sso_cmd.rs`).
 //!
-//! - **The session's end, estimated.** Identity Center never tells a client
-//!   when its session ends, so each session's sign-in time is recorded
-//!   (`sessions::SignInStore`: when `credd login` completes, and when a
-//!   token appears in the cache that credd did not write and
-//!   `credd_core::sso::is_new_sign_in` says is a new sign-in) and the end
-//!   estimated as sign-in plus the session length (`credd_session_length`,
-//!   else `[sso] session_length`, 8 h); `ends` gives it to the session rows
-//!   and the warnings. A refused refresh is the real end, whatever the
-//!   estimate said.
+//! - **The session's end, estimated** (Identity Center never tells a
+//!   client): sign-in plus the session length; see `sso/sign_ins.rs`.
 //!
 //! `credd status` gets one row per session from `SsoSessions::status`,
 //! rendered in `status.rs` (see `docs/http-api.md`, "Control socket").
@@ -119,8 +112,8 @@ use crate::refresh::{Driver, Slot, SlotState, Subscribers};
 use crate::sessions::SignInStore;
 use credd_core::schedule::{Next, Park, Policy, Rule};
 use credd_core::sso::{
-    is_new_sign_in, session_length, FileStamp, Loaded, RegistrationRequest, SessionEnd, SignIn,
-    SsoSession, SsoToken, TokenStore, DEFAULT_SESSION_LENGTH,
+    FileStamp, Loaded, RegistrationRequest, SsoSession, SsoToken, TokenStore,
+    DEFAULT_SESSION_LENGTH,
 };
 use credd_core::{format_expiration, SecretString, Upstream, UpstreamError, UpstreamErrorKind};
 use std::collections::HashMap;
@@ -129,6 +122,8 @@ use time::{Duration, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+mod sign_ins;
 
 use crate::protocol::SessionRow;
 
@@ -261,68 +256,6 @@ impl SsoSessions {
         inner.sign_ins = store;
         inner.length = length;
         self
-    }
-
-    /// Each session's end, by cache key: estimated from its sign-in, or
-    /// the time a refresh was refused.
-    pub fn ends(&self) -> HashMap<String, SessionEnd> {
-        self.entries()
-            .iter()
-            .filter_map(|e| {
-                let st = e.slot.state();
-                let end = match (st.value.ended_at, st.value.signed_in) {
-                    (Some(at), _) => SessionEnd::Ended(at),
-                    (None, Some(signed_in)) if st.value.token.is_some() => {
-                        let (length, source) = session_length(&e.session, self.inner.length);
-                        SessionEnd::Estimated {
-                            at: credd_core::sso::estimated_end(signed_in, length),
-                            signed_in,
-                            length,
-                            source,
-                        }
-                    }
-                    _ => return None,
-                };
-                Some((e.session.cache_key().to_string(), end))
-            })
-            .collect()
-    }
-
-    /// A token credd did not write arrived for `entry`: dates its sign-in
-    /// (now, when it is a new one) and keeps the record.
-    fn note_sign_in(&self, entry: &Entry, st: &EntryState, token: &SsoToken) -> OffsetDateTime {
-        let now = self.now();
-        let key = entry.session.cache_key();
-        let recorded = self.inner.sign_ins.get(key);
-        let (length, _) = session_length(&entry.session, self.inner.length);
-        let previous = st.value.token.as_ref();
-        let previous_ended = st.parked() == Some(Park::Login)
-            || previous.is_some_and(|t| !t.usable(now) && !t.refreshable(now));
-        let at = match recorded {
-            Some(r) if !is_new_sign_in(token, previous, previous_ended, recorded, length, now) => {
-                r.at
-            }
-            _ => {
-                tracing::info!(session = %key, "a new IAM Identity Center sign-in: its end is estimated from now");
-                now
-            }
-        };
-        self.keep_sign_in(key, at, token);
-        at
-    }
-
-    /// Writes the sign-in record (with the token's expiry, by which a
-    /// restarted daemon knows the token) when it changed.
-    fn keep_sign_in(&self, key: &str, at: OffsetDateTime, token: &SsoToken) {
-        let record = SignIn {
-            at,
-            token_expires: Some(token.expires_at),
-        };
-        if self.inner.sign_ins.get(key) != Some(record) {
-            if let Err(e) = self.inner.sign_ins.record(key, record) {
-                tracing::warn!(error = %e, "could not record the sign-in time; the estimate is kept in memory");
-            }
-        }
     }
 
     /// Calls `f` whenever a session gains a new token or ends (after the
