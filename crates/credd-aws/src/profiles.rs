@@ -84,7 +84,12 @@ pub const KNOWN_KEYS: &[&str] = &[
 ];
 
 /// The keys of an `[sso-session NAME]` section.
-pub const SSO_SESSION_KEYS: &[&str] = &["sso_start_url", "sso_region", "sso_registration_scopes"];
+pub const SSO_SESSION_KEYS: &[&str] = &[
+    "sso_start_url",
+    "sso_region",
+    "sso_registration_scopes",
+    credd_core::sso::KEY_SESSION_LENGTH,
+];
 
 const CONFIG_ENV: &str = "AWS_CONFIG_FILE";
 const CREDENTIALS_ENV: &str = "AWS_SHARED_CREDENTIALS_FILE";

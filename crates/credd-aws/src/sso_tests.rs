@@ -61,6 +61,7 @@ fn work() -> SsoSession {
         start_url: "https://d-1234567890.awsapps.com/start".into(),
         region: "eu-west-1".into(),
         scopes: Some(vec!["sso:account:access".into()]),
+        session_length: None,
     }
 }
 

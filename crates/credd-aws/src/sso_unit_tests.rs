@@ -9,6 +9,7 @@ fn work() -> SsoSession {
         start_url: "https://d-1234567890.awsapps.com/start".into(),
         region: "eu-west-1".into(),
         scopes: None,
+        session_length: None,
     }
 }
 

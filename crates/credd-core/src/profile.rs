@@ -57,6 +57,16 @@ fn session_from(
         .ok_or_else(|| ConfigErrorKind::SsoSessionIncomplete(name.into(), "sso_region"))?;
     check_start_url(start_url)?;
     check_region("sso_region", region)?;
+    let session_length = match get(crate::sso::KEY_SESSION_LENGTH) {
+        None => None,
+        Some(raw) => Some(crate::sso::parse_session_length(raw).map_err(|_| {
+            ConfigErrorKind::BadValue(
+                crate::sso::KEY_SESSION_LENGTH,
+                raw.to_string(),
+                "expected how long the administrator lets a sign-in last, 1h to 90d, e.g. 8h",
+            )
+        })?),
+    };
     Ok(SsoSession {
         name: Some(name.to_string()),
         start_url: start_url.to_string(),
@@ -68,6 +78,7 @@ fn session_from(
                 .map(str::to_string)
                 .collect()
         }),
+        session_length,
     })
 }
 

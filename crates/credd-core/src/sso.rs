@@ -12,11 +12,13 @@
 //! newer CLI's additions are never lost.
 //!
 //! Parts: Python-compatible JSON in `sso/pyjson.rs`, the store boundary in
-//! `sso/store.rs`, what a client registers as in `sso/registration.rs`. When
+//! `sso/store.rs`, what a client registers as in `sso/registration.rs`, when a
+//! session is expected to end in `sso/signin.rs`. When
 //! a token is refreshed is `crate::schedule`'s one rule (`Rule::Token`).
 
 mod pyjson;
 mod registration;
+mod signin;
 mod store;
 
 use pyjson::python_json_key;
@@ -24,6 +26,10 @@ pub use pyjson::python_style_object;
 pub use registration::{
     RegistrationRequest, GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
     REDIRECT_URI,
+};
+pub use signin::{
+    estimated_end, is_new_sign_in, parse_session_length, session_length, LengthSource, SessionEnd,
+    SignIn, DEFAULT_SESSION_LENGTH, KEY_SESSION_LENGTH,
 };
 pub use store::{FileStamp, Loaded, StoreError, TokenStore};
 
@@ -60,6 +66,9 @@ pub struct SsoSession {
     /// `sso_registration_scopes`, split on commas; `None` when the key is
     /// absent (the CLI hashes `null` then, not `[]`).
     pub scopes: Option<Vec<String>>,
+    /// `credd_session_length`: how long the administrator lets a sign-in
+    /// last (see [`SessionLength`]); `None`: `credd.toml`'s `[sso]` default.
+    pub session_length: Option<Duration>,
 }
 
 impl SsoSession {
@@ -418,6 +427,7 @@ mod tests {
             start_url: "https://d-1234567890.awsapps.com/start".into(),
             region: "eu-west-1".into(),
             scopes: Some(vec!["sso:account:access".into()]),
+            session_length: None,
         }
     }
 

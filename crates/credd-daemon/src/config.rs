@@ -35,6 +35,26 @@ pub struct FileConfig {
     pub docker: DockerFile,
     pub keys: KeysFile,
     pub warnings: WarningsFile,
+    pub sso: SsoFile,
+}
+
+/// `[sso]`: IAM Identity Center sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SsoFile {
+    /// How long the administrator lets a sign-in last (Identity Center
+    /// does not tell clients; its default is 8 h, the bounds 1 h to 90 d).
+    /// The estimated end of a session is its sign-in plus this; an
+    /// `[sso-session]` section's `credd_session_length` overrides it.
+    pub session_length: String,
+}
+
+impl Default for SsoFile {
+    fn default() -> Self {
+        Self {
+            session_length: "8h".into(),
+        }
+    }
 }
 
 /// `[keys]`: where long-term keys live when they are off the disk (issue
@@ -184,6 +204,7 @@ impl Default for FileConfig {
             docker: DockerFile::default(),
             keys: KeysFile::default(),
             warnings: WarningsFile::default(),
+            sso: SsoFile::default(),
         }
     }
 }
@@ -244,6 +265,8 @@ pub struct DaemonConfig {
     pub docker: Option<crate::docker_watch::WatchConfig>,
     /// `[warnings]`.
     pub warnings: crate::WarningsConfig,
+    /// `[sso] session_length`.
+    pub sso_session_length: time::Duration,
     /// `mfa_prompt`: the default for profiles without `credd_mfa_prompt`.
     pub mfa_prompt: crate::MfaPrompt,
 }
@@ -344,6 +367,16 @@ impl FileConfig {
             mfa: w.mfa,
             sso: w.sso,
             login: w.login,
+        })
+    }
+
+    /// `[sso] session_length` resolved.
+    pub fn sso_session_length(&self) -> Result<time::Duration, ConfigError> {
+        credd_core::sso::parse_session_length(&self.sso.session_length).map_err(|message| {
+            ConfigError::Value {
+                key: "sso.session_length".into(),
+                message,
+            }
         })
     }
 
@@ -498,6 +531,10 @@ mod tests {
             assert!(text.contains(key), "{key} missing from the example");
         }
         assert!(FileConfig::default().policy().is_ok());
+        assert_eq!(
+            FileConfig::default().sso_session_length().unwrap(),
+            time::Duration::hours(8)
+        );
         assert!(FileConfig::default().limits().is_ok());
         assert!(FileConfig::default().docker_watch(None).unwrap().is_some());
         assert_eq!(

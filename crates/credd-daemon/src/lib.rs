@@ -70,6 +70,7 @@ pub use warnings::WarningsConfig;
 
 // What the binary and the tests use from the private modules above.
 pub use container::CREDENTIALS_PATH;
+pub use sessions::SignInStore;
 pub use sso::{LogNotifier, Notifier};
 
 // The profile seam lives in credd-core beside `Upstream` and `TokenStore`;
@@ -239,6 +240,10 @@ pub async fn run(
             config.policy,
             tasks.clone(),
             shutdown.child_token(),
+        )
+        .with_sign_ins(
+            sessions::SignInStore::new(&config.state_dir),
+            config.sso_session_length,
         ),
         tasks.clone(),
         shutdown.child_token(),

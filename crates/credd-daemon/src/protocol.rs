@@ -361,6 +361,14 @@ pub struct UserSessionRow {
     /// does not record).
     pub ends: Option<String>,
     pub ends_in_secs: Option<i64>,
+    /// `ends` is an estimate: an Identity Center session's sign-in plus the
+    /// configured session length (clients are never told the real one).
+    #[serde(default)]
+    pub ends_estimated: bool,
+    /// How an estimated end was made: the sign-in, the length and where
+    /// the length is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_source: Option<String>,
     /// What it will need then, with the command: "a new MFA code: `credd mfa dev`".
     pub needed_then: String,
     /// The one command that renews it.

@@ -101,13 +101,20 @@
 //!   `StartDeviceAuthorization`, builds an authorize URL or opens a browser;
 //!   logins exist only in the CLI (`credd/src/sso_cmd.rs`).
 //!
+//! - **The session's end, estimated** (Identity Center never tells a
+//!   client): sign-in plus the session length; see `sso/sign_ins.rs`.
+//!
 //! `credd status` gets one row per session from `SsoSessions::status`,
 //! rendered in `status.rs` (see `docs/http-api.md`, "Control socket").
 
 use crate::clock::Clock;
 use crate::refresh::{Driver, Slot, SlotState, Subscribers};
+use crate::sessions::SignInStore;
 use credd_core::schedule::{Next, Park, Policy, Rule};
-use credd_core::sso::{FileStamp, Loaded, RegistrationRequest, SsoSession, SsoToken, TokenStore};
+use credd_core::sso::{
+    FileStamp, Loaded, RegistrationRequest, SsoSession, SsoToken, TokenStore,
+    DEFAULT_SESSION_LENGTH,
+};
 use credd_core::{format_expiration, SecretString, Upstream, UpstreamError, UpstreamErrorKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -115,6 +122,8 @@ use time::{Duration, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+mod sign_ins;
 
 use crate::protocol::SessionRow;
 
@@ -150,6 +159,10 @@ struct TokenValue {
     rejected: Option<String>,
     /// The user was told the session ended.
     notified: bool,
+    /// When this session's sign-in happened (recorded or first seen).
+    signed_in: Option<OffsetDateTime>,
+    /// When a refresh was refused: the session's real end.
+    ended_at: Option<OffsetDateTime>,
 }
 
 type EntryState = SlotState<TokenValue>;
@@ -197,6 +210,10 @@ struct Inner {
     store: Arc<dyn TokenStore>,
     notifier: Arc<dyn Notifier>,
     policy: Policy,
+    /// Sign-in times, kept across restarts.
+    sign_ins: SignInStore,
+    /// `[sso] session_length`: for sessions without `credd_session_length`.
+    length: Duration,
     entries: Mutex<HashMap<SsoSession, Arc<Entry>>>,
     /// Told when a session's token changes or it ends, so parked nodes retry.
     changed: Subscribers,
@@ -221,12 +238,24 @@ impl SsoSessions {
                 store,
                 notifier,
                 policy,
+                sign_ins: SignInStore::disabled(),
+                length: DEFAULT_SESSION_LENGTH,
                 entries: Mutex::default(),
                 changed: Subscribers::default(),
                 tasks,
                 cancel,
             }),
         }
+    }
+
+    /// Records sign-in times in `store` (the daemon's state directory) and
+    /// estimates ends with `length` where a session sets none. Called once,
+    /// before the sessions are shared.
+    pub fn with_sign_ins(mut self, store: SignInStore, length: Duration) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("called before the sessions are shared");
+        inner.sign_ins = store;
+        inner.length = length;
+        self
     }
 
     /// Calls `f` whenever a session gains a new token or ends (after the
@@ -349,6 +378,8 @@ impl SsoSessions {
                 if !same {
                     tracing::info!(expires = %format_expiration(token.expires_at),
                         "picked up a token from the SSO cache");
+                    st.value.signed_in = Some(self.note_sign_in(entry, st, &token));
+                    st.value.ended_at = None;
                     // Another program's token: the old one's history (a
                     // backoff, an ended session) no longer applies.
                     st.restart(Some(self.refresh_due(&token, self.now())));
@@ -497,6 +528,9 @@ impl SsoSessions {
                 }
                 tracing::info!(expires = %format_expiration(token.expires_at), "refreshed the SSO access token");
                 let access = token.access_token.clone();
+                if let Some(at) = st.value.signed_in {
+                    self.keep_sign_in(entry.session.cache_key(), at, &token);
+                }
                 st.succeeded(self.refresh_due(&token, now));
                 st.value.token = Some(token);
                 st.value.rejected = None;
@@ -512,6 +546,7 @@ impl SsoSessions {
                         let err = self.login_required(entry, &st);
                         let first = !st.value.notified;
                         st.value.notified = true;
+                        st.value.ended_at.get_or_insert(now);
                         drop(st);
                         if first {
                             tracing::warn!(reason = %e, "the IAM Identity Center session ended");

@@ -3,7 +3,9 @@
 //! token, the access token refreshed ahead of expiry and written back, a
 //! token written by another program picked up, the session-ended path
 //! (notification, error naming `credd login`, recovery without a restart),
-//! corrupt cache files, revoked tokens and client re-registration.
+//! corrupt cache files, revoked tokens and client re-registration; the
+//! session's estimated end (a foreign sign-in noticed, the sign-in time kept
+//! across a restart, a refused refresh as the real end).
 
 use crate::broker::ServeError;
 use crate::clock::Clock;
@@ -21,6 +23,7 @@ fn session() -> SsoSession {
         start_url: "https://d-1234567890.awsapps.com/start".into(),
         region: "eu-west-1".into(),
         scopes: Some(vec!["sso:account:access".into()]),
+        session_length: None,
     }
 }
 
@@ -406,4 +409,146 @@ async fn a_failed_token_refresh_backs_off_on_the_token_rule_and_keeps_the_token_
         h.sso_store.get(&session()).unwrap().access_token.expose(),
         "access-a"
     );
+}
+
+/// An `SsoSessions` of its own over the harness's fakes, recording sign-ins
+/// in `state` (a daemon's state directory); `stop` ends its loops (a daemon
+/// that stops).
+fn sessions_in(
+    h: &Harness,
+    state: &std::path::Path,
+    stop: &tokio_util::sync::CancellationToken,
+) -> crate::sso::SsoSessions {
+    let policy = Policy {
+        jitter: Duration::ZERO,
+        ..Policy::default()
+    };
+    crate::sso::SsoSessions::new(
+        h.upstream.clone(),
+        h.clock.clone(),
+        h.sso_store.clone(),
+        h.notifier.clone(),
+        policy,
+        tokio_util::task::TaskTracker::new(),
+        stop.clone(),
+    )
+    .with_sign_ins(
+        crate::sessions::SignInStore::new(state),
+        credd_core::sso::DEFAULT_SESSION_LENGTH,
+    )
+}
+
+fn estimate(s: &crate::sso::SsoSessions) -> Option<(time::OffsetDateTime, time::OffsetDateTime)> {
+    match s.ends().get("work")? {
+        SessionEnd::Estimated { at, signed_in, .. } => Some((*signed_in, *at)),
+        SessionEnd::Ended(_) => None,
+    }
+}
+
+use credd_core::sso::{LengthSource, SessionEnd};
+
+#[tokio::test]
+async fn a_sign_in_by_another_tool_is_noticed_and_its_end_estimated() {
+    let h = sso_harness();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = sessions_in(&h, dir.path(), &stop);
+    // `aws sso login` at 09:30, before the daemon knew the session.
+    h.clock.advance(Duration::minutes(30));
+    login(&h, "a", Duration::hours(1));
+    s.register(vec![(session(), "dev".into())]);
+    let nine_thirty = T0 + Duration::minutes(30);
+    assert_eq!(
+        estimate(&s),
+        Some((nine_thirty, nine_thirty + Duration::hours(8)))
+    );
+    // Two hours on (the daemon refreshed meanwhile: not a sign-in), another
+    // `aws sso login` writes a token with a new refresh token: noticed at
+    // the next look, and the estimate moves.
+    for _ in 0..24 {
+        h.clock.advance(Duration::minutes(5));
+        settle().await;
+    }
+    assert!(h.upstream.count("CreateToken:refresh_token") >= 1);
+    assert_eq!(
+        estimate(&s).unwrap().0,
+        nine_thirty,
+        "own refreshes keep it"
+    );
+    login(&h, "b", Duration::hours(1));
+    s.sync_all();
+    let eleven_thirty = T0 + Duration::minutes(150);
+    assert_eq!(
+        estimate(&s),
+        Some((eleven_thirty, eleven_thirty + Duration::hours(8)))
+    );
+    // The session's own `credd_session_length` wins over credd.toml's.
+    let long = SsoSession {
+        session_length: Some(Duration::hours(12)),
+        ..session()
+    };
+    s.register(vec![(long, "dev".into())]);
+    match s.ends()["work"] {
+        SessionEnd::Estimated { at, source, .. } => {
+            assert_eq!(source, LengthSource::SsoSession);
+            assert_eq!(at, eleven_thirty + Duration::hours(12));
+        }
+        e => panic!("{e:?}"),
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_sign_in_time() {
+    let h = sso_harness();
+    let dir = tempfile::tempdir().unwrap();
+    login(&h, "a", Duration::hours(1));
+    let first = tokio_util::sync::CancellationToken::new();
+    let s = sessions_in(&h, dir.path(), &first);
+    s.register(vec![(session(), "dev".into())]);
+    // The daemon refreshes the token at 09:45 and writes it back.
+    h.clock.advance(Duration::minutes(50));
+    settle().await;
+    assert_eq!(h.upstream.count("CreateToken:refresh_token"), 1);
+    first.cancel();
+    drop(s);
+    // A new daemon at 11:00 reads the token the old one wrote: the same
+    // session, signed in at 09:00, not a new one.
+    h.clock.advance(Duration::minutes(70));
+    let second = tokio_util::sync::CancellationToken::new();
+    let s = sessions_in(&h, dir.path(), &second);
+    s.register(vec![(session(), "dev".into())]);
+    assert_eq!(estimate(&s), Some((T0, T0 + Duration::hours(8))));
+    // The record holds times only.
+    let text = std::fs::read_to_string(dir.path().join("sso-signins.json")).unwrap();
+    assert!(
+        !text.contains("access-") && !text.contains("refresh-"),
+        "{text}"
+    );
+    second.cancel();
+}
+
+#[tokio::test]
+async fn a_refused_refresh_is_the_real_end_whatever_the_estimate() {
+    let h = sso_harness();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    login(&h, "a", Duration::hours(1));
+    let s = sessions_in(&h, dir.path(), &stop);
+    s.register(vec![(session(), "dev".into())]);
+    h.upstream.sso.lock().unwrap().session_ended = true;
+    h.clock.advance(Duration::minutes(45));
+    settle().await;
+    assert_eq!(
+        s.ends().get("work"),
+        Some(&SessionEnd::Ended(T0 + Duration::minutes(45)))
+    );
+    // A new sign-in: estimated again, from then.
+    h.upstream.sso.lock().unwrap().session_ended = false;
+    h.clock.advance(Duration::minutes(5));
+    login(&h, "b", Duration::hours(1));
+    s.sync_all();
+    let at = T0 + Duration::minutes(50);
+    assert_eq!(estimate(&s), Some((at, at + Duration::hours(8))));
+    stop.cancel();
 }

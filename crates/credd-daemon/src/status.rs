@@ -151,6 +151,7 @@ mod tests {
             start_url: "https://d-1234567890.awsapps.com/start".into(),
             region: "eu-west-1".into(),
             scopes: None,
+            session_length: None,
         }
     }
 

@@ -13,6 +13,12 @@
 //! changed (`Broker::sessions_changed`: a new MFA session, a sign-in, an
 //! SSO token), or the clock jumps (the same wake). A session nobody used in
 //! the last two hours is not warned about: its window passes silently.
+//!
+//! An Identity Center session whose token still refreshes ends when its
+//! administrator's limit says, which clients are never told: its row carries
+//! an estimated end (the sign-in plus the session length, `sso.rs`), and
+//! the warning says it is an estimate. A refused refresh ends it for real:
+//! its row then ends in the past and nothing more is warned.
 
 use crate::broker::Broker;
 use crate::clock::Clock;
@@ -101,7 +107,11 @@ impl Warner {
             if let Some(w) = config.cadence.due(end, now, said.window) {
                 said.window = Some(w);
                 if r.in_use {
-                    let (title, body) = message(kind, &r.name, end - now, &r.command);
+                    let (title, mut body) = message(kind, &r.name, end - now, &r.command);
+                    if r.ends_estimated {
+                        // Identity Center does not tell clients the end.
+                        body.push_str(" (The end is estimated: the sign-in plus the configured session length.)");
+                    }
                     tracing::warn!(kind = kind.as_str(), session = %r.name, ends = %credd_core::format_expiration(end), "{body}");
                     notifier.notify(&title, &body);
                 } else {

@@ -140,16 +140,8 @@ async fn a_new_code_starts_a_new_cadence() {
     task.await.unwrap();
 }
 
-/// The user's day (issue 14; `docs/user-day.md`): 09:00 to 21:00 on the
-/// manual clock; an Identity Center session of 8 h with refresh tokens and
-/// an MFA session of 12 h, three profiles on each; a container and an IDE
-/// fetching every profile every 5 minutes. The simulated user acts only on
-/// what credd tells them (a notification), within one step. Counts what
-/// they had to do and what failed.
-#[tokio::test]
-async fn a_users_day() {
-    use credd_core::sso::{ClientRegistration, SsoSession, SsoToken, TokenGrant};
-    let sso_profiles: &[(&str, &[(&str, &str)])] = &[
+fn sso_harness() -> Harness {
+    let profiles: &[(&str, &[(&str, &str)])] = &[
         (
             "sso-session work",
             &[
@@ -165,138 +157,100 @@ async fn a_users_day() {
                 ("sso_role_name", "Dev"),
             ],
         ),
-        (
-            "sso-admin",
-            &[
-                ("role_arn", "arn:aws:iam::444455556666:role/Admin"),
-                ("source_profile", "sso-dev"),
-            ],
-        ),
-        (
-            "sso-ro",
-            &[
-                ("role_arn", "arn:aws:iam::444455556666:role/ReadOnly"),
-                ("source_profile", "sso-dev"),
-            ],
-        ),
-        (
-            "mfa-c",
-            &[
-                ("role_arn", "arn:aws:iam::111111111111:role/C"),
-                ("source_profile", "base"),
-                ("mfa_serial", "arn:aws:iam::1:mfa/me"),
-            ],
-        ),
     ];
-    let mut all = sample();
-    all.extend(raw(sso_profiles));
     let policy = credd_core::schedule::Policy {
         jitter: Duration::ZERO,
         ..Default::default()
     };
-    let h = harness_with(&all, crate::sessions::SessionStore::disabled(), policy);
-    *h.upstream.mfa_lifetime.lock().unwrap() = Some(Duration::hours(12));
+    harness_with(
+        &raw(profiles),
+        crate::sessions::SessionStore::disabled(),
+        policy,
+    )
+}
+
+/// Another tool's `aws sso login` at the harness's clock: a 1 h token with a
+/// refresh token.
+fn sso_sign_in(h: &Harness) {
+    use credd_core::sso::{ClientRegistration, SsoSession, SsoToken, TokenGrant};
     let session = SsoSession {
         name: Some("work".into()),
         start_url: "https://d-1234567890.awsapps.com/start".into(),
         region: "eu-west-1".into(),
         scopes: None,
+        session_length: None,
     };
-    let sign_in = |tag: &str| {
-        let reg = ClientRegistration {
-            client_id: h.upstream.sso.lock().unwrap().client_id.clone(),
-            client_secret: SecretString::new("s"),
-            expires_at: h.clock.now() + Duration::days(90),
-            scopes: None,
-            grant_types: None,
-        };
-        let t = SsoToken::from_grant(
-            &session,
-            TokenGrant {
-                access_token: SecretString::new(format!("access-{tag}")),
-                expires_in_secs: 3600,
-                refresh_token: Some(SecretString::new(format!("refresh-{tag}"))),
-            },
-            Some(&reg),
-            h.clock.now(),
-        );
-        h.upstream.sso.lock().unwrap().session_ended = false;
-        h.sso_store.put_raw(&session, t.to_json().as_bytes());
-        h.broker.sso().sync_all();
+    let reg = ClientRegistration {
+        client_id: h.upstream.sso.lock().unwrap().client_id.clone(),
+        client_secret: SecretString::new("s"),
+        expires_at: h.clock.now() + Duration::days(90),
+        scopes: None,
+        grant_types: None,
     };
+    let t = SsoToken::from_grant(
+        &session,
+        TokenGrant {
+            access_token: SecretString::new("access-morning"),
+            expires_in_secs: 3600,
+            refresh_token: Some(SecretString::new("refresh-morning")),
+        },
+        Some(&reg),
+        h.clock.now(),
+    );
+    h.sso_store.put_raw(&session, t.to_json().as_bytes());
+    h.broker.sso().sync_all();
+}
+
+/// An Identity Center session whose token keeps refreshing has no end in
+/// the cache: its end is estimated (sign-in + 8 h) and warned about on the
+/// MFA cadence, naming `credd login work`; `sso = false` silences it.
+#[tokio::test]
+async fn an_sso_session_is_warned_about_before_its_estimated_end() {
+    let h = sso_harness();
     let task = spawn_scheduler(&h, WarningsConfig::default());
-    // 09:00: one sign-in, one MFA code.
-    let (mut sign_ins, mut codes) = (1, 1);
-    let mut session_start = h.clock.now();
-    sign_in("morning");
-    h.broker
-        .submit_mfa("mfa-a", SecretString::new("123456"))
-        .await
-        .unwrap();
+    sso_sign_in(&h);
     settle().await;
-    let profiles = ["sso-dev", "sso-admin", "sso-ro", "mfa-a", "mfa-b", "mfa-c"];
-    let (mut fetches, mut failed_while_valid, mut failed_after_end) = (0, 0, 0);
-    let mut handled = 0;
-    let end_of_day = T0 + Duration::hours(12);
-    while h.clock.now() < end_of_day {
-        // Identity Center ends the session 8 h after its sign-in.
-        if h.clock.now() >= session_start + Duration::hours(8) {
-            h.upstream.sso.lock().unwrap().session_ended = true;
-        }
-        let sso_valid = h.clock.now() < session_start + Duration::hours(8);
-        let mfa_valid = h.clock.now() < T0 + Duration::hours(12);
-        for consumer in 0..2 {
-            for p in profiles {
-                fetches += 1;
-                if h.broker.get(p).await.is_err() {
-                    let valid = if p.starts_with("sso") {
-                        sso_valid
-                    } else {
-                        mfa_valid
-                    };
-                    if valid {
-                        failed_while_valid += 1;
-                        eprintln!("{consumer} {p} failed at {}", h.clock.now());
-                    } else {
-                        failed_after_end += 1;
-                    }
-                }
-            }
-        }
-        // The user reads what credd sent and does what it names.
-        let sent = h.notifier.sent.lock().unwrap().clone();
-        for (title, body) in &sent[handled..] {
-            if title.contains("sign-in needed") || body.contains("ended: run `credd login work`") {
-                sign_ins += 1;
-                session_start = h.clock.now();
-                sign_in(&format!("s{sign_ins}"));
-            } else if title.contains("MFA code needed") {
-                codes += 1;
-            }
-        }
-        handled = sent.len();
-        h.clock.advance(Duration::minutes(5));
-        settle().await;
-    }
-    let warned: Vec<String> = warnings(&h).into_iter().map(|(t, _)| t).collect();
-    eprintln!(
-        "fetches {fetches}, failed while valid {failed_while_valid}, after end {failed_after_end}, sign-ins {sign_ins}, codes {codes}, warnings {warned:?}, notifications {:?}",
-        h.notifier.sent.lock().unwrap()
+    let row = h
+        .broker
+        .user_sessions(&h.broker.sso().status(), &[])
+        .into_iter()
+        .find(|r| r.kind == "sso")
+        .unwrap();
+    assert_eq!(row.ends.as_deref(), Some("2026-11-23T17:00:00Z"));
+    assert!(row.ends_estimated, "{row:?}");
+    assert!(
+        row.ends_source
+            .as_deref()
+            .is_some_and(|s| s.contains("signed in 2026-11-23T09:00:00Z + 8h")
+                && s.contains("[sso] session_length")),
+        "{row:?}"
     );
-    assert_eq!(failed_while_valid, 0);
-    assert_eq!(codes, 1, "one MFA code for the day");
+    // The day ends at 21:00, the session at 17:00: warnings 4 h earlier.
+    let at: Vec<i64> = day(&h, Some("sso-dev"))
+        .await
+        .into_iter()
+        .map(|m| m - 4 * 60)
+        .collect();
+    assert_eq!(at, vec![60, 15, 5]);
+    let w = warnings(&h);
+    assert_eq!(w[0].0, "credd: IAM Identity Center session ends in 1 h");
+    assert!(w[0].1.contains("run `credd login work`"), "{w:?}");
+    assert!(w[0].1.contains("estimated"), "{w:?}");
+    h.cancel.cancel();
+    task.await.unwrap();
+
+    let h = sso_harness();
+    let off = WarningsConfig {
+        sso: false,
+        ..WarningsConfig::default()
+    };
+    let task = spawn_scheduler(&h, off);
+    sso_sign_in(&h);
     assert_eq!(
-        warned,
-        [
-            "credd: MFA session ends in 1 h",
-            "credd: MFA session ends in 15 min",
-            "credd: MFA session ends in 5 min"
-        ]
+        day(&h, Some("sso-dev")).await,
+        Vec::<i64>::new(),
+        "sso = false"
     );
-    // The 8 h Identity Center session: a second sign-in, told when it
-    // ended (its end is not in the cache, so no warning ahead).
-    assert_eq!(sign_ins, 2);
-    assert_eq!(fetches, 12 * 12 * 12);
     h.cancel.cancel();
     task.await.unwrap();
 }

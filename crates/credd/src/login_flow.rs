@@ -106,6 +106,22 @@ or name a legacy SSO profile with --profile",
     }
 }
 
+/// Records that `session` was just signed in (its token `token`), in the
+/// daemon's state directory, so its end can be estimated (sign-in plus the
+/// session length) whether or not the daemon runs now. Only the time and
+/// the token's expiry are written, never the token. A failure is only a
+/// warning: the daemon dates the sign-in itself when it sees the token.
+pub fn record_sign_in(session: &credd_core::sso::SsoSession, token: &credd_core::sso::SsoToken) {
+    let store = credd_daemon::SignInStore::new(&crate::environment::state_dir());
+    let sign_in = credd_core::sso::SignIn {
+        at: crate::clock::now(),
+        token_expires: Some(token.expires_at),
+    };
+    if let Err(e) = store.record(session.cache_key(), sign_in) {
+        eprintln!("warning: could not record the sign-in time ({e}); the daemon will date it when it sees the token");
+    }
+}
+
 /// Tells a running daemon to re-read the AWS files and the SSO cache.
 pub async fn tell_daemon() {
     match crate::client::call::<credd_daemon::protocol::Pong>(Request::Reload).await {

@@ -297,6 +297,7 @@ fn sso_role(
                 start_url: start_url.into(),
                 region: region.into(),
                 scopes: None,
+                session_length: None,
             }
         }
     };

@@ -14,6 +14,7 @@ use super::{Broker, Graph, Node};
 use crate::protocol::{LoginSessionRow, SessionRow, UserSessionRow};
 use credd_core::profile::{Base, NodeId, NodeKind};
 use credd_core::schedule::{Next, Park};
+use credd_core::sso::SessionEnd;
 use credd_core::warnings::SessionKind;
 use credd_core::{format_expiration, UpstreamErrorKind};
 use std::sync::atomic::Ordering;
@@ -65,6 +66,7 @@ impl Broker {
         let graph = self.graph();
         let now = self.now();
         let mut rows = self.mfa_rows(&graph, now);
+        let ends = self.sso().ends();
         for s in sso {
             let ids: Vec<&NodeId> = graph
                 .nodes
@@ -81,13 +83,34 @@ impl Broker {
             }
             profiles.sort();
             profiles.dedup();
-            // A token that refreshes lasts as long as the session, whose
-            // end the cache does not record; one that cannot ends with it.
-            let end = (!s.refreshable)
-                .then_some(s.token_expires.as_deref())
-                .flatten()
+            // A refused refresh is the real end; a token that cannot be
+            // refreshed ends with its expiry; one that refreshes lasts as
+            // long as the session, whose end the cache does not record: it
+            // is estimated from the sign-in (`sso.rs`).
+            let token_end = s
+                .token_expires
+                .as_deref()
                 .and_then(|t| credd_core::credentials::parse_timestamp(t).ok());
-            rows.push(row(
+            let (end, source) = match ends.get(&s.session) {
+                Some(SessionEnd::Ended(at)) => (Some(*at), None),
+                _ if !s.refreshable => (token_end, None),
+                Some(SessionEnd::Estimated {
+                    at,
+                    signed_in,
+                    length,
+                    source,
+                }) => (
+                    Some(*at),
+                    Some(format!(
+                        "estimated: signed in {} + {} ({})",
+                        format_expiration(*signed_in),
+                        credd_core::duration::fmt_secs(length.whole_seconds().max(0) as u64),
+                        source.as_str()
+                    )),
+                ),
+                None => (None, None),
+            };
+            let mut r = row(
                 SessionKind::Sso,
                 s.session.clone(),
                 None,
@@ -98,7 +121,10 @@ impl Broker {
                 s.login_command.clone(),
                 s.state.label().into(),
                 in_use,
-            ));
+            );
+            r.ends_estimated = source.is_some();
+            r.ends_source = source;
+            rows.push(r);
         }
         for l in login {
             let node = graph.nodes.values().find(|n| {
@@ -237,6 +263,8 @@ fn row(
         profiles,
         ends: end.map(format_expiration),
         ends_in_secs: end.map(|e| (e - now).whole_seconds()),
+        ends_estimated: false,
+        ends_source: None,
         needed_then,
         command,
         state,

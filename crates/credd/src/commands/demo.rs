@@ -190,6 +190,7 @@ aws_access_key_id = {DEMO_ACCESS_KEY_ID}\naws_secret_access_key = sandbox-only-n
         state_dir,
         docker: None,
         warnings: Default::default(),
+        sso_session_length: credd_core::sso::DEFAULT_SESSION_LENGTH,
         mfa_prompt: Default::default(),
     };
     let services = Services {

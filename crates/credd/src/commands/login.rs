@@ -50,6 +50,7 @@ pub async fn login(a: LoginArgs) -> Result<()> {
         .save_token(&session, &token)
         .map_err(|e| anyhow!("{e}"))
         .context("failed to write the token to the SSO cache")?;
+    crate::login_flow::record_sign_in(&session, &token);
     eprintln!(
         "Logged in to SSO session {} ({}). The token is valid until {}; credd refreshes it until \
 the Identity Center session ends. Written to {}.",

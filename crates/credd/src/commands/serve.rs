@@ -64,6 +64,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
         state_dir: config::state_dir(&env_var),
         docker: file.docker_watch(env_var("DOCKER_HOST").as_deref())?,
         warnings: file.warnings()?,
+        sso_session_length: file.sso_session_length()?,
         mfa_prompt: file.mfa_prompt()?,
     })
 }

@@ -192,9 +192,22 @@ fn print_sessions(v: &StatusReply) {
             s.name.clone(),
             s.kind.clone(),
             s.state.clone(),
-            s.ends_in_secs.map(human_secs).unwrap_or_else(|| "-".into()),
+            // `~`: an estimated end (an Identity Center session's sign-in
+            // plus its configured length).
+            s.ends_in_secs
+                .map(|x| {
+                    format!(
+                        "{}{}",
+                        if s.ends_estimated { "~" } else { "" },
+                        human_secs(x)
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
             s.profiles.join(", "),
         ]);
+        if let Some(src) = &s.ends_source {
+            then.push(format!("{}: ends {src}", s.name));
+        }
         then.push(format!("{}: then needs {}", s.name, s.needed_then));
     }
     println!("\n{t}");
