@@ -9,6 +9,13 @@
 # e.g. brought by the project's search tool `fetch`) with `git archive`, and
 # built in place with `go build` (its dependencies still come from the proxy).
 #
+# A peer with a patch beside this script (bench/peers/NAME.patch) is always
+# built from its mirror with the patch applied (`patch -p1`), in a source
+# directory of its own (NAME-COMMIT-patched). Only aws-sso has one: its
+# production build builds its SSO and SSO OIDC clients without reading the
+# SDK's endpoint variables, so the patch makes it read AWS_ENDPOINT_URL_SSO
+# and AWS_ENDPOINT_URL_SSO_OIDC (as LoadDefaultConfig would) and nothing else.
+#
 # Usage: bench/peers/setup.sh            (from the workspace root)
 # Env:   PEERS_DIR (default target/peers), MIRROR_DIR (default /work/.mirror)
 # Prints one line per peer: "built NAME PATH" or "FAILED NAME (see LOG)".
@@ -36,15 +43,20 @@ for pin in "${PINS[@]}"; do
   log="$peers/log/$name.log"
   : >"$log"
   if [ -x "$peers/bin/$name" ]; then echo "built $name $peers/bin/$name"; continue; fi
-  if go install "$modver" >>"$log" 2>&1 && [ -x "$peers/bin/$name" ]; then
+  patchfile="$root/bench/peers/$name.patch"
+  [ -f "$patchfile" ] || patchfile=
+  if [ -z "$patchfile" ] && go install "$modver" >>"$log" 2>&1 && [ -x "$peers/bin/$name" ]; then
     echo "built $name $peers/bin/$name (proxy: $modver)"; continue
   fi
   if [ "$commit" = - ] || [ ! -d "$mirror/$mdir/repo" ]; then
     echo "FAILED $name: proxy refused and no mirror at $mirror/$mdir (see $log)"; continue
   fi
-  src="$peers/src/$name-$commit"
+  src="$peers/src/$name-$commit${patchfile:+-patched}"
   if [ ! -d "$src" ]; then
-    mkdir -p "$src.tmp" && git --git-dir="$mirror/$mdir/repo" archive "$commit" | tar -x -C "$src.tmp" && mv "$src.tmp" "$src"
+    rm -rf "$src.tmp"
+    mkdir -p "$src.tmp" && git --git-dir="$mirror/$mdir/repo" archive "$commit" | tar -x -C "$src.tmp" \
+      && { [ -z "$patchfile" ] || (cd "$src.tmp" && patch -p1 <"$patchfile") >>"$log" 2>&1; } \
+      && mv "$src.tmp" "$src"
   fi
   for dep in ${deps:-}; do
     dmod=${dep%%=*}; drest=${dep#*=}; ddir=${drest%@*}; dcommit=${drest##*@}
@@ -54,8 +66,9 @@ for pin in "${PINS[@]}"; do
     fi
     (cd "$src" && go mod edit -replace "$dmod=$dsrc") >>"$log" 2>&1
   done
+  if [ ! -d "$src" ]; then echo "FAILED $name: cannot unpack or patch its source (see $log)"; continue; fi
   if (cd "$src" && go build -trimpath -o "$peers/bin/$name" "$pkg") >>"$log" 2>&1; then
-    echo "built $name $peers/bin/$name (mirror: $mdir@$commit)"
+    echo "built $name $peers/bin/$name (mirror: $mdir@$commit${patchfile:+, patched with $patchfile})"
   else
     echo "FAILED $name (see $log)"; tail -3 "$log" | sed 's/^/    /'
   fi

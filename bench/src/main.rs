@@ -105,8 +105,9 @@ struct Args {
     samples: usize,
     /// Instead of the endpoint benchmark: credd side by side with the peers
     /// (aws-vault, granted, amazon-ecs-local-container-endpoints, the IAM
-    /// Roles Anywhere helper's `serve`), built
-    /// first by `bench/peers/setup.sh`, against one moto behind a fault proxy.
+    /// Roles Anywhere helper's `serve`, aws-sso-cli), built
+    /// first by `bench/peers/setup.sh`, against one moto behind a fault proxy
+    /// (and, for aws-sso-cli and credd's SSO column, one credd-sandbox).
     #[arg(long)]
     peers: bool,
     /// With --peers: where setup.sh put the peers [default: <workspace>/target/peers].
@@ -116,6 +117,10 @@ struct Args {
     /// else <workspace>/.venv/bin/python].
     #[arg(long, value_name = "PATH")]
     python: Option<PathBuf>,
+    /// With --peers: the credd-sandbox binary (Identity Center for
+    /// aws-sso-cli and credd's SSO column) [default: beside the credd binary].
+    #[arg(long, value_name = "PATH")]
+    sandbox: Option<PathBuf>,
     /// With --peers: credential_process calls per tool and round.
     #[arg(long, default_value_t = 20)]
     calls: usize,
@@ -182,8 +187,13 @@ fn main() -> anyhow::Result<()> {
     }
     if args.peers {
         let ws = workspace();
+        let credd = args.credd.clone().unwrap_or_else(default_credd);
         let opts = peers::Options {
-            credd: args.credd.clone().unwrap_or_else(default_credd),
+            sandbox: args
+                .sandbox
+                .clone()
+                .unwrap_or_else(|| credd.with_file_name("credd-sandbox")),
+            credd,
             peers_dir: args
                 .peers_dir
                 .clone()

@@ -11,14 +11,21 @@
 //! upstream's own AssumeRole latency), and a slow (2 s) and a down upstream
 //! (time to an answer for an already cached profile, and whether one came).
 //!
+//! aws-sso-cli speaks only IAM Identity Center: it and a second credd
+//! column (`credd-sso`, the same daemon serving an SSO profile) share one
+//! `credd-sandbox` behind a second fault proxy, switched with the first
+//! (`sso.rs`).
+//!
 //! The peers are built by `bench/peers/setup.sh` (pinned, outside the repo);
 //! a peer whose binary is missing is reported as not run, with the reason.
 
+mod sso;
 mod tools;
 
 use crate::load;
 use crate::upstream::{Fault, Upstream};
 use anyhow::bail;
+use sso::SsoUpstream;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,16 +76,45 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         "granted",
         "ecs-local-endpoints",
         "rolesanywhere-serve",
+        "credd-sso",
+        "aws-sso",
     ];
-    let cold: Vec<String> = (1..=o.rounds)
-        .flat_map(|r| names.iter().map(move |n| format!("cold-{n}-{r}")))
-        .chain((1..=o.rounds).flat_map(|r| names.iter().map(move |n| format!("coldp-{n}-{r}"))))
+    let cold_of = |n: &'static str| {
+        (1..=o.rounds)
+            .map(move |r| format!("cold-{n}-{r}"))
+            .chain((1..=o.rounds).map(move |r| format!("coldp-{n}-{r}")))
+    };
+    let is_sso = |n: &str| n == "credd-sso" || n == "aws-sso";
+    // AssumeRole profiles (moto) for the STS tools; roles in the sandbox's
+    // account for the two Identity Center columns.
+    let cold: Vec<String> = names
+        .iter()
+        .filter(|n| !is_sso(n))
+        .flat_map(|n| cold_of(n))
         .collect();
-    let w = World::new(up.url(), &cold)?;
+    let sso_roles: Vec<String> = std::iter::once("bench".to_string())
+        .chain(names.iter().filter(|n| is_sso(n)).flat_map(|n| cold_of(n)))
+        .collect();
+    let sso_up = match SsoUpstream::start(&o.sandbox, &sso_roles, rt) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("credd-sandbox: {e:#}: aws-sso and credd-sso not run");
+            None
+        }
+    };
+    let extra = if sso_up.is_some() {
+        sso::credd_config(&sso_roles)
+    } else {
+        String::new()
+    };
+    let w = World::new(up.url(), &cold, &extra)?;
     let ra = up.roles_anywhere(rt)?;
-    // Every call either upstream answered: moto's STS and the fake Roles Anywhere.
+    // Every call an upstream answered: moto's STS, the fake Roles Anywhere
+    // and the sandbox's portal and OIDC.
     let sts = || -> anyhow::Result<u64> {
-        Ok(up.sts_calls()? + ra.calls.load(std::sync::atomic::Ordering::SeqCst))
+        Ok(up.sts_calls()?
+            + ra.calls.load(std::sync::atomic::Ordering::SeqCst)
+            + sso_up.as_ref().map(|s| s.calls()).transpose()?.unwrap_or(0))
     };
     let bin = |n: &str| o.peers_dir.join("bin").join(n);
     let mut tools = Vec::new();
@@ -90,7 +126,12 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             not_run.push((name.to_string(), format!("{e:#}")));
         }
     };
-    add("credd", start_credd(&w, &o.credd, &cold));
+    let credd = start_credd(&w, &o.credd, &cold, sso_up.as_ref().map(|s| s.url()));
+    let credd_sso = match (&credd, &sso_up) {
+        (Ok(c), Some(_)) => Some(sso::credd_sso_tool(&w, c, &o.credd, &sso_roles)),
+        _ => None,
+    };
+    add("credd", credd);
     let vault = bin("aws-vault");
     add(
         "aws-vault",
@@ -128,6 +169,22 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         },
     );
 
+    if let Some(t) = credd_sso {
+        add("credd-sso", t);
+    }
+    let aws_sso = bin("aws-sso");
+    match &sso_up {
+        Some(s) if aws_sso.exists() => add("aws-sso", sso::start_aws_sso(&w, &aws_sso, s)),
+        Some(_) => add(
+            "aws-sso",
+            Err(anyhow::anyhow!("{} not built", aws_sso.display())),
+        ),
+        None => add(
+            "aws-sso",
+            Err(anyhow::anyhow!("credd-sandbox did not start")),
+        ),
+    }
+
     // Warm every tool on `bench` once, and keep the first answer's bytes.
     let mut expected: BTreeMap<&str, Arc<[u8]>> = BTreeMap::new();
     for t in &tools {
@@ -155,6 +212,14 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let upstream_ms = median(upstream_lat);
     eprintln!("upstream AssumeRole: median {upstream_ms:.1} ms");
+    let portal_ms = match &sso_up {
+        Some(s) => median(
+            (0..20)
+                .map(|_| s.portal_latency().map(|d| d.as_secs_f64() * 1e3))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        None => f64::NAN,
+    };
 
     let mut http: BTreeMap<(usize, &str), Vec<load::RunStats>> = BTreeMap::new();
     let mut proc_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -226,9 +291,10 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
                 o.credd.clone()
             };
             let p = format!("cold-{name}-{round}");
-            if let Some((e, path)) = cold_endpoint(&w, t, &bin_path, &p)? {
-                let calls_before = sts()?;
+            let calls_before = sts()?;
+            if let Some((e, path, pre)) = cold_endpoint(&w, t, &bin_path, &p)? {
                 let (st, _, d) = get(&e, &path)?;
+                let d = d + pre;
                 if st == 200 {
                     cold_http
                         .entry(name)
@@ -263,6 +329,9 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut faults: Table = Table::new();
     for (fault, label) in [(Fault::Slow, "slow (2 s)"), (Fault::Down, "down")] {
         up.set(fault);
+        if let Some(s) = &sso_up {
+            s.set(fault);
+        }
         for t in &tools {
             if let Some(e) = &t.endpoint {
                 let r = get(e, &e.path);
@@ -293,6 +362,9 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         }
     }
     up.set(Fault::None);
+    if let Some(s) = &sso_up {
+        s.set(Fault::None);
+    }
 
     let mut table = Table::new();
     for &c in &o.connections {
@@ -376,7 +448,7 @@ pub fn run(o: &Options, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         loadavg()
     );
     println!(
-        "{} rounds (tools rotated every round); endpoint runs {} s + {} s warm-up; {} credential_process calls per tool and round; upstream moto behind the fault proxy, its own AssumeRole latency {upstream_ms:.1} ms (median of 20); {:.0} s in all.\n",
+        "{} rounds (tools rotated every round); endpoint runs {} s + {} s warm-up; {} credential_process calls per tool and round; upstream moto behind the fault proxy, its own AssumeRole latency {upstream_ms:.1} ms (median of 20); for credd-sso and aws-sso credd-sandbox behind a second one, its portal's own latency {portal_ms:.1} ms (median of 20 GetRoleCredentials refused for want of a token); {:.0} s in all.\n",
         o.rounds,
         o.duration.as_secs_f64(),
         o.warmup.as_secs_f64(),

@@ -1,7 +1,8 @@
 //! The tools `--peers` runs side by side, and the fake user they share: one
 //! throw-away HOME, how each tool is started and pointed at the upstream
 //! (credd, aws-vault, granted, amazon-ecs-local-container-endpoints, the
-//! IAM Roles Anywhere helper's `serve`), and the two ways the bench asks
+//! IAM Roles Anywhere helper's `serve`; aws-sso-cli is in `sso.rs`), and
+//! the two ways the bench asks
 //! them for credentials (a GET on a new connection, a `credential_process`
 //! run).
 
@@ -21,6 +22,7 @@ pub(super) const ROLE: &str = "arn:aws:iam::123456789012:role/bench";
 #[derive(Debug)]
 pub struct Options {
     pub credd: PathBuf,
+    pub sandbox: PathBuf,
     pub peers_dir: PathBuf,
     pub python: PathBuf,
     pub moto_script: PathBuf,
@@ -101,7 +103,12 @@ pub(super) struct World {
 }
 
 impl World {
-    pub(super) fn new(sts: String, cold_profiles: &[String]) -> anyhow::Result<Self> {
+    /// `extra_config` is appended to `~/.aws/config` (credd's SSO profiles).
+    pub(super) fn new(
+        sts: String,
+        cold_profiles: &[String],
+        extra_config: &str,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("credd-peers-").tempdir()?;
         let aws = dir.path().join("home/.aws");
         std::fs::create_dir_all(&aws)?;
@@ -120,6 +127,7 @@ impl World {
                  source_profile = base\nregion = us-east-1\n\n"
             ));
         }
+        config.push_str(extra_config);
         std::fs::write(aws.join("config"), config)?;
         std::fs::write(dir.path().join("credd.toml"), "")?;
         Ok(Self { dir, sts })
@@ -220,12 +228,24 @@ pub(super) fn wait_for<T>(
     }
 }
 
-pub(super) fn start_credd(w: &World, bin: &Path, cold: &[String]) -> anyhow::Result<Tool> {
-    let env = vec![
+/// `sso`: the SSO endpoint (credd-sandbox's proxy) when credd also serves
+/// the SSO column; it signs in to the SSO session before it starts.
+pub(super) fn start_credd(
+    w: &World,
+    bin: &Path,
+    cold: &[String],
+    sso: Option<String>,
+) -> anyhow::Result<Tool> {
+    let mut env = vec![
         kv("CREDD_RUNTIME_DIR", w.path("run").display().to_string()),
         kv("CREDD_STATE_DIR", w.path("state").display().to_string()),
         kv("CREDD_CONFIG", w.path("credd.toml").display().to_string()),
     ];
+    if let Some(url) = sso {
+        env.push(kv("AWS_ENDPOINT_URL_SSO", url.clone()));
+        env.push(kv("AWS_ENDPOINT_URL_SSO_OIDC", url));
+        super::sso::credd_login(w, bin, &env)?;
+    }
     let mut child = w
         .cmd(bin, &env)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -505,27 +525,39 @@ pub(super) fn start_roles_anywhere(w: &World, bin: &Path, ra: SocketAddr) -> any
 }
 
 /// The path for a never-asked profile `p` on this tool's endpoint, or a new
-/// server for it (aws-vault serves one profile per `exec`).
+/// server for it (aws-vault serves one profile per `exec`), and the time
+/// spent making it servable that belongs to the cold answer (aws-sso-cli's
+/// `ecs load`, which is what goes upstream).
 pub(super) fn cold_endpoint(
     w: &World,
     t: &mut Tool,
     bin: &Path,
     p: &str,
-) -> anyhow::Result<Option<(Endpoint, String)>> {
+) -> anyhow::Result<Option<(Endpoint, String, Duration)>> {
     let Some(e) = t.endpoint.clone() else {
         return Ok(None);
     };
+    let zero = Duration::ZERO;
     Ok(Some(match t.name {
-        "credd" => (e, format!("/v1/credentials/{p}")),
+        "credd" => (e, format!("/v1/credentials/{p}"), zero),
+        "credd-sso" => (e, format!("/v1/credentials/sso-{p}"), zero),
+        "aws-sso" => {
+            let (took, path) = super::sso::aws_sso_load(w, t, p)?;
+            (e, path, took)
+        }
         // It calls CreateSession once at start-up, before it listens: it
         // has no first request that goes upstream.
         "rolesanywhere-serve" => return Ok(None),
-        "ecs-local-endpoints" => (e, format!("/role-arn/arn:aws:iam::123456789012:role/{p}")),
+        "ecs-local-endpoints" => (
+            e,
+            format!("/role-arn/arn:aws:iam::123456789012:role/{p}"),
+            zero,
+        ),
         _ => {
             let (e, child) = start_vault_server(w, bin, p, true)?;
             t.children.push(child);
             let path = e.path.clone();
-            (e, path)
+            (e, path, zero)
         }
     }))
 }

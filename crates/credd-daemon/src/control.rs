@@ -398,6 +398,10 @@ impl ControlState {
                             format!("cannot store the token: {e}"),
                         )
                     })?;
+                if let (Some(_), Some(watch)) = (&rec.docker, &self.docker) {
+                    // Its claim deadline may be the watch's next wake-up.
+                    watch.token_issued();
+                }
                 reply(TokenIssued {
                     token: secret.expose().to_string(),
                     record: rec,

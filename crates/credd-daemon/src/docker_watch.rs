@@ -14,6 +14,10 @@
 //! revokes bound tokens whose container is gone (removed while the daemon
 //! or the engine was down), and tokens no container claimed within
 //! `docker.claim_within` (a `docker args` whose `docker run` never came).
+//! Between events it sleeps until the next unclaimed token's deadline, and
+//! has no timer at all when no token waits for its container (a laptop
+//! daemon must not wake for nothing: issue 16); the control socket tells it
+//! when a bound token is issued ([`DockerWatch::token_issued`]).
 //!
 //! The engine is reached over its unix socket only, through `bollard`.
 //! When it cannot be reached the task retries with a capped backoff and
@@ -62,6 +66,10 @@ pub struct DockerWatch {
     clock: Arc<dyn Clock>,
     /// One line for `credd status`: watching, or why not.
     state: Mutex<String>,
+    /// Poked when a token bound to this engine is issued: its claim
+    /// deadline may be the next one. `notify_one` keeps the wake-up if the
+    /// watch is busy (or reconnecting) when it comes.
+    issued: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for DockerWatch {
@@ -92,6 +100,12 @@ enum WatchError {
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
+/// The longest the watch sleeps while a token waits for its container: the
+/// sleep is on the monotonic clock, which stands still while a laptop is
+/// suspended, so the deadline is looked at again on the wall clock this
+/// often (only while some token is pending).
+const CLAIM_RECHECK: Duration = Duration::from_secs(60);
+
 impl DockerWatch {
     pub fn new(config: WatchConfig, tokens: Arc<TokenStore>, clock: Arc<dyn Clock>) -> Self {
         let state = match &config.socket {
@@ -103,7 +117,14 @@ impl DockerWatch {
             tokens,
             clock,
             state: Mutex::new(state),
+            issued: tokio::sync::Notify::new(),
         }
+    }
+
+    /// A token bound to this engine was just issued: the watch looks again
+    /// at when the next unclaimed token is due.
+    pub fn token_issued(&self) {
+        self.issued.notify_one();
     }
 
     /// What `credd status` says about the watcher.
@@ -187,13 +208,24 @@ impl DockerWatch {
         if self.set_state(format!("watching unix://{}", path.display())) {
             tracing::info!(engine = %path.display(), "docker watch: watching the engine; a container's token is revoked when the container is removed");
         }
-        // Tokens no container claimed are looked at again this often.
-        let mut tick = tokio::time::interval(
-            (self.config.claim_within / 4).clamp(Duration::from_secs(1), Duration::from_secs(30)),
-        );
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Unclaimed tokens are looked at again when the first of them is
+            // due; with none pending there is no timer.
+            let due = next_claim_wait(
+                &self.tokens.list(self.clock.now()),
+                self.config.engine().as_deref(),
+                self.clock.now(),
+                self.config.claim_within,
+            );
+            let wait = async move {
+                match due {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                // A new bound token: its deadline may come first.
+                _ = self.issued.notified() => {}
                 ev = events.next() => match ev {
                     None => return Err(WatchError::Ended(path.display().to_string())),
                     Some(Err(e)) => return Err(engine_err(e)),
@@ -212,7 +244,7 @@ impl DockerWatch {
                         }
                     }
                 },
-                _ = tick.tick() => {
+                _ = wait => {
                     if self.unclaimed_past_grace() {
                         self.reconcile(&docker).await.map_err(|e| match e {
                             ReconcileError::Engine(e) => engine_err(e),
@@ -396,6 +428,34 @@ fn decide(
     }
 }
 
+/// How long until the first token bound to `engine` and not yet claimed by
+/// a container is due for revocation (zero if one is overdue), capped at
+/// [`CLAIM_RECHECK`]; `None` when no token waits for its container, so the
+/// watch needs no timer. Pure, so it is tested without an engine or a clock.
+fn next_claim_wait(
+    records: &[credd_core::token::TokenRecord],
+    engine: Option<&str>,
+    now: time::OffsetDateTime,
+    claim_within: Duration,
+) -> Option<Duration> {
+    let grace = time::Duration::seconds(claim_within.as_secs() as i64);
+    records
+        .iter()
+        .filter(|r| {
+            r.docker
+                .as_ref()
+                .is_some_and(|b| Some(b.engine.as_str()) == engine && b.container.is_none())
+        })
+        .map(|r| r.created + grace - now)
+        .min()
+        .map(|left| {
+            // Overdue: at once (the reconcile revokes it). Else whole
+            // milliseconds, rounded up so the wake-up is never early.
+            let ms = left.whole_milliseconds() + i128::from(left.subsec_microseconds() % 1000 != 0);
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(CLAIM_RECHECK)
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ReconcileError {
     #[error("{0}")]
@@ -508,70 +568,5 @@ pub fn socket_from_env(docker_host: Option<&str>) -> Result<PathBuf, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bound(container: Option<&str>) -> credd_core::token::TokenRecord {
-        let (_, mut r) = credd_core::token::mint(
-            [7; 40],
-            vec!["dev".into()],
-            time::macros::datetime!(2026-12-01 10:00 UTC),
-            None,
-            "docker dev".into(),
-        );
-        r.docker = Some(credd_core::token::DockerBinding {
-            engine: "unix:///var/run/docker.sock".into(),
-            container: container.map(str::to_string),
-        });
-        r
-    }
-
-    #[test]
-    fn a_token_goes_when_its_seen_container_is_gone_or_none_came_in_time() {
-        let t0 = time::macros::datetime!(2026-12-01 10:00 UTC);
-        let grace = Duration::from_secs(300);
-        let soon = t0 + time::Duration::seconds(10);
-        let late = t0 + time::Duration::seconds(300);
-        // A container carries its label: claimed, then kept (stopped or
-        // restarting containers are listed too, so they keep it).
-        assert_eq!(
-            decide(&bound(None), Some("c1"), late, grace),
-            Decision::Claim("c1".into())
-        );
-        assert_eq!(
-            decide(&bound(Some("c1")), Some("c1"), late, grace),
-            Decision::Keep
-        );
-        // Seen, now gone: removed while credd was down, revoked at once.
-        assert!(
-            matches!(decide(&bound(Some("c1")), None, soon, grace), Decision::Revoke(w) if w.contains("removed"))
-        );
-        // Never seen: kept for the grace period, then revoked.
-        assert_eq!(decide(&bound(None), None, soon, grace), Decision::Keep);
-        assert!(
-            matches!(decide(&bound(None), None, late, grace), Decision::Revoke(w) if w.contains("5m"))
-        );
-    }
-
-    #[test]
-    fn the_socket_comes_from_docker_host_unix_only() {
-        assert_eq!(
-            socket_from_env(None).unwrap(),
-            PathBuf::from("/var/run/docker.sock")
-        );
-        assert_eq!(
-            socket_from_env(Some("")).unwrap(),
-            PathBuf::from("/var/run/docker.sock")
-        );
-        assert_eq!(
-            socket_from_env(Some("unix:///run/user/1000/docker.sock")).unwrap(),
-            PathBuf::from("/run/user/1000/docker.sock")
-        );
-        let e = socket_from_env(Some("tcp://10.0.0.1:2376")).unwrap_err();
-        assert!(
-            e.contains("unix://") && e.contains("tcp://10.0.0.1:2376"),
-            "{e}"
-        );
-        assert_eq!(short("0123456789abcdef0123"), "0123456789ab");
-    }
-}
+#[path = "docker_watch_tests.rs"]
+mod tests;
