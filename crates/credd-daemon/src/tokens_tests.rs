@@ -241,3 +241,156 @@ fn a_fifo_in_place_of_the_file_does_not_block_and_is_left() {
         &std::fs::symlink_metadata(&path).unwrap().file_type()
     ));
 }
+
+fn ids(store: &TokenStore) -> Vec<String> {
+    let mut v: Vec<String> = store.list(NOW).into_iter().map(|r| r.id).collect();
+    v.sort();
+    v
+}
+
+fn issue_one(store: &TokenStore) -> String {
+    store
+        .issue(vec!["a".into()], NOW, None, "j".into())
+        .unwrap()
+        .1
+        .id
+}
+
+#[test]
+fn a_change_appends_one_line_and_the_journal_is_folded_after_as_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let journal = dir.path().join("tokens.journal");
+    let store = TokenStore::open(path.clone(), NOW);
+    let first = issue_one(&store);
+    assert!(
+        path.exists() && !journal.exists(),
+        "the first is written whole"
+    );
+    let snapshot = std::fs::read(&path).unwrap();
+    let mut issued = vec![first];
+    for n in 1..=10 {
+        issued.push(issue_one(&store));
+        let lines = std::fs::read_to_string(&journal).unwrap().lines().count();
+        assert_eq!(lines, n, "one line per token");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            snapshot,
+            "tokens.json untouched"
+        );
+    }
+    assert!(store.revoke(&issued[0], NOW).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        11
+    );
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&journal).unwrap());
+    assert_eq!(mode & 0o777, 0o600);
+    // Issue until the journal is due: it is folded, and nothing is lost.
+    while journal.exists() {
+        issued.push(issue_one(&store));
+        assert!(issued.len() < 1000, "never folded");
+    }
+    issued.remove(0);
+    issued.sort();
+    assert_eq!(ids(&store), issued);
+    let on_disk: Vec<TokenRecord> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(on_disk.len(), issued.len(), "folded into tokens.json");
+    assert_eq!(ids(&TokenStore::open(path, NOW)), issued);
+}
+
+#[test]
+fn a_torn_journal_line_is_dropped_and_every_acknowledged_change_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let journal = dir.path().join("tokens.journal");
+    let store = TokenStore::open(path.clone(), NOW);
+    let mut live: Vec<String> = (0..4).map(|_| issue_one(&store)).collect();
+    let revoked = live.remove(0);
+    assert!(store.revoke(&revoked, NOW).unwrap());
+    assert!(journal.exists(), "the later changes are journal lines");
+    drop(store);
+    // A crash in the middle of the next append: half a line, unacknowledged.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"op\":\"issue\",\"record\":{\"id\":\"00").unwrap();
+    drop(f);
+    let again = TokenStore::open(path.clone(), NOW);
+    live.sort();
+    assert_eq!(
+        ids(&again),
+        live,
+        "the revocation holds, the issues survive"
+    );
+    assert!(!journal.exists(), "folded into tokens.json at start");
+    // Appends start on a clean line again.
+    let newer = issue_one(&again);
+    live.push(newer);
+    live.sort();
+    assert_eq!(ids(&TokenStore::open(path, NOW)), live);
+}
+
+#[test]
+fn a_corrupt_journal_is_set_aside_keeping_the_lines_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let journal = dir.path().join("tokens.journal");
+    let store = TokenStore::open(path.clone(), NOW);
+    let kept: Vec<String> = (0..3).map(|_| issue_one(&store)).collect();
+    drop(store);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{garbage}\n").unwrap();
+    drop(f);
+    let again = TokenStore::open(path, NOW);
+    let mut want = kept;
+    want.sort();
+    assert_eq!(ids(&again), want);
+    assert!(!journal.exists());
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy()
+                .starts_with("tokens.journal.corrupt-")
+        })
+        .count();
+    assert_eq!(aside, 1, "kept for the user to look at");
+}
+
+#[test]
+fn replaying_a_journal_already_folded_changes_nothing() {
+    // A crash between writing tokens.json whole and removing the journal.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let journal = dir.path().join("tokens.journal");
+    let store = TokenStore::open(path.clone(), NOW);
+    let binding = token::DockerBinding {
+        engine: "unix:///run/docker.sock".into(),
+        container: None,
+    };
+    issue_one(&store);
+    let (_, bound) = store
+        .issue_bound(vec!["a".into()], NOW, None, "d".into(), Some(binding))
+        .unwrap();
+    assert!(store.bind_container(&bound.id, "c1", NOW).unwrap());
+    let gone = issue_one(&store);
+    assert!(store.revoke(&gone, NOW).unwrap());
+    let lines = std::fs::read(&journal).unwrap();
+    drop(store);
+    let folded = TokenStore::open(path.clone(), NOW);
+    let mut want = folded.list(NOW);
+    want.sort_by(|a, b| a.id.cmp(&b.id));
+    assert!(!journal.exists());
+    fsutil::write_private(&journal, &lines).unwrap();
+    let mut replayed = TokenStore::open(path, NOW).list(NOW);
+    replayed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(replayed, want);
+    let b = replayed.iter().find(|r| r.id == bound.id).unwrap();
+    assert_eq!(b.docker.as_ref().unwrap().container.as_deref(), Some("c1"));
+    assert!(replayed.iter().all(|r| r.id != gone));
+}
