@@ -214,6 +214,13 @@ pub enum ProfileLoadError {
 /// each file once instead of once alone and again merged.
 pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLoadError> {
     let files = read_files(env).await?;
+    let (config, creds) = (
+        files.config.parsed().await?,
+        files.credentials.parsed().await?,
+    );
+    // The findings were read before this load; the next read parses again.
+    files.config.release();
+    files.credentials.release();
     let known = |props: &BTreeMap<String, String>| -> BTreeMap<String, String> {
         props
             .iter()
@@ -221,17 +228,16 @@ pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLo
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
-    let mut raw: RawProfiles = files
-        .config
+    let mut raw: RawProfiles = config
         .profiles
         .iter()
         .map(|(name, props)| (name.clone(), known(props)))
         .collect();
-    for (name, props) in files.credentials.profiles.iter() {
+    for (name, props) in creds.profiles.iter() {
         raw.entry(name.clone()).or_default().extend(known(props));
     }
     // sso-session sections share the map under a key no profile can have.
-    for (name, props) in &files.config.sso_sessions {
+    for (name, props) in &config.sso_sessions {
         raw.insert(sso_session_key(name), props.clone());
     }
     Ok(LoadedProfiles {
@@ -310,8 +316,8 @@ pub async fn load_each_file(
 ) -> Result<(Arc<RawProfiles>, Arc<RawProfiles>), ProfileLoadError> {
     let files = read_files(env).await?;
     Ok((
-        files.config.profiles.clone(),
-        files.credentials.profiles.clone(),
+        files.config.parsed().await?.profiles.clone(),
+        files.credentials.parsed().await?.profiles.clone(),
     ))
 }
 
@@ -328,17 +334,45 @@ pub(crate) async fn load_profile_set(
 }
 
 /// One AWS file as text the SDK can be given, what in it was ignored, and
-/// what the SDK's parser made of it, parsed once when it was read.
+/// what the SDK's parser made of it (parsed when it was read).
 struct GoodFile {
     text: Zeroizing<String>,
     notes: Vec<String>,
     /// Which file it was parsed as (the same path could be named for both).
     kind: EnvConfigFileKind,
+    /// The parse, kept from the read (which parses to check the file) for
+    /// the findings and the load that follow it, then let go by
+    /// [`load_profiles`]: 10,000 profiles' maps would otherwise stay in
+    /// memory beside the plans made from them (about 8 MB). Parsed again
+    /// from `text` when asked for after that.
+    parsed: Mutex<Option<Arc<Parsed>>>,
+}
+
+/// One file's sections, as the SDK's parser reads them.
+struct Parsed {
     /// Its profiles, with the keys of [`KNOWN_KEYS`] and [`CREDENTIAL_KEYS`]
-    /// (the findings need the latter). Shared with the findings' readers.
+    /// (the findings need the latter).
     profiles: Arc<RawProfiles>,
     /// Its `[sso-session NAME]` sections (config file only).
     sso_sessions: RawProfiles,
+}
+
+impl GoodFile {
+    async fn parsed(&self) -> Result<Arc<Parsed>, ProfileLoadError> {
+        if let Some(p) = self.parsed.lock().unwrap().clone() {
+            return Ok(p);
+        }
+        let p = Arc::new(
+            parse_one(&self.text, self.kind)
+                .await
+                .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?,
+        );
+        *self.parsed.lock().unwrap() = Some(p.clone());
+        Ok(p)
+    }
+    fn release(&self) {
+        *self.parsed.lock().unwrap() = None;
+    }
 }
 
 /// The last good version of each AWS file this process has read, by path.
@@ -411,13 +445,20 @@ async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<Arc<GoodFile>,
         }
     }
     let (text, mut notes) = decode(path, bytes)?;
-    let files = EnvConfigFiles::builder()
-        .with_contents(kind, text.as_str())
-        .build();
-    let set = sdk_parse(&files, None)
-        .await
-        .map_err(|e| located(path, e))?;
+    let parsed = parse_one(&text, kind).await.map_err(|e| located(path, e))?;
     notes.extend(ignored_sections(path, kind, &text));
+    Ok(Arc::new(GoodFile {
+        text,
+        notes,
+        kind,
+        parsed: Mutex::new(Some(Arc::new(parsed))),
+    }))
+}
+
+/// Parses one file on its own into its profiles and sso-session sections.
+async fn parse_one(text: &str, kind: EnvConfigFileKind) -> Result<Parsed, ProfileFileLoadError> {
+    let files = EnvConfigFiles::builder().with_contents(kind, text).build();
+    let set = sdk_parse(&files, None).await?;
     let profiles: RawProfiles = set
         .profiles()
         .filter_map(|name| set.get_profile(name))
@@ -441,13 +482,10 @@ async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<Arc<GoodFile>,
             (name.to_string(), props)
         })
         .collect();
-    Ok(Arc::new(GoodFile {
-        text,
-        notes,
-        kind,
+    Ok(Parsed {
         profiles: Arc::new(profiles),
         sso_sessions,
-    }))
+    })
 }
 
 async fn parse_set(files: &Files, selected: Option<&str>) -> Result<ProfileSet, ProfileLoadError> {

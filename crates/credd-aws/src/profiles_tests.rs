@@ -469,7 +469,7 @@ async fn the_merge_of_each_files_parse_is_the_sdks_merge() {
 }
 
 #[tokio::test]
-async fn each_file_is_parsed_once_for_the_profiles_and_the_findings() {
+async fn each_file_is_parsed_once_for_the_findings_and_the_profiles() {
     let mut config = String::new();
     for i in 0..50 {
         config.push_str(&format!("[profile p{i}]\ncredential_process = /bin/true\n"));
@@ -478,42 +478,43 @@ async fn each_file_is_parsed_once_for_the_profiles_and_the_findings() {
         Some(&config),
         Some("[p1]\naws_access_key_id = AKIA1\naws_secret_access_key = s\n"),
     );
+    // The daemon's order on every read: the findings, then the profiles.
     let before = parses();
-    let loaded = load_profiles(&f.env()).await.unwrap();
+    let (cfg, creds) = load_each_file(&f.env()).await.unwrap();
     assert_eq!(
         parses() - before,
         2,
         "the config file and the credentials file"
     );
-    assert_eq!(loaded.raw.len(), 50);
-    // The findings, read next (as the daemon does), and another load of
-    // the same bytes, parse nothing again and see the same files.
-    let (cfg, creds) = load_each_file(&f.env()).await.unwrap();
-    assert_eq!(parses() - before, 2);
     assert_eq!(cfg.len(), 50);
     assert!(creds["p1"].contains_key("aws_access_key_id"));
+    let loaded = load_profiles(&f.env()).await.unwrap();
+    assert_eq!(parses() - before, 2, "the load uses the findings' parse");
+    assert_eq!(loaded.raw.len(), 50);
+    // The parse is let go after the load: a read of the same bytes parses
+    // each file once again, no more, and gives the same profiles.
+    load_each_file(&f.env()).await.unwrap();
     assert_eq!(load_profiles(&f.env()).await.unwrap(), loaded);
-    assert_eq!(parses() - before, 2);
-    // A change to one file parses that file only, and is seen by both.
+    assert_eq!(parses() - before, 4);
+    // A change is seen by both, each file still parsed once.
     config.push_str("[profile added]\nregion = eu-west-1\n");
     fs::write(f.dir.path().join(DEFAULT_CONFIG), &config).unwrap();
     let (cfg, _) = load_each_file(&f.env()).await.unwrap();
-    assert_eq!(parses() - before, 3);
     assert!(cfg.contains_key("added"));
     assert!(load_profiles(&f.env())
         .await
         .unwrap()
         .raw
         .contains_key("added"));
-    assert_eq!(parses() - before, 3);
+    assert_eq!(parses() - before, 6);
     // A broken file still falls back to the last good version, for both.
     fs::write(f.dir.path().join(DEFAULT_CONFIG), "[profile broken\n").unwrap();
-    let stale = load_profiles(&f.env()).await.unwrap();
-    assert_eq!(stale.stale.len(), 1, "{:?}", stale.stale);
-    assert!(stale.raw.contains_key("added"));
     assert!(load_each_file(&f.env())
         .await
         .unwrap()
         .0
         .contains_key("added"));
+    let stale = load_profiles(&f.env()).await.unwrap();
+    assert_eq!(stale.stale.len(), 1, "{:?}", stale.stale);
+    assert!(stale.raw.contains_key("added"));
 }
