@@ -212,29 +212,38 @@ pub enum ProfileLoadError {
 /// for the AWS CLI. A file that cannot be used is replaced by its last good
 /// version (and named in [`LoadedProfiles::stale`]); it is an error only
 /// when there is none yet.
+///
+/// Each file is parsed once, when its bytes change (see [`read_files`]);
+/// the merge is done here, key by key, as the SDK merges them (the
+/// credentials file's value wins), so a re-read of 10,000 profiles parses
+/// each file once instead of once alone and again merged.
 pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLoadError> {
     let files = read_files(env).await?;
-    let set = parse_set(&files, None).await?;
-    let mut raw: RawProfiles = set
-        .profiles()
-        .filter_map(|name| set.get_profile(name))
-        .map(|profile| {
-            let props: BTreeMap<String, String> = KNOWN_KEYS
-                .iter()
-                .filter_map(|key| profile.get(key).map(|v| (key.to_string(), v.to_string())))
-                .collect();
-            (profile.name().to_string(), props)
-        })
+    let (config, creds) = (
+        files.config.parsed().await?,
+        files.credentials.parsed().await?,
+    );
+    // The findings were read before this load; the next read parses again.
+    files.config.release();
+    files.credentials.release();
+    let known = |props: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        props
+            .iter()
+            .filter(|(k, _)| KNOWN_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let mut raw: RawProfiles = config
+        .profiles
+        .iter()
+        .map(|(name, props)| (name.clone(), known(props)))
         .collect();
+    for (name, props) in creds.profiles.iter() {
+        raw.entry(name.clone()).or_default().extend(known(props));
+    }
     // sso-session sections share the map under a key no profile can have.
-    for name in set.sso_sessions() {
-        if let Some(section) = set.sso_session(name) {
-            let props: BTreeMap<String, String> = SSO_SESSION_KEYS
-                .iter()
-                .filter_map(|key| section.get(key).map(|v| (key.to_string(), v.to_string())))
-                .collect();
-            raw.insert(sso_session_key(name), props);
-        }
+    for (name, props) in &config.sso_sessions {
+        raw.insert(sso_session_key(name), props.clone());
     }
     Ok(LoadedProfiles {
         raw,
@@ -304,40 +313,17 @@ fn services_section(text: &str, name: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Each file parsed on its own (the config file, then the credentials
-/// file), so that a finding can name the file it is in.
+/// Each file's profiles on their own (the config file, then the
+/// credentials file), so that a finding can name the file it is in: the
+/// same parse [`load_profiles`] merges, not another one.
 pub async fn load_each_file(
     env: &ProfileEnv,
-) -> Result<(RawProfiles, RawProfiles), ProfileLoadError> {
+) -> Result<(Arc<RawProfiles>, Arc<RawProfiles>), ProfileLoadError> {
     let files = read_files(env).await?;
-    let mut out = Vec::new();
-    for (kind, file) in [
-        (EnvConfigFileKind::Config, &files.config),
-        (EnvConfigFileKind::Credentials, &files.credentials),
-    ] {
-        let one = EnvConfigFiles::builder()
-            .with_contents(kind, file.text.as_str())
-            .build();
-        let set = sdk_parse(&one, None)
-            .await
-            .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?;
-        let raw: RawProfiles = set
-            .profiles()
-            .filter_map(|name| set.get_profile(name))
-            .map(|profile| {
-                let props: BTreeMap<String, String> = KNOWN_KEYS
-                    .iter()
-                    .chain(CREDENTIAL_KEYS)
-                    .filter_map(|key| profile.get(key).map(|v| (key.to_string(), v.to_string())))
-                    .collect();
-                (profile.name().to_string(), props)
-            })
-            .collect();
-        out.push(raw);
-    }
-    let creds = out.pop().unwrap_or_default();
-    let config = out.pop().unwrap_or_default();
-    Ok((config, creds))
+    Ok((
+        files.config.parsed().await?.profiles.clone(),
+        files.credentials.parsed().await?.profiles.clone(),
+    ))
 }
 
 /// The SDK's parsed view of the files, with `selected` as the profile that
@@ -352,10 +338,46 @@ pub(crate) async fn load_profile_set(
     parse_set(&files, selected).await
 }
 
-/// One AWS file as text the SDK can be given, and what in it was ignored.
+/// One AWS file as text the SDK can be given, what in it was ignored, and
+/// what the SDK's parser made of it (parsed when it was read).
 struct GoodFile {
     text: Zeroizing<String>,
     notes: Vec<String>,
+    /// Which file it was parsed as (the same path could be named for both).
+    kind: EnvConfigFileKind,
+    /// The parse, kept from the read (which parses to check the file) for
+    /// the findings and the load that follow it, then let go by
+    /// [`load_profiles`]: 10,000 profiles' maps would otherwise stay in
+    /// memory beside the plans made from them (about 8 MB). Parsed again
+    /// from `text` when asked for after that.
+    parsed: Mutex<Option<Arc<Parsed>>>,
+}
+
+/// One file's sections, as the SDK's parser reads them.
+struct Parsed {
+    /// Its profiles, with the keys of [`KNOWN_KEYS`] and [`CREDENTIAL_KEYS`]
+    /// (the findings need the latter).
+    profiles: Arc<RawProfiles>,
+    /// Its `[sso-session NAME]` sections (config file only).
+    sso_sessions: RawProfiles,
+}
+
+impl GoodFile {
+    async fn parsed(&self) -> Result<Arc<Parsed>, ProfileLoadError> {
+        if let Some(p) = self.parsed.lock().unwrap().clone() {
+            return Ok(p);
+        }
+        let p = Arc::new(
+            parse_one(&self.text, self.kind)
+                .await
+                .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?,
+        );
+        *self.parsed.lock().unwrap() = Some(p.clone());
+        Ok(p)
+    }
+    fn release(&self) {
+        *self.parsed.lock().unwrap() = None;
+    }
 }
 
 /// The last good version of each AWS file this process has read, by path.
@@ -372,11 +394,10 @@ struct Files {
 
 async fn read_files(env: &ProfileEnv) -> Result<Files, ProfileLoadError> {
     let mut stale = Vec::new();
-    let mut pick = |path: PathBuf, read: Result<GoodFile, ProfileLoadError>| {
+    let mut pick = |path: PathBuf, read: Result<Arc<GoodFile>, ProfileLoadError>| {
         let mut last = LAST_GOOD.lock().unwrap();
         match read {
             Ok(good) => {
-                let good = Arc::new(good);
                 last.insert(path, good.clone());
                 Ok(good)
             }
@@ -404,21 +425,72 @@ async fn read_files(env: &ProfileEnv) -> Result<Files, ProfileLoadError> {
 
 /// Reads, decodes and parses one file on its own, so that a problem is
 /// pinned to the file it is in (and the other file can still be used).
-async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<GoodFile, ProfileLoadError> {
+/// Bytes the same as the last good version's are not parsed again: the
+/// result would be the same, and it is the cost that grows with the
+/// profiles (a config change re-reads both files, a control request's
+/// findings and the reload read them one after the other).
+async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<Arc<GoodFile>, ProfileLoadError> {
     // Blocking, but bounded: a regular file of at most FILE_CAP bytes.
     let bytes = match regular_file::read(path, FILE_CAP, Links::Follow)? {
         Some(b) => Zeroizing::new(b),
         None => Zeroizing::new(Vec::new()),
     };
+    if let Some(last) = LAST_GOOD.lock().unwrap().get(path) {
+        // The text is the bytes exactly when they were UTF-8 (see `decode`).
+        if matches!(
+            (last.kind, kind),
+            (EnvConfigFileKind::Config, EnvConfigFileKind::Config)
+                | (
+                    EnvConfigFileKind::Credentials,
+                    EnvConfigFileKind::Credentials
+                )
+        ) && last.text.as_bytes() == bytes.as_slice()
+        {
+            return Ok(last.clone());
+        }
+    }
     let (text, mut notes) = decode(path, bytes)?;
-    let files = EnvConfigFiles::builder()
-        .with_contents(kind, text.as_str())
-        .build();
-    sdk_parse(&files, None)
-        .await
-        .map_err(|e| located(path, e))?;
+    let parsed = parse_one(&text, kind).await.map_err(|e| located(path, e))?;
     notes.extend(ignored_sections(path, kind, &text));
-    Ok(GoodFile { text, notes })
+    Ok(Arc::new(GoodFile {
+        text,
+        notes,
+        kind,
+        parsed: Mutex::new(Some(Arc::new(parsed))),
+    }))
+}
+
+/// Parses one file on its own into its profiles and sso-session sections.
+async fn parse_one(text: &str, kind: EnvConfigFileKind) -> Result<Parsed, ProfileFileLoadError> {
+    let files = EnvConfigFiles::builder().with_contents(kind, text).build();
+    let set = sdk_parse(&files, None).await?;
+    let profiles: RawProfiles = set
+        .profiles()
+        .filter_map(|name| set.get_profile(name))
+        .map(|profile| {
+            let props: BTreeMap<String, String> = KNOWN_KEYS
+                .iter()
+                .chain(CREDENTIAL_KEYS)
+                .filter_map(|key| profile.get(key).map(|v| (key.to_string(), v.to_string())))
+                .collect();
+            (profile.name().to_string(), props)
+        })
+        .collect();
+    let sso_sessions: RawProfiles = set
+        .sso_sessions()
+        .filter_map(|name| set.sso_session(name).map(|s| (name, s)))
+        .map(|(name, section)| {
+            let props: BTreeMap<String, String> = SSO_SESSION_KEYS
+                .iter()
+                .filter_map(|key| section.get(key).map(|v| (key.to_string(), v.to_string())))
+                .collect();
+            (name.to_string(), props)
+        })
+        .collect();
+    Ok(Parsed {
+        profiles: Arc::new(profiles),
+        sso_sessions,
+    })
 }
 
 async fn parse_set(files: &Files, selected: Option<&str>) -> Result<ProfileSet, ProfileLoadError> {
@@ -442,6 +514,8 @@ async fn sdk_parse(
     files: &EnvConfigFiles,
     selected: Option<&str>,
 ) -> Result<ProfileSet, ProfileFileLoadError> {
+    #[cfg(test)]
+    tests::PARSES.with(|n| n.set(n.get() + 1));
     aws_config::profile::load(
         &Fs::from_map(HashMap::<String, Vec<u8>>::new()),
         &Env::from(HashMap::<String, String>::new()),

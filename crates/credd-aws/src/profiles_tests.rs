@@ -390,3 +390,131 @@ fn sections_the_sdk_drops_are_named() {
         "{notes:?}"
     );
 }
+
+thread_local! {
+    /// How many times the SDK's parser ran on this thread (`sdk_parse`
+    /// counts): the tests run on a current-thread runtime, so a test sees
+    /// its own parses only.
+    pub(super) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn parses() -> usize {
+    PARSES.with(|n| n.get())
+}
+
+/// The SDK's own merge of both files, reduced to [`KNOWN_KEYS`] and the
+/// sso-session sections as `load_profiles` reports them: what the merge
+/// from each file's parse must equal.
+async fn sdk_merged(env: &ProfileEnv) -> RawProfiles {
+    let set = load_profile_set(env, None).await.unwrap();
+    let mut raw: RawProfiles = set
+        .profiles()
+        .filter_map(|name| set.get_profile(name))
+        .map(|p| {
+            let props = KNOWN_KEYS
+                .iter()
+                .filter_map(|k| p.get(k).map(|v| (k.to_string(), v.to_string())))
+                .collect();
+            (p.name().to_string(), props)
+        })
+        .collect();
+    for name in set.sso_sessions() {
+        let s = set.sso_session(name).unwrap();
+        let props = SSO_SESSION_KEYS
+            .iter()
+            .filter_map(|k| s.get(k).map(|v| (k.to_string(), v.to_string())))
+            .collect();
+        raw.insert(sso_session_key(name), props);
+    }
+    raw
+}
+
+#[tokio::test]
+async fn the_merge_of_each_files_parse_is_the_sdks_merge() {
+    let f = Files::new(
+        Some(
+            "[default]\nregion = from-plain-default\noutput = json\n\
+             [profile default]\nregion = from-profile-default\n\
+             [profile both]\nregion = config\nrole_arn = arn:aws:iam::1:role/C\n\
+             source_profile = base\n\
+             [profile both]\nmfa_serial = arn:aws:iam::1:mfa/second-section\n\
+             [profile only-config]\ncredential_process = /bin/true\n\
+             [profile   spaced  ]\nregion = x\n\
+             [profile sub]\ns3 =\n  addressing_style = path\nregion = y\n\
+             [not-prefixed]\nregion = ignored\n\
+             [sso-session corp]\nsso_start_url = https://x.awsapps.com/start\nsso_region = eu-west-1\n\
+             [services local]\nsts =\n  endpoint_url = http://127.0.0.1:1\n",
+        ),
+        Some(
+            "[default]\naws_access_key_id = AKIADEFAULT\n\
+             [both]\nrole_arn = arn:aws:iam::1:role/FromCredentials\naws_access_key_id = AKIABOTH\n\
+             [only-creds]\naws_access_key_id = AKIAONLY\naws_secret_access_key = s\n\
+             [profile refused]\naws_access_key_id = x\n",
+        ),
+    );
+    let ours = load_profiles(&f.env()).await.unwrap().raw;
+    assert_eq!(ours, sdk_merged(&f.env()).await);
+    // The cases the comparison is about are there to compare.
+    assert_eq!(ours["default"]["region"], "from-profile-default");
+    assert_eq!(ours["default"]["aws_access_key_id"], "AKIADEFAULT");
+    assert_eq!(
+        ours["both"]["role_arn"], "arn:aws:iam::1:role/FromCredentials",
+        "the credentials file wins key by key"
+    );
+    assert_eq!(ours["both"]["source_profile"], "base");
+    assert!(ours["both"].contains_key("mfa_serial"));
+    assert!(ours.contains_key("only-creds") && ours.contains_key("only-config"));
+    assert!(ours.contains_key(&sso_session_key("corp")));
+    assert!(!ours.contains_key("refused") && !ours.contains_key("not-prefixed"));
+}
+
+#[tokio::test]
+async fn each_file_is_parsed_once_for_the_findings_and_the_profiles() {
+    let mut config = String::new();
+    for i in 0..50 {
+        config.push_str(&format!("[profile p{i}]\ncredential_process = /bin/true\n"));
+    }
+    let f = Files::new(
+        Some(&config),
+        Some("[p1]\naws_access_key_id = AKIA1\naws_secret_access_key = s\n"),
+    );
+    // The daemon's order on every read: the findings, then the profiles.
+    let before = parses();
+    let (cfg, creds) = load_each_file(&f.env()).await.unwrap();
+    assert_eq!(
+        parses() - before,
+        2,
+        "the config file and the credentials file"
+    );
+    assert_eq!(cfg.len(), 50);
+    assert!(creds["p1"].contains_key("aws_access_key_id"));
+    let loaded = load_profiles(&f.env()).await.unwrap();
+    assert_eq!(parses() - before, 2, "the load uses the findings' parse");
+    assert_eq!(loaded.raw.len(), 50);
+    // The parse is let go after the load: a read of the same bytes parses
+    // each file once again, no more, and gives the same profiles.
+    load_each_file(&f.env()).await.unwrap();
+    assert_eq!(load_profiles(&f.env()).await.unwrap(), loaded);
+    assert_eq!(parses() - before, 4);
+    // A change is seen by both, each file still parsed once.
+    config.push_str("[profile added]\nregion = eu-west-1\n");
+    fs::write(f.dir.path().join(DEFAULT_CONFIG), &config).unwrap();
+    let (cfg, _) = load_each_file(&f.env()).await.unwrap();
+    assert!(cfg.contains_key("added"));
+    assert!(load_profiles(&f.env())
+        .await
+        .unwrap()
+        .raw
+        .contains_key("added"));
+    assert_eq!(parses() - before, 6);
+    // A broken file still falls back to the last good version, for both.
+    fs::write(f.dir.path().join(DEFAULT_CONFIG), "[profile broken\n").unwrap();
+    assert!(load_each_file(&f.env())
+        .await
+        .unwrap()
+        .0
+        .contains_key("added"));
+    let stale = load_profiles(&f.env()).await.unwrap();
+    assert_eq!(stale.stale.len(), 1, "{:?}", stale.stale);
+    assert!(stale.raw.contains_key("added"));
+}

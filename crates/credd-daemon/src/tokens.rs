@@ -1,12 +1,15 @@
 //! The client-token store: records (digests, scopes, expiry) in memory and in
-//! `STATE_DIR/tokens.json` (0600). Secrets exist only in the caller's hands.
+//! `STATE_DIR/tokens.json` (0600), with the changes since that file was last
+//! written whole in `STATE_DIR/tokens.journal` (see [`journal`]). Secrets
+//! exist only in the caller's hands.
 
 use crate::fsutil;
 use arc_swap::ArcSwap;
 use credd_core::token::{self, TokenRecord};
 use credd_core::SecretString;
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use journal::{Entry, Journal};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
@@ -27,7 +30,7 @@ pub struct TokenStore {
     path: Option<PathBuf>,
     /// Read on every request without a lock (a snapshot); writers, rare,
     /// replace it only once the file says the same (see [`Self::issue`]).
-    records: ArcSwap<HashMap<String, Arc<TokenRecord>>>,
+    records: ArcSwap<Snapshot>,
     /// Serializes issue and revoke from the first read to the answer, so
     /// that no write can carry an older list over a newer one.
     write: Mutex<Disk>,
@@ -35,7 +38,7 @@ pub struct TokenStore {
 }
 
 /// What the store knows about its file beyond the records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Disk {
     /// The file was refused when the daemon started (its mode, owner or
     /// type): its tokens are not in memory, and it is merged in, not
@@ -44,6 +47,19 @@ struct Disk {
     /// Revoked in memory but not yet in the file (a write failed): kept out
     /// of any merge and dropped from the file by the next good write.
     revoked_unsaved: HashSet<String>,
+    /// The changes since `tokens.json` was last written whole.
+    journal: Journal,
+}
+
+impl Disk {
+    fn new(path: Option<&Path>) -> Self {
+        let journal = path.map_or_else(PathBuf::new, |p| p.with_extension("journal"));
+        Self {
+            unread: false,
+            revoked_unsaved: HashSet::new(),
+            journal: Journal::new(journal),
+        }
+    }
 }
 
 /// Why a token change could not be stored. The message says what to do.
@@ -59,9 +75,18 @@ pub enum StoreError {
     RevokedNotStored(Box<StoreError>),
 }
 
-const CAP: u64 = 4 * 1024 * 1024;
+/// The largest token file (or journal) credd reads: about 90,000 tokens,
+/// far above any real use, far below what would hurt the daemon.
+const CAP: u64 = 32 * 1024 * 1024;
 
-type Records = HashMap<String, Arc<TokenRecord>>;
+/// The journal is folded into `tokens.json` once it has as many lines as
+/// the file has records, and at least this many: a fold writes every
+/// record, so it comes after as many cheap appends (amortized O(1)).
+const FOLD_AT_LEAST: usize = 64;
+
+mod journal;
+mod records;
+use records::{Records, Snapshot};
 
 fn parse(bytes: &[u8], now: OffsetDateTime) -> Result<Records, serde_json::Error> {
     Ok(serde_json::from_slice::<Vec<TokenRecord>>(bytes)?
@@ -71,49 +96,133 @@ fn parse(bytes: &[u8], now: OffsetDateTime) -> Result<Records, serde_json::Error
         .collect())
 }
 
+/// Applies one journal entry; returns the id a revocation names.
+fn apply(records: &mut Records, entry: Entry, now: OffsetDateTime) -> Option<String> {
+    match entry {
+        Entry::Issue { record } => {
+            if !record.expired(now) {
+                records.insert(record.id.clone(), Arc::new(record));
+            }
+            None
+        }
+        Entry::Revoke { id } => {
+            records.remove(&id);
+            Some(id)
+        }
+        Entry::Bind { id, container } => {
+            if let Some(r) = records.get_mut(&id) {
+                let mut rec = TokenRecord::clone(r);
+                if let Some(b) = &mut rec.docker {
+                    b.container = Some(container);
+                    *r = Arc::new(rec);
+                }
+            }
+            None
+        }
+    }
+}
+
+/// What the journal at `path` says, applied to `records`: `Ok(true)` when
+/// there was one to fold into `tokens.json`. A line cut short by a crash
+/// was never acknowledged and is dropped; from a line that does not parse
+/// on, the journal is set aside (the lines before it are kept).
+fn replay(
+    path: &Path,
+    records: &mut Records,
+    revoked: &mut HashSet<String>,
+    now: OffsetDateTime,
+) -> Result<bool, fsutil::FsError> {
+    let bytes = match fsutil::read_private(path, CAP) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(false),
+        // Removed by the next fold, never followed.
+        Err(fsutil::FsError::Symlink { .. }) => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let read = journal::parse(&bytes);
+    for e in read.entries {
+        if let Some(id) = apply(records, e, now) {
+            revoked.insert(id);
+        }
+    }
+    if read.torn {
+        tracing::warn!(path = %path.display(), "the token journal ends in a change cut short (credd stopped while writing it); that token was never handed out, so it is dropped");
+    }
+    if let Some((line, error)) = read.corrupt {
+        let aside = fsutil::set_aside(path, now.unix_timestamp());
+        tracing::warn!(path = %path.display(), line, %error, aside = ?aside, "token journal is corrupt from this line on; set it aside and kept the changes before it");
+    }
+    Ok(true)
+}
+
 impl TokenStore {
     /// Loads `STATE_DIR/tokens.json`; a corrupt file is set aside and the
     /// store starts empty (tokens are cheap to issue again). A file refused
     /// for its mode, owner or type is left alone, and token changes are
     /// refused until it is fixed.
     pub fn open(path: PathBuf, now: OffsetDateTime) -> Self {
-        let mut disk = Disk::default();
-        let records = match fsutil::read_private(&path, CAP) {
+        let mut disk = Disk::new(Some(&path));
+        let mut records = match fsutil::read_private(&path, CAP) {
             Ok(Some(bytes)) => match parse(&bytes, now) {
                 Ok(r) => r,
                 Err(e) => {
                     let aside = fsutil::set_aside(&path, now.unix_timestamp());
                     tracing::warn!(path = %path.display(), error = %e, aside = ?aside, "token store is corrupt; set it aside and started empty");
-                    HashMap::new()
+                    Records::new()
                 }
             },
-            Ok(None) => HashMap::new(),
+            Ok(None) => Records::new(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot use the token store; leaving it as it is, and no token can be issued until it is fixed");
                 disk.unread = true;
-                HashMap::new()
+                Records::new()
             }
         };
-        Self {
+        let mut revoked = HashSet::new();
+        let fold = match replay(&disk.journal.path, &mut records, &mut revoked, now) {
+            Ok(fold) => fold,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot use the token journal; leaving it as it is, and no token can be issued until it is fixed");
+                disk.unread = true;
+                false
+            }
+        };
+        if disk.unread {
+            // Kept out when the files are merged in once they can be read.
+            disk.revoked_unsaved = revoked;
+        }
+        let store = Self {
             path: Some(path),
-            records: ArcSwap::from_pointee(records),
+            records: ArcSwap::from_pointee(Snapshot::new(records)),
             write: Mutex::new(disk),
             failures: AtomicU64::new(0),
+        };
+        if fold {
+            let mut disk = store.write.lock().unwrap();
+            if !disk.unread {
+                let records = store.records.load();
+                if let Err(e) = store.save(&mut disk, &records, now) {
+                    tracing::warn!(error = %e, "cannot fold the token journal into the token store now; the next token change will");
+                    disk.journal.clean = false;
+                }
+            }
         }
+        store
     }
 
     /// A store that is not persisted (tests).
     pub fn in_memory() -> Self {
         Self {
             path: None,
-            records: ArcSwap::from_pointee(HashMap::new()),
-            write: Mutex::new(Disk::default()),
+            records: ArcSwap::from_pointee(Snapshot::default()),
+            write: Mutex::new(Disk::new(None)),
             failures: AtomicU64::new(0),
         }
     }
 
-    /// Mints a token and stores its record durably (fsynced, renamed,
-    /// directory fsynced) before it is usable or returned.
+    /// Mints a token and stores its record durably (a journal line synced
+    /// to disk, or the whole file written, synced and renamed) before it is
+    /// usable or returned.
     pub fn issue(
         &self,
         profiles: Vec<String>,
@@ -141,10 +250,13 @@ impl TokenStore {
         let (secret, mut rec) = token::mint(random, profiles, now, ttl.map(|t| now + t), label);
         rec.docker = docker;
         let mut disk = self.write.lock().unwrap();
-        let mut next = Records::clone(&self.records.load());
+        let mut next = Snapshot::clone(&self.records.load());
         self.reconcile(&mut disk, &mut next, now)?;
         next.insert(rec.id.clone(), Arc::new(rec.clone()));
-        self.save(&mut disk, &next, now)?;
+        let entry = Entry::Issue {
+            record: rec.clone(),
+        };
+        self.store_change(&mut disk, &next, entry, now)?;
         self.records.store(Arc::new(next));
         Ok((secret, rec))
     }
@@ -153,9 +265,9 @@ impl TokenStore {
     /// `Ok(true)` is returned. `Ok(false)`: no such token.
     pub fn revoke(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let mut disk = self.write.lock().unwrap();
-        let mut next = Records::clone(&self.records.load());
+        let mut next = Snapshot::clone(&self.records.load());
         let checked = self.reconcile(&mut disk, &mut next, now);
-        let removed = next.remove(id).is_some();
+        let removed = next.remove(id);
         if removed {
             // Refused from now on, whatever happens to the file.
             self.records.store(Arc::new(next.clone()));
@@ -174,7 +286,8 @@ impl TokenStore {
         if !removed && !pending {
             return Ok(false);
         }
-        if let Err(e) = self.save(&mut disk, &next, now) {
+        let entry = Entry::Revoke { id: id.to_string() };
+        if let Err(e) = self.store_change(&mut disk, &next, entry, now) {
             disk.revoked_unsaved.insert(id.to_string());
             return Err(StoreError::RevokedNotStored(Box::new(e)));
         }
@@ -192,7 +305,7 @@ impl TokenStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut disk = self.write.lock().unwrap();
-        let mut next = Records::clone(&self.records.load());
+        let mut next = Snapshot::clone(&self.records.load());
         self.reconcile(&mut disk, &mut next, now)?;
         let Some(rec) = next.get(id) else {
             return Ok(false);
@@ -203,52 +316,95 @@ impl TokenStore {
             _ => return Ok(false),
         }
         next.insert(id.to_string(), Arc::new(rec));
-        self.save(&mut disk, &next, now)?;
+        let entry = Entry::Bind {
+            id: id.to_string(),
+            container: container.to_string(),
+        };
+        self.store_change(&mut disk, &next, entry, now)?;
         self.records.store(Arc::new(next));
         Ok(true)
     }
 
-    /// Looks at the file before it is replaced: one credd refuses to read
-    /// is left alone (its mode, owner or type is the user's to fix), except
-    /// a symlink, which is replaced and never written through; one refused
-    /// at start and readable now has its tokens merged in.
+    /// Looks at the files before a change is stored: one credd refuses to
+    /// read is left alone (its mode, owner or type is the user's to fix),
+    /// except a symlink, which is replaced and never written through. The
+    /// check opens nothing but `tokens.json` (no read: the same cost with
+    /// 10 tokens or 10,000), unless the files were refused at start and
+    /// can be read now: then their tokens are merged in.
     fn reconcile(
         &self,
         disk: &mut Disk,
-        next: &mut Records,
+        next: &mut Snapshot,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let bytes = match fsutil::read_private(path, CAP) {
+        if !disk.unread {
+            return match journal::check(path) {
+                Err(fsutil::FsError::Symlink { .. }) => Ok(()),
+                other => other.map_err(StoreError::Refused),
+            };
+        }
+        let mut on_disk = match fsutil::read_private(path, CAP) {
             // A symlink in credd's own 0700 state directory is not followed
             // and is replaced by the write (it holds nothing of credd's).
-            Err(fsutil::FsError::Symlink { .. }) => None,
-            other => other.map_err(StoreError::Refused)?,
-        };
-        if !disk.unread {
-            return Ok(());
-        }
-        if let Some(bytes) = bytes {
-            match parse(&bytes, now) {
-                Ok(on_disk) => {
-                    for (id, r) in on_disk {
-                        if !disk.revoked_unsaved.contains(&id) {
-                            next.entry(id).or_insert(r);
-                        }
-                    }
-                }
+            Err(fsutil::FsError::Symlink { .. }) | Ok(None) => Records::new(),
+            Ok(Some(bytes)) => match parse(&bytes, now) {
+                Ok(on_disk) => on_disk,
                 Err(e) => {
                     let aside = fsutil::set_aside(path, now.unix_timestamp());
                     tracing::warn!(path = %path.display(), error = %e, aside = ?aside, "token store is corrupt; set it aside");
+                    Records::new()
                 }
+            },
+            Err(e) => return Err(StoreError::Refused(e)),
+        };
+        let mut revoked = HashSet::new();
+        replay(&disk.journal.path, &mut on_disk, &mut revoked, now).map_err(StoreError::Refused)?;
+        // Nothing was issued while the files were refused: what they hold,
+        // less what was revoked in the meantime, is every live token.
+        for (id, r) in on_disk {
+            if !disk.revoked_unsaved.contains(&id) && !next.contains(&id) {
+                next.insert(id, r);
             }
         }
         Ok(())
     }
 
-    fn save(&self, disk: &mut Disk, next: &Records, now: OffsetDateTime) -> Result<(), StoreError> {
+    /// Stores one change: a line appended to the journal, or, when the
+    /// journal is due to be folded (or cannot be appended to as it is, or
+    /// the files need merging), every record written whole.
+    fn store_change(
+        &self,
+        disk: &mut Disk,
+        next: &Snapshot,
+        entry: Entry,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        // A missing or symlinked `tokens.json` is written (replaced) first.
+        let whole = disk.unread
+            || !disk.revoked_unsaved.is_empty()
+            || !disk.journal.clean
+            || disk.journal.lines >= next.len().max(FOLD_AT_LEAST)
+            || !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+        if whole {
+            return self.save(disk, next, now);
+        }
+        disk.journal.append(&entry).map_err(StoreError::Write)
+    }
+
+    /// Writes every live record to `tokens.json` (atomically), then removes
+    /// the journal it now holds.
+    fn save(
+        &self,
+        disk: &mut Disk,
+        next: &Snapshot,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -258,10 +414,16 @@ impl TokenStore {
             .map(|r| &**r)
             .collect();
         list.sort_by_key(|r| (r.created, r.id.clone()));
-        let bytes = serde_json::to_vec_pretty(&list).expect("records serialize");
+        let bytes = serde_json::to_vec(&list).expect("records serialize");
         fsutil::write_private(path, &bytes).map_err(StoreError::Write)?;
         disk.unread = false;
         disk.revoked_unsaved.clear();
+        // Replaying it over the new file would change nothing, so a journal
+        // left by a failure here is harmless; it is written whole next time.
+        if let Err(e) = disk.journal.remove() {
+            tracing::warn!(error = %e, "cannot remove the token journal folded into the token store");
+            disk.journal.clean = false;
+        }
         Ok(())
     }
 
@@ -385,245 +547,5 @@ impl TokenStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    const NOW: OffsetDateTime = datetime!(2026-11-23 09:00 UTC);
-
-    #[test]
-    fn scoped_expiring_revocable_and_persisted_as_digests() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.json");
-        let store = TokenStore::open(path.clone(), NOW);
-        let (tok, rec) = store
-            .issue(
-                vec!["a".into()],
-                NOW,
-                Some(time::Duration::hours(1)),
-                "t".into(),
-            )
-            .unwrap();
-        let t = tok.expose().as_bytes();
-        assert!(store.authorize(Some(t), Some("a"), NOW).is_ok());
-        assert_eq!(
-            store.authorize(Some(t), Some("b"), NOW),
-            Err(AuthError::Forbidden)
-        );
-        assert_eq!(
-            store.authorize(None, Some("a"), NOW),
-            Err(AuthError::Missing)
-        );
-        assert_eq!(
-            store.authorize(Some(b""), Some("a"), NOW),
-            Err(AuthError::Invalid)
-        );
-        assert_eq!(
-            store.authorize(Some(&t[..t.len() - 1]), Some("a"), NOW),
-            Err(AuthError::Invalid)
-        );
-        let later = NOW + time::Duration::hours(2);
-        assert_eq!(
-            store.authorize(Some(t), Some("a"), later),
-            Err(AuthError::Expired)
-        );
-        assert_eq!(store.failures(), 5);
-
-        let on_disk = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            !on_disk.contains(&tok.expose()[23..]),
-            "secret never stored"
-        );
-        let reopened = TokenStore::open(path.clone(), NOW);
-        assert!(reopened.authorize(Some(t), Some("a"), NOW).is_ok());
-        assert!(reopened.revoke(&rec.id, NOW).unwrap());
-        assert_eq!(
-            reopened.authorize(Some(t), Some("a"), NOW),
-            Err(AuthError::Invalid)
-        );
-        assert!(TokenStore::open(path, NOW).list(NOW).is_empty());
-    }
-
-    #[test]
-    fn revoke_by_value_checks_the_secret_and_by_label_or_all() {
-        let store = TokenStore::in_memory();
-        let issue = |label: &str| {
-            store
-                .issue(vec!["a".into()], NOW, None, label.into())
-                .unwrap()
-        };
-        let (t1, r1) = issue("x");
-        let forged = format!("credd_{}_{}", r1.id, "0".repeat(64));
-        assert_eq!(store.revoke_value(&forged, NOW).unwrap(), None);
-        assert_eq!(store.revoke_value("junk", NOW).unwrap(), None);
-        assert!(store
-            .authorize(Some(t1.expose().as_bytes()), None, NOW)
-            .is_ok());
-        assert_eq!(
-            store.revoke_value(t1.expose(), NOW).unwrap(),
-            Some(r1.id.clone())
-        );
-        assert!(store
-            .authorize(Some(t1.expose().as_bytes()), None, NOW)
-            .is_err());
-        let (_, a) = issue("ci");
-        let (_, b) = issue("ci");
-        let (_, keep) = issue("other");
-        let mut by_label = store.revoke_matching(|r| r.label == "ci", NOW).unwrap();
-        by_label.sort();
-        let mut want = vec![a.id, b.id];
-        want.sort();
-        assert_eq!(by_label, want);
-        assert_eq!(store.revoke_matching(|_| true, NOW).unwrap(), [keep.id]);
-        assert!(store.list(NOW).is_empty());
-    }
-
-    #[test]
-    fn files_of_dead_tokens_are_swept_and_nothing_else() {
-        let store = TokenStore::in_memory();
-        let issue = |ttl: i64| {
-            store
-                .issue(
-                    vec!["a".into()],
-                    NOW,
-                    Some(time::Duration::hours(ttl)),
-                    "t".into(),
-                )
-                .unwrap()
-                .1
-                .id
-        };
-        let (live, expiring, revoked) = (issue(24), issue(1), issue(24));
-        store.revoke(&revoked, NOW).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let file = |name: &str| dir.path().join(name);
-        for id in [&live, &expiring, &revoked] {
-            std::fs::write(file(id), "credd_secret").unwrap();
-        }
-        // Never issued by this daemon: also dead.
-        std::fs::write(file("00112233aabbccdd"), "x").unwrap();
-        // Not named like a token, a directory, a symlink: left alone.
-        std::fs::write(file("notes.txt"), "keep").unwrap();
-        std::fs::create_dir(file("0123456789abcdef")).unwrap();
-        std::os::unix::fs::symlink(file("notes.txt"), file("fedcba9876543210")).unwrap();
-
-        assert_eq!(store.sweep_files(dir.path(), NOW), 2, "revoked and unknown");
-        assert!(file(&live).exists() && file(&expiring).exists());
-        assert!(!file(&revoked).exists() && !file("00112233aabbccdd").exists());
-        let later = NOW + time::Duration::hours(2);
-        assert_eq!(store.sweep_files(dir.path(), later), 1, "expired");
-        assert!(file(&live).exists() && !file(&expiring).exists());
-        assert!(file("notes.txt").exists() && file("0123456789abcdef").is_dir());
-        assert!(std::fs::symlink_metadata(file("fedcba9876543210")).is_ok());
-        assert_eq!(store.sweep_files(&file("missing"), NOW), 0);
-    }
-
-    #[test]
-    fn a_docker_binding_is_stored_and_claimed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.json");
-        let store = TokenStore::open(path.clone(), NOW);
-        let binding = token::DockerBinding {
-            engine: "unix:///run/docker.sock".into(),
-            container: None,
-        };
-        let (_, rec) = store
-            .issue_bound(vec!["a".into()], NOW, None, "d".into(), Some(binding))
-            .unwrap();
-        let (_, plain) = store
-            .issue(vec!["a".into()], NOW, None, "p".into())
-            .unwrap();
-        assert!(store.bind_container(&rec.id, "c1", NOW).unwrap());
-        assert!(
-            !store.bind_container(&rec.id, "c2", NOW).unwrap(),
-            "first one wins"
-        );
-        assert!(
-            !store.bind_container(&plain.id, "c3", NOW).unwrap(),
-            "not bound"
-        );
-        let again = TokenStore::open(path, NOW);
-        let got = again.list(NOW);
-        let b = got.iter().find(|r| r.id == rec.id).unwrap();
-        assert_eq!(b.docker.as_ref().unwrap().container.as_deref(), Some("c1"));
-        assert!(got
-            .iter()
-            .find(|r| r.id == plain.id)
-            .unwrap()
-            .docker
-            .is_none());
-    }
-
-    #[test]
-    fn corrupt_store_is_set_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.json");
-        fsutil::write_private(&path, b"{not json").unwrap();
-        let store = TokenStore::open(path.clone(), NOW);
-        assert!(store.list(NOW).is_empty());
-        assert!(!path.exists());
-        let kept: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(kept.len(), 1, "the bad file is kept aside");
-    }
-
-    #[test]
-    fn a_refused_file_is_left_alone_and_merged_once_fixed() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.json");
-        let hour = Some(time::Duration::hours(1));
-        let first = TokenStore::open(path.clone(), NOW);
-        let (kept, kept_rec) = first
-            .issue(vec!["a".into()], NOW, hour, "k".into())
-            .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let before = std::fs::read(&path).unwrap();
-
-        // Refused while running: nothing written, earlier tokens still work.
-        let e = first
-            .issue(vec!["a".into()], NOW, hour, "x".into())
-            .unwrap_err();
-        assert!(e.to_string().contains("chmod 600"), "{e}");
-        assert_eq!(std::fs::read(&path).unwrap(), before);
-        assert!(first
-            .authorize(Some(kept.expose().as_bytes()), Some("a"), NOW)
-            .is_ok());
-
-        // Refused at start: not read, not replaced; revoking works in memory
-        // and is kept out when the file comes back.
-        let second = TokenStore::open(path.clone(), NOW);
-        assert!(second.list(NOW).is_empty());
-        assert!(second.revoke(&kept_rec.id, NOW).is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), before);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let (_, new_rec) = second
-            .issue(vec!["a".into()], NOW, hour, "n".into())
-            .unwrap();
-        let ids: Vec<String> = TokenStore::open(path, NOW)
-            .list(NOW)
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(ids, [new_rec.id], "the revoked one stays out");
-    }
-
-    #[test]
-    fn a_fifo_in_place_of_the_file_does_not_block_and_is_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.json");
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
-        let store = TokenStore::open(path.clone(), NOW);
-        let e = store
-            .issue(vec!["a".into()], NOW, None, "x".into())
-            .unwrap_err();
-        assert!(e.to_string().contains("FIFO"), "{e}");
-        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
-            &std::fs::symlink_metadata(&path).unwrap().file_type()
-        ));
-    }
-}
+#[path = "tokens_tests.rs"]
+mod tests;
