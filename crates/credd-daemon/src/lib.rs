@@ -85,7 +85,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// How long the watcher lets a burst of file events settle before it
-/// looks at the files.
+/// looks at the files, when no event said the write is finished.
 const PROFILE_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 /// How often the daemon looks at the AWS files when the system tells it
 /// of changes (see [`profile_files`]): a fallback for file systems that
@@ -114,13 +114,19 @@ async fn watch_profiles(state: Arc<control::ControlState>, cancel: CancellationT
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = rx.recv() => {
-                // An event comes at the first byte of a write (an editor's or
-                // a tool's truncate, then the text): let the burst settle
-                // before looking, so a file caught empty halfway is not taken
-                // for the user's new, good version.
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(PROFILE_SETTLE) => {}
+                // An event can come at the first byte of a write (an editor's
+                // or a tool's truncate, then the text): unless an event says
+                // the write is finished (the file closed or renamed into
+                // place), let the burst settle before looking, so a file
+                // caught empty halfway is not taken for the user's new, good
+                // version. A finished write is read at once.
+                let settled = tokio::time::Instant::now() + PROFILE_SETTLE;
+                while !events.take_complete() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep_until(settled) => break,
+                        more = rx.recv() => if more.is_none() { break },
+                    }
                 }
                 while rx.try_recv().is_ok() {}
             }

@@ -95,8 +95,16 @@ impl WatchedFiles {
 /// The file-change notifications for the AWS files' directories: each
 /// event (other than a read) puts one token in `tx`, so a burst of events
 /// (an editor's write, rename and chmod) wakes the watcher once.
+///
+/// Some events say a write is finished: a file written in place was closed
+/// (`IN_CLOSE_WRITE`), a file was renamed into place (an editor's or a
+/// tool's atomic save) or removed. Those set [`Events::take_complete`], so
+/// the watcher reads at once instead of letting the burst settle; the
+/// others (the first byte of a write, a new empty file) may be a file
+/// halfway written.
 pub(crate) struct Events {
     watcher: Option<::notify::RecommendedWatcher>,
+    complete: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Keeps the channel open when there is no watcher, so the caller's
     /// `recv` waits instead of returning `None` at once (a busy loop).
     _open: tokio::sync::mpsc::Sender<()>,
@@ -114,21 +122,32 @@ impl Events {
     /// A watcher that sends to `tx`; with no watcher (the platform refused
     /// one: out of inotify instances), the caller polls.
     pub(crate) fn new(tx: tokio::sync::mpsc::Sender<()>) -> Self {
-        use ::notify::{event::AccessKind, event::AccessMode, EventKind};
+        use ::notify::{event::AccessKind, event::AccessMode, event::ModifyKind, EventKind};
+        use std::sync::atomic::Ordering;
         let open = tx.clone();
+        let complete = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = complete.clone();
         let watcher =
             ::notify::recommended_watcher(move |ev: ::notify::Result<::notify::Event>| {
                 // Reads (an SDK opening ~/.aws/config) change nothing; a write
                 // being closed does. An error (the queue overflowed) may hide a
-                // change, so it counts as one.
-                let relevant = match ev {
+                // change, so it counts as one (not a finished one).
+                let (relevant, finished) = match ev {
                     Ok(e) => match e.kind {
-                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-                        EventKind::Access(_) => false,
-                        _ => true,
+                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => (true, true),
+                        EventKind::Access(_) => (false, false),
+                        EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => {
+                            (true, true)
+                        }
+                        _ => (true, false),
                     },
-                    Err(_) => true,
+                    Err(_) => (true, false),
                 };
+                if finished {
+                    // Before the token, so the watcher that takes the token
+                    // sees the mark.
+                    seen.store(true, Ordering::Release);
+                }
                 if relevant {
                     let _ = tx.try_send(());
                 }
@@ -140,8 +159,16 @@ impl Events {
             .ok();
         Self {
             watcher,
+            complete,
             _open: open,
         }
+    }
+
+    /// Whether an event since the last call said a write is finished (see
+    /// [`Events`]); clears the mark.
+    pub(crate) fn take_complete(&self) -> bool {
+        self.complete
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// Watches each of `dirs` (again: one `inotify_add_watch` each, which
@@ -222,5 +249,48 @@ mod tests {
         while rx.try_recv().is_ok() {}
         std::fs::write(&config, "[default]\n").unwrap();
         next(&mut rx, "a write in the re-made directory").await;
+    }
+
+    #[tokio::test]
+    async fn only_a_closed_or_renamed_file_is_taken_for_a_finished_write() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, "[default]\n").unwrap();
+        let files = WatchedFiles::new(vec![config.clone()]);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let mut events = Events::new(tx);
+        assert!(events.watch(&files.dirs()));
+        assert!(!events.take_complete(), "nothing happened yet");
+        // A write in progress: the file is open, half its text written.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&config)
+            .unwrap();
+        f.write_all(b"[profile half").unwrap();
+        next(&mut rx, "a write in progress").await;
+        assert!(!events.take_complete(), "a file still open is not finished");
+        f.write_all(b"-saved]\n").unwrap();
+        drop(f);
+        // The close comes as its own event, after the writes' ones.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !events.take_complete() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no finished write within 10 s of the close"
+            );
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await;
+        }
+        // An atomic save: a new file renamed over the old one.
+        let tmp = dir.path().join("config.tmp");
+        std::fs::write(&tmp, "[profile a]\n").unwrap();
+        while rx.try_recv().is_ok() {}
+        let _ = events.take_complete();
+        std::fs::rename(&tmp, &config).unwrap();
+        next(&mut rx, "a rename over the file").await;
+        assert!(
+            events.take_complete(),
+            "a file renamed into place is finished"
+        );
     }
 }
