@@ -24,6 +24,9 @@ pub struct Daemon {
     pub log: PathBuf,
     /// From spawning `credd serve` to the first `credd status` answered.
     pub ready_after: Duration,
+    /// With [`Daemon::start_probing`]: from the spawn to the first
+    /// credential served (`credd credential-process PROFILE` answering).
+    pub served_after: Option<Duration>,
 }
 
 /// The profile names: `p01`, `p02`, ...
@@ -38,6 +41,20 @@ impl Daemon {
         bin: &Path,
         profiles: &[String],
         log_filter: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::start_probing(bin, profiles, log_filter, None)
+    }
+
+    /// As [`Daemon::start`]; with `serve_probe`, first polls
+    /// `credd credential-process PROFILE` until it answers, and records
+    /// when in `served_after` (ready to serve), then waits for the status
+    /// as `start` does (whose answer, one row per profile, costs more than
+    /// serving one credential).
+    pub fn start_probing(
+        bin: &Path,
+        profiles: &[String],
+        log_filter: Option<&str>,
+        serve_probe: Option<&str>,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("credd-bench-").tempdir()?;
         let root = dir.path();
@@ -67,6 +84,30 @@ impl Daemon {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let started = Instant::now();
+        let mut served_after = None;
+        if let Some(p) = serve_probe {
+            loop {
+                let o = env_cmd(bin, root)
+                    .args(["credential-process", p])
+                    .stderr(Stdio::null())
+                    .output()?;
+                if o.status.success() {
+                    served_after = Some(started.elapsed());
+                    break;
+                }
+                if let Some(st) = child.try_wait()? {
+                    bail!(
+                        "credd serve exited with {st}:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    bail!("credd serve served nothing within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let addr = loop {
             let o = env_cmd(bin, root).args(["status", "--json"]).output()?;
             if o.status.success() {
@@ -103,6 +144,7 @@ impl Daemon {
             addr,
             log,
             ready_after,
+            served_after,
         })
     }
 
