@@ -550,27 +550,6 @@ fn rotate_against_motos_iam_keeps_a_working_key_when_a_step_after_create_access_
     );
 }
 
-/// A stand-in `notify-send` on PATH that appends what the desktop would
-/// show to `notified` (as `sso.rs` and `shadowing.rs` record them).
-fn fake_notify_send(env: &Env) -> (String, std::path::PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = env.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let record = env.path("notified");
-    std::fs::write(
-        bin.join("notify-send"),
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", record.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("notify-send"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    (path, record)
-}
-
 #[test]
 fn a_key_past_max_age_is_reminded_on_the_desktop_once_and_a_restart_does_not_repeat_it() {
     use std::os::unix::fs::PermissionsExt;
@@ -595,7 +574,7 @@ fn a_key_past_max_age_is_reminded_on_the_desktop_once_and_a_restart_does_not_rep
         .unwrap();
     assert!(o.status.success(), "{}", ran(&o));
     std::thread::sleep(Duration::from_millis(1100));
-    let (path, record) = fake_notify_send(&env);
+    let (path, record) = env.fake_notify_send();
     let vars = [("PATH", path.as_str()), ("DISPLAY", ":99")];
     let reminders = || {
         std::fs::read_to_string(&record)

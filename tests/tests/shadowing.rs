@@ -573,20 +573,7 @@ fn credential_process_never_prompts_fails_naming_credd_mfa_and_notifies() {
         "{CONFIG}\n[profile sso]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\n\n\
          [sso-session corp]\nsso_start_url = https://d-1234567890.awsapps.com/start\nsso_region = us-east-1\n"
     ));
-    let bin = env.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let record = env.path("notified");
-    std::fs::write(
-        bin.join("notify-send"),
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", record.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("notify-send"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let (path, record) = env.fake_notify_send();
     let _d = Daemon::start_with_env(&env, &[], false, &[("PATH", &path), ("DISPLAY", ":99")]);
     // As the JetBrains Toolkit runs it: no terminal, stdin closed.
     let o = env

@@ -344,20 +344,7 @@ fn the_session_ending_gives_a_503_naming_credd_login_a_notification_and_recovers
     let s = Sso::new(SandboxConfig::default());
     s.login(&["work"]);
     // A stand-in notify-send records what the desktop would show.
-    let bin = s.env.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let record = s.env.path("notified");
-    std::fs::write(
-        bin.join("notify-send"),
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", record.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("notify-send"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let (path, record) = s.env.fake_notify_send();
     let d = Daemon::start_with_env(&s.env, &[], false, &[("PATH", &path), ("DISPLAY", ":99")]);
     let token = s
         .env

@@ -214,6 +214,27 @@ impl Env {
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
     }
+    /// A stand-in `notify-send` in this user's `bin`: it appends what the
+    /// desktop would show to the file `notified`. Returns the `PATH` to
+    /// give the daemon (that `bin` first) and the record's path.
+    pub fn fake_notify_send(&self) -> (String, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.path("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let record = self.path("notified");
+        std::fs::write(
+            bin.join("notify-send"),
+            format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", record.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            bin.join("notify-send"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        (path, record)
+    }
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
