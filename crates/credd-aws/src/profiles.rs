@@ -464,13 +464,16 @@ async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<Arc<GoodFile>,
 async fn parse_one(text: &str, kind: EnvConfigFileKind) -> Result<Parsed, ProfileFileLoadError> {
     let files = EnvConfigFiles::builder().with_contents(kind, text).build();
     let set = sdk_parse(&files, None).await?;
+    // Only the known keys the text holds at all are asked for: the SDK's
+    // `get` makes a lowercased copy of the key each time, and asking each
+    // of 10,000 profiles for every known key was a fifth of a re-read.
+    let asked = keys_in_text(text);
     let profiles: RawProfiles = set
         .profiles()
         .filter_map(|name| set.get_profile(name))
         .map(|profile| {
-            let props: BTreeMap<String, String> = KNOWN_KEYS
+            let props: BTreeMap<String, String> = asked
                 .iter()
-                .chain(CREDENTIAL_KEYS)
                 .filter_map(|key| profile.get(key).map(|v| (key.to_string(), v.to_string())))
                 .collect();
             (profile.name().to_string(), props)
@@ -491,6 +494,26 @@ async fn parse_one(text: &str, kind: EnvConfigFileKind) -> Result<Parsed, Profil
         profiles: Arc::new(profiles),
         sso_sessions,
     })
+}
+
+/// The keys of [`KNOWN_KEYS`] and [`CREDENTIAL_KEYS`] that some line of
+/// `text` could hold: the part of each line before its first `=`, trimmed
+/// of every kind of white space and lowercased (the SDK trims no more and
+/// looks keys up lowercased), so a key the SDK could give back is never
+/// left out; a line that is not a property (a comment, a section header)
+/// only adds a name no known key has.
+fn keys_in_text(text: &str) -> Vec<&'static str> {
+    let present: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, _)| key.trim().to_ascii_lowercase())
+        .collect();
+    KNOWN_KEYS
+        .iter()
+        .chain(CREDENTIAL_KEYS)
+        .copied()
+        .filter(|k| present.contains(*k))
+        .collect()
 }
 
 async fn parse_set(files: &Files, selected: Option<&str>) -> Result<ProfileSet, ProfileLoadError> {

@@ -518,3 +518,44 @@ async fn each_file_is_parsed_once_for_the_findings_and_the_profiles() {
     assert_eq!(stale.stale.len(), 1, "{:?}", stale.stale);
     assert!(stale.raw.contains_key("added"));
 }
+
+/// Asking only the keys the text holds gives what asking every known key
+/// gives, on text with odd case, tabs, odd white space, sub-properties,
+/// comments and keys only in a comment.
+#[tokio::test]
+async fn asking_only_the_keys_in_the_text_gives_what_asking_every_key_gives() {
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+    let text = "# role_arn = arn:aws:iam::1:role/commented\n\
+        [default]\nRegion = eu-west-1\nRole_Session_Name = me\nOUTPUT\t= json\n\
+        [profile a]\nrole_arn=arn:aws:iam::1:role/a\nsource_profile = default\n\
+        s3 =\n  max_concurrent_requests = 10\n\
+        [profile b]\n\u{a0}mfa_serial = arn:aws:iam::1:mfa/b\nexternal_id\u{2003}= x\nregion = us-east-1 ; inline\n\
+        [profile c] ; comment\ncredential_process = /bin/true --x=y\n\
+        [sso-session s]\nsso_region = eu-west-1\n";
+    for kind in [EnvConfigFileKind::Config, EnvConfigFileKind::Credentials] {
+        let parsed = parse_one(text, kind).await.unwrap();
+        let files = EnvConfigFiles::builder().with_contents(kind, text).build();
+        let set = sdk_parse(&files, None).await.unwrap();
+        let every: RawProfiles = set
+            .profiles()
+            .filter_map(|name| set.get_profile(name))
+            .map(|profile| {
+                let props: BTreeMap<String, String> = KNOWN_KEYS
+                    .iter()
+                    .chain(CREDENTIAL_KEYS)
+                    .filter_map(|key| profile.get(key).map(|v| (key.to_string(), v.to_string())))
+                    .collect();
+                (profile.name().to_string(), props)
+            })
+            .collect();
+        assert_eq!(*parsed.profiles, every, "{kind:?}");
+        // (A credentials file drops `[profile NAME]` sections: only the
+        // config file's parse has many keys to compare.)
+        if matches!(kind, EnvConfigFileKind::Config) {
+            assert!(
+                every.values().map(|p| p.len()).sum::<usize>() >= 5,
+                "the text gives keys to compare: {every:?}"
+            );
+        }
+    }
+}
