@@ -241,15 +241,12 @@ fn aws_via_exec(env: &Env, profile: &str) -> Output {
         .unwrap()
 }
 
-#[test]
-fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_clear_error() {
-    let env = Env::with_config(CONFIG);
-    let mut keyring = Keyring::start(&env.home());
-    let mut env = env;
+/// `env` as a user whose keys live in `keyring`: its D-Bus session, the
+/// keychain backend in `credd.toml`, and `credd` on PATH as for a user who
+/// installed it (the AWS CLI runs the credential_process line import writes).
+fn on_the_keyring(mut env: Env, keyring: &Keyring) -> Env {
     env.vars
         .push(("DBUS_SESSION_BUS_ADDRESS".into(), keyring.address.clone()));
-    // `credd` on PATH, as for a user who installed it: the AWS CLI runs the
-    // credential_process line import writes.
     let bin_dir = credd_bin().parent().unwrap().to_path_buf();
     env.vars.push((
         "PATH".into(),
@@ -264,6 +261,14 @@ fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_c
         "[keys]\nbackend = \"keychain\"\ntimeout = \"5s\"\n",
     )
     .unwrap();
+    env
+}
+
+#[test]
+fn keys_imported_into_gnome_keyring_serve_every_tool_and_a_locked_keyring_is_a_clear_error() {
+    let env = Env::with_config(CONFIG);
+    let mut keyring = Keyring::start(&env.home());
+    let env = on_the_keyring(env, &keyring);
     let creds_path = env.home().join(".aws/credentials");
     std::fs::write(&creds_path, CREDENTIALS).unwrap();
 
@@ -646,24 +651,8 @@ const OPS_SECRET: &str = "opsCANARYwJalrXUtnFEMIK7MDENGbPxRfiCYab";
 fn import_all_on_a_laptop_with_keys_in_default_and_aws_profile_exported_loses_nothing() {
     let env = Env::with_config("[default]\nregion = us-east-1\n\n[profile dev]\nregion = us-east-1\n\n[profile ops]\nregion = us-east-1\ncredential_process = credd credential-process ops\n");
     let keyring = Keyring::start(&env.home());
-    let mut env = env;
-    env.vars
-        .push(("DBUS_SESSION_BUS_ADDRESS".into(), keyring.address.clone()));
+    let mut env = on_the_keyring(env, &keyring);
     env.vars.push(("AWS_PROFILE".into(), "dev".into()));
-    let bin_dir = credd_bin().parent().unwrap().to_path_buf();
-    env.vars.push((
-        "PATH".into(),
-        format!(
-            "{}:{}",
-            bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    ));
-    std::fs::write(
-        env.path("credd.toml"),
-        "[keys]\nbackend = \"keychain\"\ntimeout = \"5s\"\n",
-    )
-    .unwrap();
     let creds = env.home().join(".aws/credentials");
     std::fs::write(
         &creds,
