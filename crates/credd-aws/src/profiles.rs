@@ -39,6 +39,7 @@ use zeroize::Zeroizing;
 
 mod diagnostics;
 use diagnostics::*;
+mod sections;
 
 /// The largest AWS file credd reads: far above any real one (a config with
 /// a profile for each of a thousand roles is well under 1 MiB), far below
@@ -226,20 +227,15 @@ pub async fn load_profiles(env: &ProfileEnv) -> Result<LoadedProfiles, ProfileLo
     // The findings were read before this load; the next read parses again.
     files.config.release();
     files.credentials.release();
-    let known = |props: &BTreeMap<String, String>| -> BTreeMap<String, String> {
-        props
-            .iter()
-            .filter(|(k, _)| KNOWN_KEYS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    let mut raw: RawProfiles = config
-        .profiles
-        .iter()
-        .map(|(name, props)| (name.clone(), known(props)))
-        .collect();
+    // A parse holds the keys of KNOWN_KEYS and CREDENTIAL_KEYS, and the
+    // latter are among the former (`credential_keys_are_known_keys`): the
+    // config file's maps are taken whole (a clone, not a filtered copy).
+    let mut raw: RawProfiles = (*config.profiles).clone();
     for (name, props) in creds.profiles.iter() {
-        raw.entry(name.clone()).or_default().extend(known(props));
+        let into = raw.entry(name.clone()).or_default();
+        for (k, v) in props {
+            into.insert(k.clone(), v.clone());
+        }
     }
     // sso-session sections share the map under a key no profile can have.
     for (name, props) in &config.sso_sessions {
@@ -351,6 +347,10 @@ struct GoodFile {
     /// memory beside the plans made from them (about 8 MB). Parsed again
     /// from `text` when asked for after that.
     parsed: Mutex<Option<Arc<Parsed>>>,
+    /// What each of its sections gave, so that the next version of the
+    /// file is parsed section by section, only the changed ones by the SDK
+    /// (see [`sections`]), and this one again at no cost.
+    sections: sections::Sections,
 }
 
 /// One file's sections, as the SDK's parser reads them.
@@ -367,11 +367,10 @@ impl GoodFile {
         if let Some(p) = self.parsed.lock().unwrap().clone() {
             return Ok(p);
         }
-        let p = Arc::new(
-            parse_one(&self.text, self.kind)
-                .await
-                .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?,
-        );
+        let (parsed, _) = sections::parse(&self.text, self.kind, Some(&self.sections))
+            .await
+            .map_err(|e| ProfileLoadError::Syntax(e.to_string()))?;
+        let p = Arc::new(parsed);
         *self.parsed.lock().unwrap() = Some(p.clone());
         Ok(p)
     }
@@ -435,28 +434,39 @@ async fn read_one(path: &Path, kind: EnvConfigFileKind) -> Result<Arc<GoodFile>,
         Some(b) => Zeroizing::new(b),
         None => Zeroizing::new(Vec::new()),
     };
-    if let Some(last) = LAST_GOOD.lock().unwrap().get(path) {
-        // The text is the bytes exactly when they were UTF-8 (see `decode`).
-        if matches!(
-            (last.kind, kind),
-            (EnvConfigFileKind::Config, EnvConfigFileKind::Config)
-                | (
-                    EnvConfigFileKind::Credentials,
-                    EnvConfigFileKind::Credentials
-                )
-        ) && last.text.as_bytes() == bytes.as_slice()
-        {
-            return Ok(last.clone());
-        }
+    let last = LAST_GOOD
+        .lock()
+        .unwrap()
+        .get(path)
+        .filter(|last| {
+            matches!(
+                (last.kind, kind),
+                (EnvConfigFileKind::Config, EnvConfigFileKind::Config)
+                    | (
+                        EnvConfigFileKind::Credentials,
+                        EnvConfigFileKind::Credentials
+                    )
+            )
+        })
+        .cloned();
+    // The text is the bytes exactly when they were UTF-8 (see `decode`).
+    if let Some(last) = last
+        .as_ref()
+        .filter(|l| l.text.as_bytes() == bytes.as_slice())
+    {
+        return Ok(last.clone());
     }
     let (text, mut notes) = decode(path, bytes)?;
-    let parsed = parse_one(&text, kind).await.map_err(|e| located(path, e))?;
+    let (parsed, sections) = sections::parse(&text, kind, last.as_ref().map(|l| &l.sections))
+        .await
+        .map_err(|e| located(path, e))?;
     notes.extend(ignored_sections(path, kind, &text));
     Ok(Arc::new(GoodFile {
         text,
         notes,
         kind,
         parsed: Mutex::new(Some(Arc::new(parsed))),
+        sections,
     }))
 }
 

@@ -68,11 +68,48 @@ pub(super) fn decode(
     Ok((text, notes))
 }
 
+/// A section header line as the SDK's parser and its normalisation read it.
+pub(super) struct Header<'a> {
+    /// Between the brackets, trimmed: `profile dev`.
+    pub name: &'a str,
+    /// The first word when there are two: `profile`, `sso-session`, `services`.
+    pub prefix: Option<&'a str>,
+    /// The rest, or the whole name when there is one word: the section's name.
+    pub suffix: &'a str,
+}
+
+/// `line` as a section header (`None`: not one, or one the SDK's parser
+/// refuses), read as the SDK reads it (`env_config/parse.rs`
+/// `read_profile_line` and `normalize.rs` `SectionPair::parse`): the line
+/// trimmed of spaces and tabs, a comment (`#`, `;`) ending it anywhere,
+/// then split at its first space or tab.
+pub(super) fn header(line: &str) -> Option<Header<'_>> {
+    const WS: &[char] = &[' ', '\t'];
+    if !line.starts_with('[') {
+        return None;
+    }
+    let header = line.trim_matches(WS);
+    let header = header
+        .find(['#', ';'])
+        .map_or(header, |at| &header[..at])
+        .trim_matches(WS);
+    let name = header.strip_prefix('[')?.strip_suffix(']')?;
+    let name = name.trim_matches(WS);
+    let (prefix, suffix) = match name.split_once(WS) {
+        Some((p, s)) => (Some(p.trim()), s.trim()),
+        None => (None, name.trim()),
+    };
+    Some(Header {
+        name,
+        prefix,
+        suffix,
+    })
+}
+
 /// The sections the SDK drops for their name, by its rules
 /// (`aws-runtime` `env_config/normalize.rs`, which only logs them), so that
 /// `credd profiles` can show them.
 pub(super) fn ignored_sections(path: &Path, kind: EnvConfigFileKind, text: &str) -> Vec<String> {
-    const WS: &[char] = &[' ', '\t'];
     let valid = |name: &str| {
         !name.is_empty()
             && name
@@ -83,22 +120,13 @@ pub(super) fn ignored_sections(path: &Path, kind: EnvConfigFileKind, text: &str)
     let mut prefixed_default = None;
     let mut plain_default = None;
     for (i, line) in text.lines().enumerate() {
-        if !line.starts_with('[') {
+        let Some(Header {
+            name,
+            prefix,
+            suffix,
+        }) = header(line)
+        else {
             continue;
-        }
-        // As the SDK's parser reads a header: comments end it anywhere.
-        let header = line.trim_matches(WS);
-        let header = header
-            .find(['#', ';'])
-            .map_or(header, |at| &header[..at])
-            .trim_matches(WS);
-        let Some(name) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
-            continue;
-        };
-        let name = name.trim_matches(WS);
-        let (prefix, suffix) = match name.split_once(WS) {
-            Some((p, s)) => (Some(p.trim()), s.trim()),
-            None => (None, name.trim()),
         };
         let why = match (kind, prefix) {
             (EnvConfigFileKind::Config, Some(_)) if !valid(suffix) => Some(format!(
