@@ -609,10 +609,9 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
         _ => return,
     };
     line.iter_mut().for_each(|b| *b = 0);
-    // Through a `Value`, whose maps are sorted: the bytes the replies have
+    // Keys sorted, as a `Value` sorts them: the bytes the replies have
     // always had (see `crate::protocol`).
-    let resp = serde_json::to_value(&resp).expect("serializes");
-    let mut out = serde_json::to_vec(&resp).expect("serializes");
+    let mut out = crate::control_replies::envelope_bytes(&resp);
     out.push(b'\n');
     let _ = w.write_all(&out).await;
     let _ = w.shutdown().await;

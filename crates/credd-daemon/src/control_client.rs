@@ -4,7 +4,7 @@
 //! [`crate::control`], where the CLI has always found it.
 
 use crate::fsutil;
-use crate::protocol::{Envelope, Needs, Request};
+use crate::protocol::{Needs, Request};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -56,6 +56,11 @@ impl From<&str> for Refusal {
 
 /// Sends one request to the daemon behind `socket` and returns its result.
 pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
+    call_as(socket, req).await
+}
+
+/// Sends one request and returns the daemon's answer line, unread.
+async fn exchange(socket: &Path, req: &Request) -> Result<String, ClientError> {
     let io = |err: std::io::Error| match err.kind() {
         // The daemon drops connections from other users without a word.
         std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
@@ -122,17 +127,7 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
             "the daemon closed the connection without answering (is it another user's?)".into(),
         ));
     }
-    let v: Envelope = serde_json::from_str(&line).map_err(|e| {
-        ClientError::Daemon(format!("unreadable answer from the daemon: {e}").into())
-    })?;
-    if v.ok {
-        Ok(v.result.unwrap_or(Value::Null))
-    } else {
-        Err(ClientError::Daemon(Refusal {
-            message: v.error.unwrap_or_else(|| "unknown error".into()),
-            needs: v.needs,
-        }))
-    }
+    Ok(line)
 }
 
 /// [`call`], with the answer read as the reply type `T` of the request
@@ -141,7 +136,100 @@ pub async fn call_as<T: serde::de::DeserializeOwned>(
     socket: &Path,
     req: &Request,
 ) -> Result<T, ClientError> {
-    let v = call(socket, req).await?;
-    serde_json::from_value(v)
-        .map_err(|e| ClientError::Daemon(format!("unreadable answer from the daemon: {e}").into()))
+    let line = exchange(socket, req).await?;
+    read_reply(&line)
+}
+
+/// A [`crate::protocol::Envelope`] whose result is read straight into `T`: one parse of the
+/// line, not a `Value` tree first and `T` from it (the status answer with
+/// 10,000 profiles is 2.7 MB).
+#[derive(serde::Deserialize)]
+struct Reply<T> {
+    ok: bool,
+    #[serde(default = "none")]
+    result: Option<T>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    needs: Option<Needs>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+fn read_reply<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, ClientError> {
+    let unreadable = |e: serde_json::Error| {
+        ClientError::Daemon(format!("unreadable answer from the daemon: {e}").into())
+    };
+    let v: Reply<T> = serde_json::from_str(line).map_err(unreadable)?;
+    if !v.ok {
+        return Err(ClientError::Daemon(Refusal {
+            message: v.error.unwrap_or_else(|| "unknown error".into()),
+            needs: v.needs,
+        }));
+    }
+    match v.result {
+        Some(t) => Ok(t),
+        // No result (or `null`): whatever `T` makes of `null`.
+        None => serde_json::from_value(Value::Null).map_err(unreadable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Envelope, NeedsKind};
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Pong {
+        pong: bool,
+    }
+
+    fn line(env: &Envelope) -> String {
+        String::from_utf8(crate::control_replies::envelope_bytes(env)).unwrap()
+    }
+
+    #[test]
+    fn a_reply_is_read_straight_into_its_type() {
+        let ok = Envelope {
+            ok: true,
+            result: Some(serde_json::json!({"pong": true})),
+            error: None,
+            needs: None,
+        };
+        assert_eq!(read_reply::<Pong>(&line(&ok)).unwrap(), Pong { pong: true });
+        assert_eq!(
+            read_reply::<Value>(&line(&ok)).unwrap(),
+            serde_json::json!({"pong": true})
+        );
+        let refused = Envelope {
+            ok: false,
+            result: None,
+            error: Some("profile 'dev' needs an MFA code".into()),
+            needs: Some(Needs {
+                kind: NeedsKind::Mfa,
+                session: "dev".into(),
+                command: "credd mfa dev".into(),
+            }),
+        };
+        match read_reply::<Pong>(&line(&refused)) {
+            Err(ClientError::Daemon(r)) => {
+                assert_eq!(r.message, "profile 'dev' needs an MFA code");
+                assert_eq!(r.needs.unwrap().command, "credd mfa dev");
+            }
+            other => panic!("{other:?}"),
+        }
+        // No result: `null` for a `Value`, unreadable for a struct.
+        let empty = r#"{"ok":true}"#;
+        assert_eq!(read_reply::<Value>(empty).unwrap(), Value::Null);
+        assert!(matches!(
+            read_reply::<Pong>(empty),
+            Err(ClientError::Daemon(r)) if r.message.starts_with("unreadable answer")
+        ));
+        assert!(matches!(
+            read_reply::<Pong>(r#"{"ok":true,"result":{"pong":"yes"}}"#),
+            Err(ClientError::Daemon(r)) if r.message.starts_with("unreadable answer")
+        ));
+    }
 }
