@@ -7,7 +7,7 @@
 use crate::broker::Broker;
 /// The client, where the CLI has always found it.
 pub use crate::control_client::{call, call_as, ClientError, Refusal};
-use crate::control_replies::{reply, serve_error};
+use crate::control_replies::{envelope_value, reply, serve_error};
 /// The request type, where the CLI has always found it.
 pub use crate::protocol::Request;
 use crate::protocol::{
@@ -609,10 +609,7 @@ async fn handle(stream: UnixStream, state: &ControlState, uid: u32) {
         _ => return,
     };
     line.iter_mut().for_each(|b| *b = 0);
-    // Through a `Value`, whose maps are sorted: the bytes the replies have
-    // always had (see `crate::protocol`).
-    let resp = serde_json::to_value(&resp).expect("serializes");
-    let mut out = serde_json::to_vec(&resp).expect("serializes");
+    let mut out = serde_json::to_vec(&envelope_value(resp)).expect("serializes");
     out.push(b'\n');
     let _ = w.write_all(&out).await;
     let _ = w.shutdown().await;
