@@ -211,6 +211,11 @@ const SYSTEM_PACKAGES: &[SystemPackage] = &[
         used_by: "tests/tests/containers.rs (`credd docker setup`)",
     },
     SystemPackage {
+        debian: "make",
+        probe: Probe::Commands(&["make"]),
+        used_by: "building credd itself on Linux: tikv-jemalloc-sys compiles jemalloc (crates/credd/Cargo.toml)",
+    },
+    SystemPackage {
         debian: "maven",
         probe: Probe::Commands(&["mvn"]),
         used_by: "building the AWS SDK for Java v2 client (tests/clients/java)",

@@ -33,7 +33,9 @@ pub(crate) fn serve_error(e: crate::broker::ServeError) -> ControlError {
 /// `to_vec(&to_value(env))` gives (every object's keys sorted, as replies
 /// have always been sent: see [`crate::protocol`]), without copying the
 /// result into a second `Value` first: the status answer with 10,000
-/// profiles is a 2.7 MB tree, and that copy was a quarter of its cost.
+/// profiles is 2.7 MB on the wire and about 7 MB as a `Value`, and that
+/// copy was a quarter of its cost and its largest transient allocation
+/// (a status peaked at 33 MB: docs/benchmarks.md, "Fourth pass").
 pub(crate) fn envelope_bytes(env: &crate::protocol::Envelope) -> Vec<u8> {
     /// The envelope's fields in sorted order; `result` is a `Value`
     /// already (sorted), `needs` becomes one (small).

@@ -297,10 +297,7 @@ impl SsoSessions {
             let entry = Arc::new(Entry {
                 session: session.clone(),
                 profile,
-                slot: Arc::new(Slot::new(
-                    TokenValue::default(),
-                    self.inner.cancel.child_token(),
-                )),
+                slot: Arc::new(Slot::new(TokenValue::default(), self.inner.cancel.clone())),
             });
             self.sync(&entry);
             let span = tracing::info_span!("sso-session", session = %session.cache_key());

@@ -28,6 +28,14 @@ mod output;
 mod signals;
 mod signin_flow;
 
+/// jemalloc on Linux, with the settings in `.cargo/config.toml`: it gives
+/// freed pages back to the system within a second, where glibc kept what
+/// the start-up read of 10,000 profiles freed (docs/benchmarks.md,
+/// "Fourth pass: idle RSS"). Other systems keep their own allocator.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::Parser;
 use cli::Command;
 use std::process::ExitCode;

@@ -61,9 +61,9 @@ impl Broker {
                                     .and_then(|p| p.region.clone()),
                             },
                             spec: spec.clone(),
-                            slot: Arc::new(Slot::new(None, self.inner.cancel.child_token())),
+                            slot: Arc::new(Slot::new(None, self.inner.cancel.clone())),
                             served: ArcSwapOption::empty(),
-                            login: super::login::LoginWatch::for_kind(&spec.kind),
+                            login: super::login::LoginWatch::for_kind(&spec.kind).map(Box::new),
                             last_used: Default::default(),
                         });
                         self.restore(&n, now);
