@@ -61,6 +61,8 @@ const RESTRICTED: &[(&str, &[&str])] = &[
     ("notify", &["credd-daemon"]),
     // Only the binary parses a command line and wires the crates together.
     ("clap", &["credd"]),
+    // The allocator is the binary's choice (Linux only).
+    ("tikv-jemalloc", &["credd"]),
     ("credd-daemon", &["credd"]),
     ("credd-aws", &["credd"]),
     // Long-term keys off the disk: only the binary opens a key store (the

@@ -28,13 +28,31 @@ mod output;
 mod signals;
 mod signin_flow;
 
-/// jemalloc on Linux, with the settings in `.cargo/config.toml`: it gives
-/// freed pages back to the system within a second, where glibc kept what
-/// the start-up read of 10,000 profiles freed (docs/benchmarks.md,
-/// "Fourth pass: idle RSS"). Other systems keep their own allocator.
+/// jemalloc on Linux, with the settings in `.cargo/config.toml`: in
+/// `credd serve` ([`purge_freed_memory`]) it gives freed pages back to the
+/// system within a second, where glibc kept what the start-up read of
+/// 10,000 profiles freed (docs/benchmarks.md, "Fourth pass: idle RSS").
+/// Other systems keep their own allocator.
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// For the daemon only: one jemalloc thread that returns freed pages after
+/// the decay set at build time (1 s), sleeping while there is none (without
+/// it, decay only advances on allocator calls, which an idle daemon does not
+/// make). Not for the short-lived commands: started at every process start
+/// (the build-time setting), the thread cost each `credd credential-process`
+/// call 1.5 ms of CPU (`perf stat`, docs/benchmarks.md "Fourth pass").
+pub(crate) fn purge_freed_memory() {
+    #[cfg(target_os = "linux")]
+    {
+        let on = tikv_jemalloc_ctl::max_background_threads::write(1)
+            .and_then(|()| tikv_jemalloc_ctl::background_thread::write(true));
+        if let Err(e) = on {
+            tracing::debug!(error = %e, "jemalloc's purging thread did not start; freed memory is kept until reused");
+        }
+    }
+}
 
 use clap::Parser;
 use cli::Command;

@@ -71,6 +71,7 @@ pub fn resolve(args: &ServeArgs) -> Result<DaemonConfig> {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     credd_daemon::harden_process();
+    crate::purge_freed_memory();
     let config = resolve(&args)?;
     let keys = crate::keystore::settings(args.config.as_deref())?;
     let handed = crate::activation::handed_in_listeners()
