@@ -29,6 +29,27 @@ pub struct Daemon {
     pub served_after: Option<Duration>,
 }
 
+/// While waiting for a starting `credd serve`: an error if it exited (with
+/// its log) or has not `done` its part within 30 s (then it is killed).
+fn still_starting(
+    child: &mut Child,
+    started: Instant,
+    log: &Path,
+    done: &str,
+) -> anyhow::Result<()> {
+    if let Some(st) = child.try_wait()? {
+        bail!(
+            "credd serve exited with {st}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    if started.elapsed() > Duration::from_secs(30) {
+        let _ = child.kill();
+        bail!("credd serve {done} within 30 s");
+    }
+    Ok(())
+}
+
 /// The profile names: `p01`, `p02`, ...
 pub fn profile_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("p{i:02}")).collect()
@@ -95,16 +116,7 @@ impl Daemon {
                     served_after = Some(started.elapsed());
                     break;
                 }
-                if let Some(st) = child.try_wait()? {
-                    bail!(
-                        "credd serve exited with {st}:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                if started.elapsed() > Duration::from_secs(30) {
-                    let _ = child.kill();
-                    bail!("credd serve served nothing within 30 s");
-                }
+                still_starting(&mut child, started, &log, "served nothing")?;
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
@@ -124,16 +136,7 @@ impl Daemon {
                     .parse::<SocketAddr>()
                     .with_context(|| format!("container_url {url:?}"))?;
             }
-            if let Some(st) = child.try_wait()? {
-                bail!(
-                    "credd serve exited with {st}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                bail!("credd serve did not become ready within 30 s");
-            }
+            still_starting(&mut child, started, &log, "did not become ready")?;
             std::thread::sleep(Duration::from_millis(5));
         };
         let ready_after = started.elapsed();

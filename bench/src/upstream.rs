@@ -38,6 +38,48 @@ pub struct Upstream {
     fault: Arc<AtomicU8>,
 }
 
+impl Fault {
+    /// Turns the switch of a [`fault_proxy`] to this fault.
+    pub fn switch(self, to: &AtomicU8) {
+        let v = match self {
+            Fault::None => 0,
+            Fault::Slow => 1,
+            Fault::Down => 2,
+        };
+        to.store(v, Ordering::SeqCst);
+    }
+}
+
+/// A loopback proxy to `target` on `rt`, and its switch (see
+/// [`Fault::switch`]): each new connection is passed through, held
+/// [`SLOW`] first, or closed at once. The STS proxy and the peers' sandbox
+/// proxy are both one.
+pub fn fault_proxy(
+    rt: &tokio::runtime::Runtime,
+    target: SocketAddr,
+) -> anyhow::Result<(SocketAddr, Arc<AtomicU8>)> {
+    let fault = Arc::new(AtomicU8::new(0));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let f = fault.clone();
+    rt.spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let mode = f.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                match mode {
+                    2 => return,
+                    1 => tokio::time::sleep(SLOW).await,
+                    _ => {}
+                }
+                if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    Ok((addr, fault))
+}
+
 impl Upstream {
     /// Starts moto with `python` and the proxy on the given runtime.
     pub fn start(
@@ -60,25 +102,7 @@ impl Upstream {
             bail!("moto did not start: {line:?}");
         };
         let moto_addr: SocketAddr = url.trim_end_matches('/').parse()?;
-        let fault = Arc::new(AtomicU8::new(0));
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let addr = listener.local_addr()?;
-        let f = fault.clone();
-        rt.spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mode = f.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    match mode {
-                        2 => return,
-                        1 => tokio::time::sleep(SLOW).await,
-                        _ => {}
-                    }
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(moto_addr).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
+        let (addr, fault) = fault_proxy(rt, moto_addr)?;
         Ok(Self {
             moto,
             _stdin: stdin,
@@ -93,12 +117,7 @@ impl Upstream {
     }
 
     pub fn set(&self, fault: Fault) {
-        let v = match fault {
-            Fault::None => 0,
-            Fault::Slow => 1,
-            Fault::Down => 2,
-        };
-        self.fault.store(v, Ordering::SeqCst);
+        fault.switch(&self.fault);
     }
 
     /// STS calls moto has answered so far, all actions together (from

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,27 +119,8 @@ impl SsoUpstream {
         if st != 200 {
             bail!("sandbox config: {st} {body}");
         }
-        let fault = Arc::new(AtomicU8::new(0));
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let addr = listener.local_addr()?;
-        let f = fault.clone();
-        // The same behaviour as the STS proxy (`crate::upstream`): pass,
-        // hold a new connection 2 s, or close it at once.
-        rt.spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mode = f.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    match mode {
-                        2 => return,
-                        1 => tokio::time::sleep(crate::upstream::SLOW).await,
-                        _ => {}
-                    }
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(sandbox_addr).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
+        // The same behaviour as the STS proxy: pass, hold 2 s, or close.
+        let (addr, fault) = crate::upstream::fault_proxy(rt, sandbox_addr)?;
         Ok(Self {
             sandbox,
             sandbox_addr,
@@ -153,13 +134,7 @@ impl SsoUpstream {
     }
 
     pub(super) fn set(&self, fault: crate::upstream::Fault) {
-        use crate::upstream::Fault;
-        let v = match fault {
-            Fault::None => 0,
-            Fault::Slow => 1,
-            Fault::Down => 2,
-        };
-        self.fault.store(v, Ordering::SeqCst);
+        fault.switch(&self.fault);
     }
 
     /// Calls the sandbox answered so far (portal and OIDC operations; the
